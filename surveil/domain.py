@@ -1,0 +1,226 @@
+"""Plain data that flows through surveil; no framework imports live here.
+
+Images are numpy arrays in OpenCV's BGR order, HxWx3 uint8. Boxes are
+``(x1, y1, x2, y2)`` float pixels in the original frame. Times are aware UTC
+datetimes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+Image = npt.NDArray[np.uint8]
+Vectors = npt.NDArray[np.float32]
+BBox = tuple[float, float, float, float]
+
+#: Embedding spaces: each has its own model and its own vector index.
+Space = Literal["person", "general"]
+SPACES: tuple[Space, ...] = ("person", "general")
+
+
+class SurveilError(Exception):
+    """An error whose message is meant for the operator, one line, saying what to do."""
+
+
+class InputError(SurveilError):
+    """Bad input from the user (file, filter, crop); nothing was changed."""
+
+
+class ConfigError(SurveilError):
+    """Settings that cannot work (missing model file, bad key)."""
+
+
+def _require_utc(ts: datetime, what: str) -> None:
+    if ts.tzinfo is None or ts.utcoffset() != timedelta(0):
+        raise ValueError(f"{what} must be an aware UTC datetime, got {ts!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One decoded frame of a source, with its capture time."""
+
+    camera_id: str
+    index: int
+    ts: datetime
+    image: Image
+
+    def __post_init__(self) -> None:
+        _require_utc(self.ts, "Frame.ts")
+
+
+@dataclass(frozen=True, slots=True)
+class Keyframe:
+    """A frame kept by keyframe selection, and why it was kept."""
+
+    frame: Frame
+    reason: Literal["first", "motion", "histogram", "heartbeat", "all"]
+
+
+@dataclass(frozen=True, slots=True)
+class Detections:
+    """Boxes found in one image; arrays are shape-checked so adapters cannot drift."""
+
+    xyxy: npt.NDArray[np.float32]
+    confidence: npt.NDArray[np.float32]
+    labels: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        n = len(self.labels)
+        if self.xyxy.shape != (n, 4):
+            raise ValueError(f"xyxy must have shape ({n}, 4), got {self.xyxy.shape}")
+        if self.confidence.shape != (n,):
+            raise ValueError(f"confidence must have shape ({n},), got {self.confidence.shape}")
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @classmethod
+    def empty(cls) -> Detections:
+        return cls(
+            xyxy=np.zeros((0, 4), np.float32), confidence=np.zeros((0,), np.float32), labels=()
+        )
+
+    def select(self, keep: npt.NDArray[np.bool_]) -> Detections:
+        """Subset by a boolean mask, keeping the three arrays aligned."""
+        return Detections(
+            xyxy=self.xyxy[keep],
+            confidence=self.confidence[keep],
+            labels=tuple(lbl for lbl, k in zip(self.labels, keep, strict=True) if k),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Crop:
+    """One detected object cut out of a keyframe, ready to embed."""
+
+    bbox: BBox
+    label: str
+    confidence: float
+    image: Image
+
+
+@dataclass(frozen=True, slots=True)
+class NewAppearance:
+    """An appearance about to be stored; the catalog assigns its id."""
+
+    bbox: BBox
+    label: str
+    confidence: float
+    space: Space
+    embedding: Vectors
+    model_id: str
+    crop_path: str
+
+
+@dataclass(frozen=True, slots=True)
+class NewKeyframe:
+    """A keyframe about to be stored together with its appearances, in one transaction."""
+
+    camera_id: str
+    source_id: int
+    frame_index: int
+    ts: datetime
+    width: int
+    height: int
+    image_path: str | None
+    appearances: tuple[NewAppearance, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredAppearance:
+    """An appearance as the catalog holds it (the embedding is loaded only on demand)."""
+
+    id: int
+    keyframe_id: int
+    camera_id: str
+    ts: datetime
+    frame_index: int
+    label: str
+    confidence: float
+    bbox: BBox
+    space: Space
+    model_id: str
+    crop_path: str
+
+
+@dataclass(frozen=True, slots=True)
+class SearchFilters:
+    """What an operator narrows a search by; empty means no restriction."""
+
+    cameras: frozenset[str] = frozenset()
+    since: datetime | None = None
+    until: datetime | None = None
+    labels: frozenset[str] = frozenset()
+    min_score: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("since", "until"):
+            ts = getattr(self, name)
+            if ts is not None:
+                _require_utc(ts, f"SearchFilters.{name}")
+        if self.since and self.until and self.since > self.until:
+            raise InputError(
+                f"--since {self.since.isoformat()} is after --until {self.until.isoformat()}"
+            )
+        if not -1.0 <= self.min_score <= 1.0:
+            raise InputError(f"--min-score must be between -1 and 1, got {self.min_score}")
+
+
+@dataclass(frozen=True, slots=True)
+class SearchQuery:
+    """A search by example: one query vector in one space, plus filters."""
+
+    space: Space
+    vector: Vectors
+    filters: SearchFilters = field(default_factory=SearchFilters)
+    limit: int = 50
+    gap_seconds: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    """One stored appearance that matched, with its similarity score."""
+
+    appearance: StoredAppearance
+    score: float
+
+
+@dataclass(frozen=True, slots=True)
+class Sighting:
+    """Consecutive hits of one object on one camera: what an operator reads as 'seen here'."""
+
+    camera_id: str
+    label: str
+    first_seen: datetime
+    last_seen: datetime
+    best_score: float
+    hits: tuple[SearchHit, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class IngestStats:
+    """Counts an ingest run reports; timings are seconds spent per stage."""
+
+    source_id: int
+    frames_read: int
+    keyframes: int
+    appearances: int
+    corrupt_frames: int = 0
+    resumed_from: int | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def as_vectors(rows: Sequence[Sequence[float]] | Vectors) -> Vectors:
+    """Coerce to a C-contiguous float32 matrix, the only layout FAISS and our blobs accept."""
+    return np.ascontiguousarray(np.asarray(rows, dtype=np.float32))
+
+
+def space_for(label: str, person_labels: frozenset[str] | set[str] | list[str]) -> Space:
+    """The embedding space a detection label is embedded in."""
+    return "person" if label in person_labels else "general"

@@ -1,0 +1,178 @@
+"""The seams between surveil's rooms.
+
+`ingest/`, `search/`, `jobs/` and `api/` talk to these Protocols only; `container.py`
+is the one place that picks the concrete class behind each.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from surveil.domain import (
+    Detections,
+    Frame,
+    Image,
+    NewKeyframe,
+    SearchFilters,
+    Space,
+    StoredAppearance,
+    Vectors,
+)
+
+Ids = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True, slots=True)
+class SourceInfo:
+    """What a recorded source says about itself before the first frame is read."""
+
+    uri: str
+    fingerprint: str
+    fps: float
+    frame_count: int | None
+    start: datetime
+
+
+class FrameSource(Protocol):
+    """Decodes one camera's frames in order; an iterator that can be closed early."""
+
+    @property
+    def info(self) -> SourceInfo: ...
+
+    def frames(self) -> Iterator[Frame]: ...
+
+    @property
+    def corrupt_frames(self) -> int: ...
+
+    def close(self) -> None: ...
+
+
+class Detector(Protocol):
+    """Finds objects in a batch of images."""
+
+    @property
+    def name(self) -> str: ...
+
+    def detect(self, images: Sequence[Image]) -> list[Detections]: ...
+
+
+class Embedder(Protocol):
+    """Maps a batch of crops to L2-normalised float32 vectors in one space."""
+
+    @property
+    def space(self) -> Space: ...
+
+    @property
+    def model_id(self) -> str: ...
+
+    @property
+    def dim(self) -> int: ...
+
+    def embed(self, crops: Sequence[Image]) -> Vectors: ...
+
+
+@dataclass(frozen=True, slots=True)
+class IndexHit:
+    """One nearest neighbour from the vector index."""
+
+    id: int
+    score: float
+
+
+class VectorIndex(Protocol):
+    """Nearest-neighbour search by inner product, one index per space, sharded by day."""
+
+    def add(self, space: Space, ids: Ids, vectors: Vectors, days: Sequence[date]) -> None: ...
+
+    def search(
+        self,
+        space: Space,
+        vector: Vectors,
+        k: int,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[IndexHit]: ...
+
+    def remove(self, space: Space, ids: Ids) -> int: ...
+
+    def ids_by_day(self, space: Space) -> dict[date, Ids]: ...
+
+    def size(self, space: Space) -> int: ...
+
+    def save(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRecord:
+    """A recorded source as the catalog knows it; `last_frame_index` says where to resume."""
+
+    id: int
+    camera_id: str
+    uri: str
+    fingerprint: str
+    complete: bool
+    last_frame_index: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class VectorBatch:
+    """Stored embeddings read back for rebuilding or reconciling an index."""
+
+    ids: Ids
+    days: list[date]
+    vectors: Vectors
+
+
+class Catalog(Protocol):
+    """The system of record: cameras, sources, keyframes and appearances."""
+
+    def ensure_camera(self, camera_id: str) -> None: ...
+
+    def camera_ids(self) -> list[str]: ...
+
+    def open_source(
+        self, *, camera_id: str, uri: str, fingerprint: str, start: datetime, fps: float
+    ) -> SourceRecord: ...
+
+    def finish_source(self, *, source_id: int, frames_read: int) -> None: ...
+
+    def add_keyframes(self, batch: Sequence[NewKeyframe]) -> list[list[int]]: ...
+
+    def appearances(
+        self, ids: Sequence[int], *, filters: SearchFilters | None = None
+    ) -> list[StoredAppearance]: ...
+
+    def appearance_embedding(self, appearance_id: int) -> tuple[Space, Vectors]: ...
+
+    def iter_vectors(
+        self, space: Space, *, ids: Sequence[int] | None = None, batch_size: int = 10_000
+    ) -> Iterator[VectorBatch]: ...
+
+    def ids_by_day(self, space: Space) -> dict[date, Ids]: ...
+
+    def count_appearances(self, space: Space | None = None) -> int: ...
+
+
+class BlobStore(Protocol):
+    """Crop and keyframe JPEGs, addressed by relative keys; writes are atomic."""
+
+    def put(self, key: str, data: bytes) -> None: ...
+
+    def get(self, key: str) -> bytes: ...
+
+    def delete(self, key: str) -> bool: ...
+
+    def exists(self, key: str) -> bool: ...
+
+
+class Clock(Protocol):
+    """Where 'now' comes from, so jobs and tests can pin it."""
+
+    def now(self) -> datetime: ...

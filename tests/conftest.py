@@ -1,0 +1,130 @@
+"""Fixtures shared by every test: real data, real databases, settings pointing at both.
+
+- `shared_data`: ../shared/data (or $SHARED_DATA_DIR); tests skip with the reason only
+  where it is truly absent.
+- `database_url`: parametrised over SQLite (in tmp) and PostgreSQL (a fresh database per
+  test on $TEST_PG_URL's server). In CI (CI=true) an unreachable PostgreSQL fails the
+  run instead of skipping it.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from surveil.config import Settings, load_settings
+
+REPO = Path(__file__).resolve().parent.parent
+PG_URL = os.environ.get("TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def _shared_data_dir() -> Path:
+    return Path(os.environ.get("SHARED_DATA_DIR", REPO.parent / "shared" / "data")).resolve()
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    path = _shared_data_dir()
+    if not (path / "MANIFEST.md").is_file():
+        pytest.skip(f"real test data not found at {path} (set SHARED_DATA_DIR)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def models_dir(shared_data: Path) -> Path:
+    return shared_data / "models"
+
+
+def _libpq_dsn(url: str) -> str:
+    return url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+def _pg_available() -> str | None:
+    try:
+        with psycopg.connect(_libpq_dsn(PG_URL), connect_timeout=3) as conn:
+            conn.execute("select 1")
+    except psycopg.OperationalError as exc:
+        return str(exc).strip().splitlines()[0]
+    return None
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> str:
+    """The PostgreSQL server URL; fails in CI when unreachable, skips elsewhere."""
+    problem = _pg_available()
+    if problem:
+        message = f"PostgreSQL at {PG_URL} unreachable: {problem}"
+        if os.environ.get("CI"):
+            pytest.fail(message + " (CI must run the database tests; see scripts/ensure-postgres)")
+        pytest.skip(message)
+    return PG_URL
+
+
+@pytest.fixture
+def pg_url(pg_server: str) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+    name = f"surveil_t_{uuid.uuid4().hex[:12]}"
+    admin = _libpq_dsn(pg_server)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    base, _, _ = pg_server.rpartition("/")
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Both catalog back-ends the product supports; each test runs once on each."""
+    if request.param == "sqlite":
+        return f"sqlite:///{(tmp_path / 'catalog.db').as_posix()}"
+    url: str = request.getfixturevalue("pg_url")
+    return url
+
+
+SettingsFactory = Callable[..., Settings]
+
+
+@pytest.fixture
+def make_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> SettingsFactory:
+    """Settings rooted in tmp_path; keyword overrides use dotted keys ('detector.weights').
+
+    The environment is cleared of SURVEIL_* so a developer's shell cannot leak in.
+    """
+    for key in list(os.environ):
+        if key.startswith("SURVEIL_"):
+            monkeypatch.delenv(key)
+
+    def build(**overrides: Any) -> Settings:
+        merged: dict[str, Any] = {"storage.root": str(tmp_path / "data")}
+        merged.update({k.replace("__", "."): v for k, v in overrides.items()})
+        return load_settings(overrides=merged)
+
+    return build
+
+
+@pytest.fixture
+def offline_settings(
+    make_settings: SettingsFactory, models_dir: Path, database_url: str
+) -> Settings:
+    """Settings that use the real offline models from shared data, on each database."""
+    return make_settings(
+        **{
+            "model_dir": str(models_dir),
+            "detector.weights": str(models_dir / "yolov8n_int8_dynamic.onnx"),
+            "database.url": database_url,
+        }
+    )
