@@ -159,6 +159,8 @@ class Catalog(Protocol):
 
     def count_appearances(self, space: Space | None = None) -> int: ...
 
+    def best_appearance(self, *, label: str) -> StoredAppearance | None: ...
+
 
 class BlobStore(Protocol):
     """Crop and keyframe JPEGs, addressed by relative keys; writes are atomic."""

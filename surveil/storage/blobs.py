@@ -1,0 +1,83 @@
+"""`FileBlobStore`: crop and keyframe JPEGs on the local file system, written atomically."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path, PurePosixPath
+
+
+def validate_key(key: str) -> PurePosixPath:
+    """Check a blob key is a plain relative POSIX path, so no key can escape the root."""
+    if not key or "\\" in key or "\x00" in key:
+        raise ValueError(f"invalid blob key {key!r}: empty, backslash or NUL")
+    path = PurePosixPath(key)
+    if path.is_absolute() or key.startswith("/"):
+        raise ValueError(f"invalid blob key {key!r}: must be relative")
+    parts = key.split("/")
+    if any(part in ("", ".", "..") for part in parts):
+        raise ValueError(f"invalid blob key {key!r}: empty, '.' or '..' segment")
+    if ":" in parts[0]:
+        # A drive-like first segment ("C:") would be absolute on Windows.
+        raise ValueError(f"invalid blob key {key!r}: drive-like prefix")
+    return path
+
+
+class FileBlobStore:
+    """Blobs under one root directory; a reader never sees a half-written file."""
+
+    def __init__(self, root: Path) -> None:
+        self._root = Path(root).resolve()
+
+    @property
+    def root(self) -> Path:
+        """The directory every key lives under."""
+        return self._root
+
+    def path(self, key: str) -> Path:
+        """The file a key maps to (for serving it); the key is validated first."""
+        return self._root.joinpath(*validate_key(key).parts)
+
+    def put(self, key: str, data: bytes) -> None:
+        """Write temp-file, fsync, rename: the key holds the old bytes or the new, never half."""
+        target = self.path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        tmp = Path(tmp_name)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            tmp.replace(target)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        self._fsync_dir(target.parent)
+
+    @staticmethod
+    def _fsync_dir(folder: Path) -> None:
+        # Makes the rename itself durable; not every platform can open a directory.
+        with contextlib.suppress(OSError):
+            fd = os.open(folder, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+    def get(self, key: str) -> bytes:
+        """The bytes stored under a key; FileNotFoundError if there are none."""
+        return self.path(key).read_bytes()
+
+    def delete(self, key: str) -> bool:
+        """Remove a key; returns whether it existed (so retention can be re-run safely)."""
+        try:
+            self.path(key).unlink()
+        except FileNotFoundError:
+            return False
+        return True
+
+    def exists(self, key: str) -> bool:
+        """Whether a blob is stored under the key."""
+        return self.path(key).is_file()

@@ -1,0 +1,477 @@
+"""`SqlCatalog`: the `ports.Catalog` over SQLAlchemy, for SQLite and PostgreSQL alike.
+
+Each public method owns one short transaction from the session factory, so callers never
+see sessions. Hot paths (ingest writes, search hydration) use Core statements on the
+tables rather than ORM objects: no identity map, no per-row object construction.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, cast
+
+import numpy as np
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Select,
+    String,
+    Table,
+    any_,
+    bindparam,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from surveil.domain import (
+    ConfigError,
+    InputError,
+    NewAppearance,
+    NewKeyframe,
+    SearchFilters,
+    Space,
+    StoredAppearance,
+    Vectors,
+)
+from surveil.ports import Ids, SourceRecord, VectorBatch
+from surveil.storage.tables import AppearanceRow, CameraRow, KeyframeRow, SourceRow, utcnow
+
+#: Ids per query: bounds statement size; one array/JSON parameter carries them all.
+ID_CHUNK = 10_000
+#: Ids per plain IN (...) list on other dialects (bound-variable limits).
+IN_LIST_CHUNK = 1_000
+
+_keyframes = cast(Table, KeyframeRow.__table__)
+_appearances = cast(Table, AppearanceRow.__table__)
+_A = AppearanceRow
+
+# Every column of a StoredAppearance, in constructor order; the embedding stays behind.
+_STORED_COLUMNS = (
+    _A.id,
+    _A.keyframe_id,
+    _A.camera_id,
+    _A.ts,
+    _A.frame_index,
+    _A.label,
+    _A.confidence,
+    _A.x1,
+    _A.y1,
+    _A.x2,
+    _A.y2,
+    _A.space,
+    _A.model_id,
+    _A.crop_path,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyframeRecord:
+    """A stored keyframe, for showing the whole scene of a result."""
+
+    id: int
+    camera_id: str
+    source_id: int
+    frame_index: int
+    ts: datetime
+    width: int
+    height: int
+    image_path: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CameraStats:
+    """What the catalog holds for one camera."""
+
+    camera_id: str
+    sources: int
+    keyframes: int
+    appearances: int
+    first_ts: datetime | None
+    last_ts: datetime | None
+
+
+def _to_stored(row: Sequence[Any]) -> StoredAppearance:
+    (id_, kf, cam, ts, fi, label, conf, x1, y1, x2, y2, space, model_id, crop) = row
+    return StoredAppearance(
+        id=id_,
+        keyframe_id=kf,
+        camera_id=cam,
+        ts=ts,
+        frame_index=fi,
+        label=label,
+        confidence=conf,
+        bbox=(x1, y1, x2, y2),
+        space=space,
+        model_id=model_id,
+        crop_path=crop,
+    )
+
+
+def _filter_clauses(filters: SearchFilters | None) -> list[ColumnElement[bool]]:
+    if filters is None:
+        return []
+    clauses: list[ColumnElement[bool]] = []
+    if filters.cameras:
+        clauses.append(_A.camera_id.in_(sorted(filters.cameras)))
+    if filters.labels:
+        clauses.append(_A.label.in_(sorted(filters.labels)))
+    if filters.since is not None:
+        clauses.append(_A.ts >= filters.since)
+    if filters.until is not None:
+        clauses.append(_A.ts <= filters.until)
+    return clauses
+
+
+def _id_match(dialect: str, ids: list[int]) -> ColumnElement[bool]:
+    """`appearances.id` is one of `ids`, as ONE bound parameter where the dialect allows.
+
+    A 1,000-entry IN list means 1,000 parameters to render, send and plan: PostgreSQL's
+    `= ANY(array)` hydrates 1,000 ids about 3x faster, SQLite's json_each somewhat faster.
+    """
+    if dialect == "postgresql":
+        return _A.id == any_(bindparam("id_list", ids, type_=ARRAY(BigInteger)))
+    if dialect == "sqlite":
+        listed = func.json_each(bindparam("id_list", json.dumps(ids), type_=String))
+        return _A.id.in_(select(listed.table_valued("value").c.value))
+    return _A.id.in_(ids)
+
+
+def _chunks(ids: Sequence[int], size: int) -> Iterator[list[int]]:
+    for start in range(0, len(ids), size):
+        yield [int(i) for i in ids[start : start + size]]
+
+
+def _vectors(space: str, blobs: Sequence[bytes], dims: Sequence[int]) -> Vectors:
+    if not blobs:
+        return np.zeros((0, 0), np.float32)
+    if len(set(dims)) != 1:
+        raise ConfigError(
+            f"appearances in space {space!r} have mixed embedding sizes {sorted(set(dims))}: "
+            "the embedder model changed; re-embed or remove the old appearances"
+        )
+    flat = np.frombuffer(b"".join(blobs), dtype="<f4")
+    return flat.astype(np.float32).reshape(len(blobs), dims[0])
+
+
+class SqlCatalog:
+    """The system of record, over whatever engine the session factory is bound to."""
+
+    def __init__(self, session_factory: sessionmaker[Session]) -> None:
+        self._sessions = session_factory
+
+    # -- cameras and sources -------------------------------------------------------------
+
+    def ensure_camera(self, camera_id: str, *, name: str | None = None) -> None:
+        """Register a camera if new; calling it for a known camera changes nothing."""
+        with self._sessions.begin() as session:
+            self._ensure_camera(session, camera_id, name)
+
+    @staticmethod
+    def _ensure_camera(session: Session, camera_id: str, name: str | None) -> None:
+        values = {"id": camera_id, "name": name or camera_id, "enabled": True}
+        values["created_at"] = utcnow()
+        dialect = session.get_bind().dialect.name
+        # ON CONFLICT DO NOTHING: idempotent and race-free between concurrent ingest workers.
+        if dialect == "postgresql":
+            stmt: Any = postgresql.insert(CameraRow).values(values).on_conflict_do_nothing()
+        elif dialect == "sqlite":
+            stmt = sqlite.insert(CameraRow).values(values).on_conflict_do_nothing()
+        else:
+            if session.get(CameraRow, camera_id) is not None:
+                return
+            stmt = insert(CameraRow).values(values)
+        session.execute(stmt)
+
+    def camera_ids(self) -> list[str]:
+        """Every registered camera id, sorted."""
+        with self._sessions() as session:
+            return list(session.scalars(select(CameraRow.id).order_by(CameraRow.id)))
+
+    def open_source(
+        self, *, camera_id: str, uri: str, fingerprint: str, start: datetime, fps: float
+    ) -> SourceRecord:
+        """The source for (camera, fingerprint), created if new; the caller resumes or refuses."""
+        existing = self._find_source(camera_id=camera_id, fingerprint=fingerprint)
+        if existing is not None:
+            return existing
+        try:
+            with self._sessions.begin() as session:
+                self._ensure_camera(session, camera_id, None)
+                row = SourceRow(
+                    camera_id=camera_id, uri=uri, fingerprint=fingerprint, start_ts=start, fps=fps
+                )
+                session.add(row)
+                session.flush()
+                return SourceRecord(row.id, camera_id, uri, fingerprint, False, None)
+        except IntegrityError:
+            # Another worker opened the same source between our look-up and insert.
+            found = self._find_source(camera_id=camera_id, fingerprint=fingerprint)
+            if found is None:
+                raise
+            return found
+
+    def _find_source(self, *, camera_id: str, fingerprint: str) -> SourceRecord | None:
+        last = (
+            select(func.max(KeyframeRow.frame_index))
+            .where(KeyframeRow.source_id == SourceRow.id)
+            .scalar_subquery()
+        )
+        stmt = select(SourceRow, last).where(
+            SourceRow.camera_id == camera_id, SourceRow.fingerprint == fingerprint
+        )
+        with self._sessions() as session:
+            found = session.execute(stmt).first()
+        if found is None:
+            return None
+        src, last_index = found
+        return SourceRecord(
+            src.id, src.camera_id, src.uri, src.fingerprint, src.complete, last_index
+        )
+
+    def get_source(self, *, source_id: int) -> SourceRecord | None:
+        """A source by id with its resume point, or None."""
+        with self._sessions() as session:
+            src = session.get(SourceRow, source_id)
+        if src is None:
+            return None
+        return self._find_source(camera_id=src.camera_id, fingerprint=src.fingerprint)
+
+    def finish_source(self, *, source_id: int, frames_read: int) -> None:
+        """Mark a source fully read, so a second ingest of the same file is refused."""
+        stmt = (
+            update(SourceRow)
+            .where(SourceRow.id == source_id)
+            .values(complete=True, frames_read=frames_read, updated_at=utcnow())
+            .returning(SourceRow.id)
+        )
+        with self._sessions.begin() as session:
+            if session.execute(stmt).first() is None:
+                raise InputError(f"no source with id {source_id}")
+
+    # -- ingest ------------------------------------------------------------------------
+
+    def add_keyframes(self, batch: Sequence[NewKeyframe]) -> list[list[int]]:
+        """Store keyframes and their appearances atomically; appearance ids per keyframe."""
+        if not batch:
+            return []
+        kf_rows = [
+            {
+                "camera_id": kf.camera_id,
+                "source_id": kf.source_id,
+                "frame_index": kf.frame_index,
+                "ts": kf.ts,
+                "width": kf.width,
+                "height": kf.height,
+                "image_path": kf.image_path,
+            }
+            for kf in batch
+        ]
+        with self._sessions.begin() as session:
+            # sort_by_parameter_order: ids come back in our row order, batched or not.
+            kf_ids = (
+                session.execute(
+                    insert(_keyframes).returning(_keyframes.c.id, sort_by_parameter_order=True),
+                    kf_rows,
+                )
+                .scalars()
+                .all()
+            )
+            app_rows = [
+                _appearance_row(kf, kf_id, app)
+                for kf, kf_id in zip(batch, kf_ids, strict=True)
+                for app in kf.appearances
+            ]
+            app_ids: Sequence[int] = []
+            if app_rows:
+                app_ids = (
+                    session.execute(
+                        insert(_appearances).returning(
+                            _appearances.c.id, sort_by_parameter_order=True
+                        ),
+                        app_rows,
+                    )
+                    .scalars()
+                    .all()
+                )
+        out: list[list[int]] = []
+        pos = 0
+        for kf in batch:
+            n = len(kf.appearances)
+            out.append([int(i) for i in app_ids[pos : pos + n]])
+            pos += n
+        return out
+
+    # -- reads -------------------------------------------------------------------------
+
+    def appearances(
+        self, ids: Sequence[int], *, filters: SearchFilters | None = None
+    ) -> list[StoredAppearance]:
+        """Hydrate ids that pass the filters, in the order given (e.g. best score first)."""
+        wanted = list(dict.fromkeys(int(i) for i in ids))
+        clauses = _filter_clauses(filters)
+        found: dict[int, StoredAppearance] = {}
+        with self._sessions() as session:
+            dialect = session.get_bind().dialect.name
+            chunk_size = IN_LIST_CHUNK if dialect not in ("postgresql", "sqlite") else ID_CHUNK
+            # Sorted ids walk the primary key in order instead of jumping around it.
+            for chunk in _chunks(sorted(wanted), chunk_size):
+                match = _id_match(dialect, chunk)
+                stmt = select(*_STORED_COLUMNS).where(match, *clauses)
+                for row in session.connection().execute(stmt):
+                    found[row[0]] = _to_stored(row)
+        return [found[i] for i in wanted if i in found]
+
+    def keyframe_appearances(self, *, keyframe_id: int) -> list[StoredAppearance]:
+        """Every appearance found on one keyframe, by id."""
+        stmt = select(*_STORED_COLUMNS).where(_A.keyframe_id == keyframe_id).order_by(_A.id)
+        with self._sessions() as session:
+            return [_to_stored(row) for row in session.execute(stmt)]
+
+    def best_appearance(self, *, label: str) -> StoredAppearance | None:
+        """The most confident appearance with a label (the demo's example crop)."""
+        stmt = (
+            select(*_STORED_COLUMNS)
+            .where(_A.label == label)
+            .order_by(_A.confidence.desc(), _A.id)
+            .limit(1)
+        )
+        with self._sessions() as session:
+            row = session.execute(stmt).first()
+        return None if row is None else _to_stored(row)
+
+    def get_keyframe(self, *, keyframe_id: int) -> KeyframeRecord | None:
+        """A stored keyframe by id, or None."""
+        with self._sessions() as session:
+            row = session.get(KeyframeRow, keyframe_id)
+        if row is None:
+            return None
+        return KeyframeRecord(
+            row.id,
+            row.camera_id,
+            row.source_id,
+            row.frame_index,
+            row.ts,
+            row.width,
+            row.height,
+            row.image_path,
+        )
+
+    def appearance_embedding(self, appearance_id: int) -> tuple[Space, Vectors]:
+        """The stored (space, 1-D float32 vector) of one appearance, to search by it."""
+        stmt = select(_A.space, _A.embedding, _A.dim).where(_A.id == appearance_id)
+        with self._sessions() as session:
+            row = session.execute(stmt).first()
+        if row is None:
+            raise InputError(f"no appearance with id {appearance_id}")
+        space, blob, dim = row
+        return cast(Space, space), _vectors(space, [blob], [dim])[0]
+
+    def iter_vectors(
+        self, space: Space, *, ids: Sequence[int] | None = None, batch_size: int = 10_000
+    ) -> Iterator[VectorBatch]:
+        """Stream stored embeddings in id order, one short query per batch (keyset paging)."""
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        columns = (_A.id, _A.ts, _A.embedding, _A.dim)
+        if ids is not None:
+            wanted = sorted({int(i) for i in ids})
+            for chunk in _chunks(wanted, min(batch_size, IN_LIST_CHUNK)):
+                stmt = select(*columns).where(_A.space == space, _A.id.in_(chunk)).order_by(_A.id)
+                batch = self._vector_batch(space, stmt)
+                if batch is not None:
+                    yield batch
+            return
+        last_id = -1
+        while True:
+            stmt = (
+                select(*columns)
+                .where(_A.space == space, _A.id > last_id)
+                .order_by(_A.id)
+                .limit(batch_size)
+            )
+            batch = self._vector_batch(space, stmt)
+            if batch is None:
+                return
+            yield batch
+            last_id = int(batch.ids[-1])
+
+    def _vector_batch(
+        self, space: str, stmt: Select[int, datetime, bytes, int]
+    ) -> VectorBatch | None:
+        with self._sessions() as session:
+            rows = session.execute(stmt).all()
+        if not rows:
+            return None
+        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        days = [r[1].date() for r in rows]
+        vectors = _vectors(space, [r[2] for r in rows], [r[3] for r in rows])
+        return VectorBatch(ids=ids, days=days, vectors=vectors)
+
+    def ids_by_day(self, space: Space) -> dict[date, Ids]:
+        """Appearance ids of a space grouped by UTC day, to reconcile day-sharded indexes."""
+        by_day: dict[date, list[int]] = defaultdict(list)
+        stmt = select(_A.id, _A.ts).where(_A.space == space).order_by(_A.id)
+        with self._sessions() as session:
+            for id_, ts in session.execute(stmt.execution_options(yield_per=50_000)):
+                by_day[ts.date()].append(id_)
+        return {day: np.asarray(v, dtype=np.int64) for day, v in sorted(by_day.items())}
+
+    def count_appearances(self, space: Space | None = None) -> int:
+        """How many appearances are stored, in one space or all."""
+        stmt = select(func.count()).select_from(_appearances)
+        if space is not None:
+            stmt = stmt.where(_A.space == space)
+        with self._sessions() as session:
+            return int(session.execute(stmt).scalar_one())
+
+    def stats(self) -> list[CameraStats]:
+        """Per-camera counts and time span, for `surveil status`."""
+        per_camera_sources = select(SourceRow.camera_id, func.count()).group_by(SourceRow.camera_id)
+        per_camera_keyframes = select(KeyframeRow.camera_id, func.count()).group_by(
+            KeyframeRow.camera_id
+        )
+        per_camera_appearances = select(
+            _A.camera_id, func.count(), func.min(_A.ts), func.max(_A.ts)
+        ).group_by(_A.camera_id)
+        with self._sessions() as session:
+            cams = list(session.scalars(select(CameraRow.id).order_by(CameraRow.id)))
+            n_src = dict(session.execute(per_camera_sources).all())
+            n_kf = dict(session.execute(per_camera_keyframes).all())
+            apps = {cam: (n, lo, hi) for cam, n, lo, hi in session.execute(per_camera_appearances)}
+        out = []
+        for cam in cams:
+            n_app, first, last = apps.get(cam, (0, None, None))
+            out.append(CameraStats(cam, n_src.get(cam, 0), n_kf.get(cam, 0), n_app, first, last))
+        return out
+
+
+def _appearance_row(kf: NewKeyframe, keyframe_id: int, app: NewAppearance) -> dict[str, Any]:
+    vec = np.asarray(app.embedding, dtype="<f4").reshape(-1)
+    x1, y1, x2, y2 = app.bbox
+    return {
+        "keyframe_id": keyframe_id,
+        "camera_id": kf.camera_id,
+        "ts": kf.ts,
+        "frame_index": kf.frame_index,
+        "label": app.label,
+        "confidence": float(app.confidence),
+        "x1": float(x1),
+        "y1": float(y1),
+        "x2": float(x2),
+        "y2": float(y2),
+        "space": app.space,
+        "model_id": app.model_id,
+        "crop_path": app.crop_path,
+        "embedding": vec.tobytes(),
+        "dim": int(vec.shape[0]),
+    }

@@ -1,0 +1,73 @@
+"""FileBlobStore: atomic writes, key validation, delete."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from surveil.storage.blobs import FileBlobStore
+
+
+def test_put_get_round_trip_and_overwrite(tmp_path: Path) -> None:
+    store = FileBlobStore(tmp_path)
+    store.put("cam1/2024/crop_1.jpg", b"first")
+    assert store.get("cam1/2024/crop_1.jpg") == b"first"
+    store.put("cam1/2024/crop_1.jpg", b"second")
+    assert store.get("cam1/2024/crop_1.jpg") == b"second"
+    assert store.path("cam1/2024/crop_1.jpg") == tmp_path.resolve() / "cam1/2024/crop_1.jpg"
+    # No temp files are left behind next to the blob.
+    assert [p.name for p in (tmp_path / "cam1/2024").iterdir()] == ["crop_1.jpg"]
+
+
+def test_failed_put_keeps_old_bytes_and_leaves_no_temp(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = FileBlobStore(tmp_path)
+    store.put("a/b.jpg", b"old")
+
+    def boom(fd: int) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr("surveil.storage.blobs.os.fsync", boom)
+    with pytest.raises(OSError, match="disk full"):
+        store.put("a/b.jpg", b"new-but-never-complete")
+    monkeypatch.undo()
+    assert store.get("a/b.jpg") == b"old"
+    assert [p.name for p in (tmp_path / "a").iterdir()] == ["b.jpg"]
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "",
+        "/etc/passwd",
+        "../outside.jpg",
+        "a/../../outside.jpg",
+        "a/./b.jpg",
+        "a//b.jpg",
+        "a\\b.jpg",
+        "a\x00b.jpg",
+        "C:/windows.jpg",
+        "a/",
+    ],
+)
+def test_unsafe_keys_are_refused(tmp_path: Path, key: str) -> None:
+    store = FileBlobStore(tmp_path / "root")
+    for call in (store.path, store.get, store.exists, store.delete):
+        with pytest.raises(ValueError, match="invalid blob key"):
+            call(key)
+    with pytest.raises(ValueError, match="invalid blob key"):
+        store.put(key, b"x")
+    assert not (tmp_path / "outside.jpg").exists()
+
+
+def test_delete_reports_whether_it_existed(tmp_path: Path) -> None:
+    store = FileBlobStore(tmp_path)
+    store.put("k.jpg", b"x")
+    assert store.exists("k.jpg")
+    assert store.delete("k.jpg") is True
+    assert not store.exists("k.jpg")
+    assert store.delete("k.jpg") is False
+    with pytest.raises(FileNotFoundError):
+        store.get("k.jpg")
