@@ -1,0 +1,330 @@
+"""FAISS behind the VectorIndex port: one index per (space, UTC day), saved atomically.
+
+Day shards make retention a file delete and let a time-window search open only the
+days it overlaps. Shards load lazily: a process that searches last night's footage never
+reads last month's files.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import faiss
+import numpy as np
+import structlog
+
+from surveil.domain import ConfigError, Space, Vectors, as_vectors
+from surveil.index import factory as fx
+from surveil.ports import Ids, IndexHit
+
+log = structlog.get_logger(__name__)
+
+SUFFIX = ".faiss"
+TMP_MARKER = ".tmp-"
+ALL_STEM = "all"
+#: With shard_by="none" there is one shard; ids_by_day reports it under this day.
+UNSHARDED_DAY = date.min
+
+
+class IndexMismatchError(ConfigError):
+    """The index on disk cannot serve these vectors (model changed, file unreadable)."""
+
+
+@dataclass(slots=True)
+class _Shard:
+    """One shard: its file, its index once loaded, and whether memory is ahead of disk."""
+
+    path: Path
+    index: Any = None
+    dirty: bool = False
+    device_copy: Any = None
+
+
+def fsync_dir(path: Path) -> None:
+    """Make renames and deletes in a directory durable (POSIX needs the dir fsynced too)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _day_of(ts: datetime) -> date:
+    return ts.astimezone(UTC).date()
+
+
+class ShardedFaissIndex:
+    """Inner-product search over appearance ids, one FAISS file per space and day."""
+
+    def __init__(
+        self, root: Path, *, factory: str = "Flat", shard_by: Literal["day", "none"] = "day"
+    ) -> None:
+        self.root = Path(root)
+        self.factory = fx.parse_factory(factory).text
+        self.shard_by = shard_by
+        self._lock = threading.RLock()
+        self._shards: dict[Space, dict[str, _Shard]] = {}
+        self._dims: dict[Space, int] = {}
+
+    # ---- shard bookkeeping -------------------------------------------------------------
+
+    def _stem(self, day: date) -> str:
+        return ALL_STEM if self.shard_by == "none" else day.isoformat()
+
+    def _space_shards(self, space: Space) -> dict[str, _Shard]:
+        """The space's shards, discovered from disk on first use (files only, not loaded)."""
+        shards = self._shards.get(space)
+        if shards is not None:
+            return shards
+        shards = {}
+        folder = self.root / space
+        if folder.is_dir():
+            for path in sorted(folder.iterdir()):
+                if TMP_MARKER in path.name:
+                    # Left by a save that crashed before its rename; the real file is intact.
+                    log.warning("index.stale_temp_removed", path=str(path))
+                    path.unlink(missing_ok=True)
+                elif path.suffix == SUFFIX and self._valid_stem(path.stem):
+                    shards[path.stem] = _Shard(path=path)
+                elif path.suffix == SUFFIX:
+                    # Written under the other shard_by setting: not served, not deleted.
+                    log.warning(
+                        "index.foreign_shard_ignored",
+                        path=str(path),
+                        shard_by=self.shard_by,
+                        hint="run `surveil index rebuild` after changing index.shard_by",
+                    )
+        self._shards[space] = shards
+        return shards
+
+    def _valid_stem(self, stem: str) -> bool:
+        if self.shard_by == "none":
+            return stem == ALL_STEM
+        try:
+            date.fromisoformat(stem)
+        except ValueError:
+            return False
+        return True
+
+    def _load(self, shard: _Shard) -> Any:
+        if shard.index is None:
+            try:
+                shard.index = faiss.read_index(str(shard.path))
+            except RuntimeError as exc:
+                raise IndexMismatchError(
+                    f"index shard {shard.path} is unreadable ({str(exc).splitlines()[0]}); "
+                    "run `surveil index rebuild` to re-index from the catalog"
+                ) from exc
+            log.debug("index.shard_loaded", path=str(shard.path), vectors=int(shard.index.ntotal))
+        return shard.index
+
+    def _dim(self, space: Space) -> int | None:
+        """The space's dimension: remembered, else read from any shard on disk."""
+        if space not in self._dims:
+            shards = self._space_shards(space)
+            loaded = [s for s in shards.values() if s.index is not None]
+            # Else the newest day: the shard ingest appends to, so loading it is not wasted.
+            source = loaded[0] if loaded else shards[max(shards)] if shards else None
+            if source is not None:
+                self._dims[space] = int(self._load(source).d)
+        return self._dims.get(space)
+
+    def _check_dim(self, space: Space, dim: int) -> None:
+        expected = self._dim(space)
+        if expected is None:
+            self._dims[space] = dim
+        elif dim != expected:
+            raise IndexMismatchError(
+                f"the {space!r} index holds {expected}-d vectors but got {dim}-d ones: the "
+                "embedding model changed; run `surveil index rebuild` to re-index from the catalog"
+            )
+
+    def _overlapping(
+        self, space: Space, since: datetime | None, until: datetime | None
+    ) -> list[_Shard]:
+        """Shards whose UTC day [d, d+1) meets the window [since, until]; all when unsharded."""
+        shards = self._space_shards(space)
+        if self.shard_by == "none":
+            return list(shards.values())
+        first = _day_of(since) if since is not None else date.min
+        last = _day_of(until) if until is not None else date.max
+        return [s for stem, s in shards.items() if first <= date.fromisoformat(stem) <= last]
+
+    def _day_key(self, stem: str) -> date:
+        return UNSHARDED_DAY if stem == ALL_STEM else date.fromisoformat(stem)
+
+    # ---- the VectorIndex port ----------------------------------------------------------
+
+    def add(self, space: Space, ids: Ids, vectors: Vectors, days: Sequence[date]) -> None:
+        """Add a batch of appearance vectors, each to the shard of its day."""
+        vectors = as_vectors(vectors)
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        if vectors.ndim != 2 or len(vectors) != len(ids) or len(ids) != len(days):
+            raise ValueError(
+                f"add needs matching ids/vectors/days, got {len(ids)} ids, "
+                f"vectors of shape {vectors.shape}, {len(days)} days"
+            )
+        if len(ids) == 0:
+            return
+        by_day = {d: self._stem(d) for d in set(days)}  # a batch spans few days
+        stems = np.array([by_day[d] for d in days])
+        with self._lock:
+            self._check_dim(space, int(vectors.shape[1]))
+            shards = self._space_shards(space)
+            for stem in np.unique(stems):
+                rows = stems == stem
+                shard = shards.get(str(stem))
+                if shard is None:
+                    shard = _Shard(path=self.root / space / f"{stem}{SUFFIX}")
+                    shard.index = fx.make_index(self.factory, int(vectors.shape[1]))
+                    shards[str(stem)] = shard
+                index = self._load(shard)
+                index.add_with_ids(np.ascontiguousarray(vectors[rows]), ids[rows])
+                shard.index = fx.maybe_upgrade(index, self.factory)
+                shard.dirty, shard.device_copy = True, None
+
+    def search(
+        self,
+        space: Space,
+        vector: Vectors,
+        k: int,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[IndexHit]:
+        """The k best ids by cosine, best first, from the shards the time window touches."""
+        query = as_vectors(vector).reshape(1, -1)
+        if k <= 0:
+            return []
+        with self._lock:
+            shards = self._overlapping(space, since, until)
+            if not shards:
+                return []
+            indexes = [self._load(shard) for shard in shards]  # before _check_dim: no extra loads
+            self._check_dim(space, int(query.shape[1]))
+            scores: list[np.ndarray[Any, Any]] = []
+            labels: list[np.ndarray[Any, Any]] = []
+            for shard, index in zip(shards, indexes, strict=True):
+                if index.ntotal == 0:
+                    continue
+                if shard.device_copy is None:
+                    shard.device_copy = fx.for_search(index)
+                kk = min(k, int(index.ntotal))
+                params = fx.search_params(index, kk)
+                dist, idx = shard.device_copy.search(query, kk, params=params)
+                scores.append(dist[0])
+                labels.append(idx[0])
+        return _merge(scores, labels, k)
+
+    def remove(self, space: Space, ids: Ids) -> int:
+        """Remove ids wherever they are (every shard is consulted); returns how many went."""
+        wanted = np.unique(np.asarray(ids, dtype=np.int64))
+        if len(wanted) == 0:
+            return 0
+        removed = 0
+        with self._lock:
+            for shard in self._space_shards(space).values():
+                index = self._load(shard)
+                held = faiss.vector_to_array(index.id_map)
+                here = wanted[np.isin(wanted, held)]
+                if len(here) == 0:
+                    continue
+                removed += fx.remove_ids(index, here)
+                shard.dirty, shard.device_copy = True, None
+        return removed
+
+    def ids_by_day(self, space: Space) -> dict[date, Ids]:
+        """Ids per shard day (UNSHARDED_DAY when shard_by='none'), for reconcile and retention."""
+        with self._lock:
+            out: dict[date, Ids] = {}
+            for stem, shard in sorted(self._space_shards(space).items()):
+                held = faiss.vector_to_array(self._load(shard).id_map).astype(np.int64)
+                if len(held):
+                    out[self._day_key(stem)] = held
+            return out
+
+    def size(self, space: Space) -> int:
+        """Vectors held for a space (loads its shards)."""
+        with self._lock:
+            return sum(int(self._load(s).ntotal) for s in self._space_shards(space).values())
+
+    def save(self) -> None:
+        """Write every dirty shard atomically; delete the files of shards that became empty."""
+        with self._lock:
+            for space, shards in self._shards.items():
+                for stem, shard in list(shards.items()):
+                    if not shard.dirty:
+                        continue
+                    if shard.index.ntotal == 0:
+                        if shard.path.exists():
+                            shard.path.unlink()
+                            fsync_dir(shard.path.parent)
+                        del shards[stem]
+                        log.info("index.shard_emptied", space=space, shard=stem)
+                        continue
+                    _write_atomic(shard.index, shard.path)
+                    shard.dirty = False
+
+    # ---- beyond the port ---------------------------------------------------------------
+
+    def drop_shard(self, space: Space, day: date) -> bool:
+        """Forget a whole day of a space (retention): a file delete; True if it existed."""
+        with self._lock:
+            shards = self._space_shards(space)
+            shard = shards.pop(self._stem(day), None)
+            if shard is None:
+                return False
+            if shard.path.exists():
+                shard.path.unlink()
+                fsync_dir(shard.path.parent)
+            log.info("index.shard_dropped", space=space, day=day.isoformat())
+            return True
+
+    def loaded_days(self, space: Space) -> list[date]:
+        """Days whose shard is in memory now (for diagnostics and tests of shard pruning)."""
+        with self._lock:
+            shards = self._shards.get(space, {})
+            return [self._day_key(stem) for stem, s in sorted(shards.items()) if s.index]
+
+    def shard_days(self, space: Space) -> list[date]:
+        """Days that have a shard, on disk or in memory, without loading any."""
+        with self._lock:
+            return [self._day_key(stem) for stem in sorted(self._space_shards(space))]
+
+
+def _merge(
+    scores: list[np.ndarray[Any, Any]], labels: list[np.ndarray[Any, Any]], k: int
+) -> list[IndexHit]:
+    """Merge per-shard top-k lists into one, dropping FAISS's -1 padding."""
+    if not scores:
+        return []
+    all_scores = np.concatenate(scores)
+    all_ids = np.concatenate(labels)
+    real = all_ids >= 0
+    all_scores, all_ids = all_scores[real], all_ids[real]
+    # Best score first; ties broken by id so results are stable across shard layouts.
+    order = np.lexsort((all_ids, -all_scores))[:k]
+    return [IndexHit(id=int(all_ids[i]), score=float(all_scores[i])) for i in order]
+
+
+def _write_atomic(index: Any, path: Path) -> None:
+    """Write temp in the same directory, fsync, rename over, fsync the directory."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}{TMP_MARKER}{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    try:
+        faiss.write_index(index, str(tmp))
+        with tmp.open("rb+") as handle:
+            handle.flush()
+            os.fsync(handle.fileno())
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
