@@ -7,7 +7,7 @@ datetimes.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
@@ -30,6 +30,10 @@ class SurveilError(Exception):
 
 class InputError(SurveilError):
     """Bad input from the user (file, filter, crop); nothing was changed."""
+
+
+class AlreadyIngestedError(InputError):
+    """The same content was already ingested completely for this camera."""
 
 
 class ConfigError(SurveilError):
@@ -62,7 +66,7 @@ class Keyframe:
     reason: Literal["first", "motion", "histogram", "heartbeat", "all"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Detections:
     """Boxes found in one image; arrays are shape-checked so adapters cannot drift."""
 
@@ -215,12 +219,37 @@ class IngestStats:
     resumed_from: int | None = None
     seconds: dict[str, float] = field(default_factory=dict)
 
+    def to_dict(self) -> dict[str, object]:
+        """The documented `surveil ingest --json` object."""
+        return {
+            "source_id": self.source_id,
+            "frames_read": self.frames_read,
+            "keyframes": self.keyframes,
+            "appearances": self.appearances,
+            "corrupt_frames": self.corrupt_frames,
+            "resumed_from": self.resumed_from,
+            "seconds": {k: round(v, 3) for k, v in sorted(self.seconds.items())},
+        }
+
+    def summary(self) -> str:
+        """One line for people."""
+        total = sum(self.seconds.values())
+        text = (
+            f"source #{self.source_id}: read {self.frames_read} frames, kept {self.keyframes} "
+            f"keyframes, stored {self.appearances} appearances in {total:.1f}s"
+        )
+        if self.corrupt_frames:
+            text += f" ({self.corrupt_frames} corrupt frames skipped)"
+        if self.resumed_from is not None:
+            text += f" (resumed after frame {self.resumed_from})"
+        return text
+
 
 def as_vectors(rows: Sequence[Sequence[float]] | Vectors) -> Vectors:
     """Coerce to a C-contiguous float32 matrix, the only layout FAISS and our blobs accept."""
     return np.ascontiguousarray(np.asarray(rows, dtype=np.float32))
 
 
-def space_for(label: str, person_labels: frozenset[str] | set[str] | list[str]) -> Space:
+def space_for(label: str, person_labels: Collection[str]) -> Space:
     """The embedding space a detection label is embedded in."""
     return "person" if label in person_labels else "general"
