@@ -128,24 +128,37 @@ class EmbedderSettings(_Section):
     batch_size: int = Field(64, ge=1, le=4096, title="Batch size", description="Crops per call.")
 
 
-def _person_embedder() -> EmbedderSettings:
-    return EmbedderSettings(
-        backend="onnx", weights="osnet_x0_25_msmt17.onnx", input_height=256, input_width=128
+class PersonEmbedderSettings(EmbedderSettings):
+    """Defaults for the person space: OSNet re-ID (256x128) through onnxruntime."""
+
+    backend: Literal["onnx", "torchvision"] = Field(
+        "onnx", title="Embedder backend", description="'onnx' or 'torchvision'."
     )
+    weights: str | None = Field(
+        "osnet_x0_25_msmt17.onnx",
+        title="Weights file",
+        description="Person re-identification model; relative paths are looked up in model_dir.",
+    )
+    input_height: int = Field(256, ge=16, le=1024, title="Input height", description="Pixels.")
+    input_width: int = Field(128, ge=16, le=1024, title="Input width", description="Pixels.")
 
 
-def _general_embedder() -> EmbedderSettings:
-    return EmbedderSettings(backend="torchvision", weights=None, arch="mobilenet_v2")
+class GeneralEmbedderSettings(EmbedderSettings):
+    """Defaults for the general space: ImageNet MobileNetV2 through torchvision."""
+
+    backend: Literal["onnx", "torchvision"] = Field(
+        "torchvision", title="Embedder backend", description="'onnx' or 'torchvision'."
+    )
 
 
 class EmbeddersSettings(_Section):
-    person: EmbedderSettings = Field(
-        default_factory=_person_embedder,
+    person: PersonEmbedderSettings = Field(
+        default_factory=PersonEmbedderSettings,
         title="Person embedder",
         description="Re-identification model for the 'person' space.",
     )
-    general: EmbedderSettings = Field(
-        default_factory=_general_embedder,
+    general: GeneralEmbedderSettings = Field(
+        default_factory=GeneralEmbedderSettings,
         title="General embedder",
         description="ImageNet CNN for every label not in person_labels.",
     )
@@ -260,7 +273,7 @@ class Settings(BaseSettings):
     model_dir: Path | None = Field(
         None,
         title="Model directory",
-        description="Where relative weights paths are looked up; empty means <storage.root>/models.",
+        description="Where relative weights paths are looked up (default <storage.root>/models).",
     )
     storage: StorageSettings = Field(default_factory=StorageSettings, title="Storage")
     database: DatabaseSettings = Field(default_factory=DatabaseSettings, title="Database")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -67,14 +68,14 @@ def pg_server() -> str:
     return PG_URL
 
 
-@pytest.fixture
-def pg_url(pg_server: str) -> Iterator[str]:
-    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+@contextmanager
+def fresh_pg_database(server_url: str) -> Iterator[str]:
+    """Create an empty uniquely named database on the server, drop it afterwards."""
     name = f"surveil_t_{uuid.uuid4().hex[:12]}"
-    admin = _libpq_dsn(pg_server)
+    admin = _libpq_dsn(server_url)
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    base, _, _ = pg_server.rpartition("/")
+    base, _, _ = server_url.rpartition("/")
     try:
         yield f"{base}/{name}"
     finally:
@@ -82,6 +83,13 @@ def pg_url(pg_server: str) -> Iterator[str]:
             conn.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
             )
+
+
+@pytest.fixture
+def pg_url(pg_server: str) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+    with fresh_pg_database(pg_server) as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -97,9 +105,7 @@ SettingsFactory = Callable[..., Settings]
 
 
 @pytest.fixture
-def make_settings(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> SettingsFactory:
+def make_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> SettingsFactory:
     """Settings rooted in tmp_path; keyword overrides use dotted keys ('detector.weights').
 
     The environment is cleared of SURVEIL_* so a developer's shell cannot leak in.

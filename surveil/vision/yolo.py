@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
 import tempfile
 import threading
 from collections.abc import Collection, Sequence
@@ -96,6 +98,7 @@ class YoloDetector:
         prepare_ultralytics_env(offline=Path(self._weights).is_file())
         from ultralytics.models import YOLO
 
+        _route_ultralytics_logs()
         self._precision = _precision_args(self._device.half)
         try:
             model = YOLO(self._weights, task="detect")
@@ -149,6 +152,16 @@ class YoloDetector:
             **self._precision,
         )
         return results
+
+
+def _route_ultralytics_logs() -> None:
+    """Send Ultralytics' INFO chatter to stderr at WARNING: stdout carries --json output."""
+    from ultralytics.utils import LOGGER
+
+    for handler in LOGGER.handlers:
+        if isinstance(handler, logging.StreamHandler):
+            handler.setStream(sys.stderr)
+    LOGGER.setLevel(logging.WARNING)
 
 
 def _precision_args(half: bool) -> dict[str, Any]:

@@ -1,0 +1,296 @@
+"""`surveil ...`: each subcommand loads settings, builds services, acts, prints.
+
+Command output (tables, --json) goes to stdout; logs and progress go to stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from surveil.config import Settings, load_settings
+from surveil.container import Services, build_services, index_root
+from surveil.domain import ConfigError, IngestStats, InputError, SearchFilters, SurveilError
+from surveil.logs import configure_logging
+
+app = typer.Typer(
+    name="surveil",
+    help="Surveillance keyframe retrieval: ingest video, then search by example crop.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Catalog database schema.", no_args_is_help=True)
+index_app = typer.Typer(help="Vector index maintenance.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(index_app, name="index")
+
+T = TypeVar("T")
+_state: dict[str, Any] = {}
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        help="YAML settings file (default: $SURVEIL_CONFIG).",
+        exists=False,
+        dir_okay=False,
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
+
+
+@app.callback()
+def _root(
+    config: ConfigOpt = None,
+    log_level: Annotated[
+        str | None, typer.Option(help="DEBUG, INFO, WARNING or ERROR (overrides settings).")
+    ] = None,
+    log_json: Annotated[bool, typer.Option(help="Log JSON lines to stderr.")] = False,
+) -> None:
+    """Global options apply to every subcommand."""
+    _state.update(config=config, log_level=log_level, log_json=log_json)
+
+
+def _fail(message: str, code: int) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Turn our errors into one stderr line and an exit code (2 input, 3 config, 1 other)."""
+    try:
+        yield
+    except InputError as exc:
+        raise _fail(str(exc), 2) from None
+    except ConfigError as exc:
+        raise _fail(str(exc), 3) from None
+    except SurveilError as exc:
+        raise _fail(str(exc), 1) from None
+    except KeyboardInterrupt:
+        raise _fail("interrupted; committed work is kept and a re-run resumes", 130) from None
+
+
+def _settings(overrides: dict[str, Any] | None = None) -> Settings:
+    merged = dict(overrides or {})
+    if _state.get("log_level"):
+        merged["logging.level"] = str(_state["log_level"]).upper()
+    if _state.get("log_json"):
+        merged["logging.format"] = "json"
+    settings = load_settings(_state.get("config"), overrides=merged)
+    configure_logging(settings.logging)
+    return settings
+
+
+def _with_services(action: Callable[[Services], T], *, reconcile: bool = True) -> T:
+    services = build_services(_settings(), reconcile_index=reconcile)
+    try:
+        return action(services)
+    finally:
+        services.close()
+
+
+def parse_time(text: str | None, option: str) -> datetime | None:
+    """ISO 8601 to aware UTC; a time without an offset is taken as UTC."""
+    if text is None:
+        return None
+    try:
+        ts = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise InputError(
+            f"{option} '{text}' is not an ISO 8601 time (for example 2026-11-22T08:00:00Z)"
+        ) from None
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+
+
+def _print_json(data: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(data, indent=2) + "\n")
+
+
+@app.command()
+def ingest(
+    path: Annotated[str, typer.Argument(help="Video file, image pattern (img1/%06d.jpg) or dir.")],
+    camera: Annotated[str, typer.Option("--camera", help="Camera id the media came from.")],
+    start: Annotated[
+        str | None, typer.Option(help="Capture time of the first frame (ISO 8601; default mtime).")
+    ] = None,
+    all_frames: Annotated[
+        bool, typer.Option("--all-frames", help="Keep every frame, not only keyframes.")
+    ] = False,
+    fps: Annotated[
+        float | None, typer.Option(help="Frame rate of an image sequence (default: seqinfo.ini).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Ingest recorded media: keyframes, detections and embeddings into the catalog."""
+    from surveil.ingest.pipeline import IngestOptions
+    from surveil.ingest.sources import open_source
+
+    def act(services: Services) -> IngestStats:
+        source = open_source(path, camera_id=camera, start=start_ts, fps=fps)
+        try:
+            options = IngestOptions(
+                camera_id=camera,
+                all_frames=all_frames,
+                progress=sys.stderr.isatty() and not as_json,
+            )
+            return services.ingest_pipeline().run(source, options)
+        finally:
+            source.close()
+
+    with _errors():
+        start_ts = parse_time(start, "--start")
+        stats = _with_services(act)
+    if as_json:
+        _print_json(stats.to_dict())
+    else:
+        typer.echo(stats.summary())
+
+
+@app.command()
+def search(
+    crop: Annotated[Path, typer.Argument(help="Example crop image (JPEG/PNG) of the object.")],
+    label: Annotated[
+        str | None, typer.Option(help="What the crop shows (person, car...); default: detect.")
+    ] = None,
+    camera: Annotated[
+        list[str] | None, typer.Option("--camera", help="Only these cameras (repeatable).")
+    ] = None,
+    since: Annotated[str | None, typer.Option(help="Only at or after (ISO 8601).")] = None,
+    until: Annotated[str | None, typer.Option(help="Only at or before (ISO 8601).")] = None,
+    only_label: Annotated[
+        list[str] | None, typer.Option("--only-label", help="Only appearances with this label.")
+    ] = None,
+    min_score: Annotated[
+        float | None, typer.Option(help="Minimum cosine similarity (-1..1).")
+    ] = None,
+    gap: Annotated[
+        float | None, typer.Option(help="Seconds between hits that split a sighting.")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(help="Most appearances to return.", min=1)] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Find every sighting of the object in CROP, across cameras, ordered by time."""
+    from surveil.search.render import sightings_table, sightings_to_dict
+    from surveil.vision.crops import read_image
+
+    with _errors():
+        settings = _settings()
+        filters = SearchFilters(
+            cameras=frozenset(camera or ()),
+            since=parse_time(since, "--since"),
+            until=parse_time(until, "--until"),
+            labels=frozenset(only_label or ()),
+            min_score=settings.search.min_score if min_score is None else min_score,
+        )
+        image = read_image(crop)
+        services = build_services(settings)
+        try:
+            result = services.search().by_image(
+                image, label=label, filters=filters, limit=limit, gap_seconds=gap
+            )
+        finally:
+            services.close()
+    if as_json:
+        _print_json(sightings_to_dict(result.sightings))
+    else:
+        typer.echo(sightings_table(result.sightings))
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+) -> None:
+    """Apply database migrations (run once per release on PostgreSQL)."""
+    from surveil.storage.migrate import upgrade
+
+    with _errors():
+        settings = _settings()
+        if settings.database_url.startswith("sqlite"):
+            settings.storage.root.mkdir(parents=True, exist_ok=True)
+        upgrade(settings.database_url, revision)
+    typer.echo(f"database at {_masked(_settings().database_url)} is at revision {revision}")
+
+
+def _masked(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@index_app.command("rebuild")
+def index_rebuild(as_json: JsonOpt = False) -> None:
+    """Rebuild every vector index from the embeddings stored in the catalog."""
+    from surveil.domain import SPACES
+    from surveil.index.reconcile import rebuild
+
+    def act(s: Services) -> dict[str, int]:
+        rebuild(
+            index_root(s.settings),
+            s.catalog,
+            SPACES,
+            factory=s.settings.index.factory,
+            shard_by=s.settings.index.shard_by,
+        )
+        return {space: s.catalog.count_appearances(space) for space in SPACES}
+
+    with _errors():
+        counts = _with_services(act, reconcile=False)
+    if as_json:
+        _print_json({"rebuilt": counts})
+    else:
+        typer.echo("rebuilt: " + ", ".join(f"{k} {v} vectors" for k, v in counts.items()))
+
+
+@index_app.command("status")
+def index_status(as_json: JsonOpt = False) -> None:
+    """Reconcile the index with the catalog and print vectors per space."""
+    from surveil.domain import SPACES
+
+    with _errors():
+        sizes = _with_services(lambda s: {sp: s.index.size(sp) for sp in SPACES})
+    if as_json:
+        _print_json({"vectors": sizes})
+    else:
+        typer.echo(", ".join(f"{k}: {v} vectors" for k, v in sizes.items()))
+
+
+@app.command()
+def demo(
+    data: Annotated[
+        Path | None,
+        typer.Option(help="Local sample data (models/, videos/, reid/); default: download."),
+    ] = None,
+) -> None:
+    """Ingest real sample video into the embedded default and run a search."""
+    from surveil.demo import run_demo
+
+    with _errors():
+        overrides, plan = _demo_plan(data)
+        settings = _settings(overrides)
+        typer.echo(run_demo(settings, plan))
+
+
+def _demo_plan(data: Path | None) -> tuple[dict[str, Any], Any]:
+    from surveil.demo import plan_demo
+
+    plan = plan_demo(data)
+    return plan.overrides, plan
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

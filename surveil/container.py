@@ -1,0 +1,145 @@
+"""Composition root: the only module that picks concrete classes for the ports."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import structlog
+from sqlalchemy import Engine
+
+from surveil.config import Settings
+from surveil.domain import SPACES, Space
+from surveil.index.reconcile import ReconcileReport, reconcile
+from surveil.index.sharded import ShardedFaissIndex
+from surveil.ingest.pipeline import IngestPipeline
+from surveil.ports import BlobStore, Catalog, Detector, Embedder, VectorIndex
+from surveil.search.service import SearchService
+from surveil.storage.blobs import FileBlobStore
+from surveil.storage.db import check_connection, make_engine, make_session_factory
+from surveil.storage.migrate import require_current, upgrade
+from surveil.storage.repositories import SqlCatalog
+from surveil.vision.detector import build_detector
+from surveil.vision.device import DevicePlan, choose_device
+from surveil.vision.embedder import build_embedder
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class Services:
+    """Everything a command or the API needs, built once from one Settings object.
+
+    Models load lazily: `surveil search` with a label never loads the detector, and
+    `surveil db upgrade` loads no model at all.
+    """
+
+    settings: Settings
+    engine: Engine
+    catalog: Catalog
+    blobs: BlobStore
+    index: VectorIndex
+    device: DevicePlan
+    _detector: Detector | None = None
+    _embedders: dict[Space, Embedder] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def detector(self) -> Detector:
+        """The configured detector (YOLO, or the motion fallback)."""
+        with self._lock:
+            if self._detector is None:
+                self._detector = build_detector(
+                    self.settings.detector,
+                    model_dir=self.settings.models_path,
+                    device=self.device,
+                )
+            return self._detector
+
+    def embedder(self, space: Space) -> Embedder:
+        """The embedder that owns one vector space."""
+        with self._lock:
+            if space not in self._embedders:
+                section = getattr(self.settings.embedders, space)
+                self._embedders[space] = build_embedder(
+                    space, section, model_dir=self.settings.models_path, device=self.device
+                )
+            return self._embedders[space]
+
+    def embedders(self) -> Mapping[Space, Embedder]:
+        """Both embedders, built (and their files checked) up front for ingest."""
+        return {space: self.embedder(space) for space in SPACES}
+
+    def ingest_pipeline(self) -> IngestPipeline:
+        """An ingest pipeline wired to these services."""
+        s = self.settings
+        return IngestPipeline(
+            catalog=self.catalog,
+            index=self.index,
+            blobs=self.blobs,
+            detector=self.detector(),
+            embedders=self.embedders(),
+            person_labels=s.embedders.person_labels,
+            keyframes=s.keyframes,
+            crops=s.crops,
+            ingest=s.ingest,
+            jpeg_quality=s.storage.jpeg_quality,
+            keep_keyframes=s.storage.keep_keyframes,
+        )
+
+    def search(self) -> SearchService:
+        """The operator's search over this catalog and index."""
+        return SearchService(
+            index=self.index,
+            catalog=self.catalog,
+            embedder_for=self.embedder,
+            detector=self.detector,
+            settings=self.settings.search,
+            person_labels=self.settings.embedders.person_labels,
+        )
+
+    def reconcile_index(self) -> ReconcileReport:
+        """Make the vector index agree with the catalog (the source of truth)."""
+        return reconcile(self.index, self.catalog, SPACES)
+
+    def close(self) -> None:
+        """Release database connections."""
+        self.engine.dispose()
+
+
+def index_root(settings: Settings) -> Path:
+    """Where the FAISS shards live."""
+    return settings.storage.root / "index"
+
+
+def build_services(settings: Settings, *, reconcile_index: bool = True) -> Services:
+    """Wire the configured adapters; migrate the embedded SQLite, require PostgreSQL migrated.
+
+    Reconciliation on start is what makes a crash between a catalog commit and an
+    index save lose nothing.
+    """
+    url = settings.database_url
+    if url.startswith("sqlite"):
+        settings.storage.root.mkdir(parents=True, exist_ok=True)
+        upgrade(url)
+    engine = make_engine(url, echo=settings.database.echo, pool_size=settings.database.pool_size)
+    check_connection(engine)
+    require_current(engine)
+    services = Services(
+        settings=settings,
+        engine=engine,
+        catalog=SqlCatalog(make_session_factory(engine)),
+        blobs=FileBlobStore(settings.storage.root),
+        index=ShardedFaissIndex(
+            index_root(settings),
+            factory=settings.index.factory,
+            shard_by=settings.index.shard_by,
+        ),
+        device=choose_device(settings.device, settings.half),
+    )
+    if reconcile_index:
+        report = services.reconcile_index()
+        if report.changed:
+            log.warning("index.reconciled", added=report.added, removed=report.removed)
+    return services

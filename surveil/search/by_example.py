@@ -1,0 +1,144 @@
+"""Search by example crop: embed -> index (over-fetch) -> hydrate + filter -> sightings."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import structlog
+
+from surveil.domain import (
+    Image,
+    InputError,
+    SearchHit,
+    SearchQuery,
+    Sighting,
+    Space,
+    Vectors,
+    space_for,
+)
+from surveil.ports import Catalog, Detector, Embedder, VectorIndex
+from surveil.search.grouping import best_per_keyframe, group_sightings
+
+log = structlog.get_logger(__name__)
+
+#: A query crop smaller than this on either side carries too little to embed.
+MIN_QUERY_SIDE = 8
+
+
+@dataclass(frozen=True, slots=True)
+class QueryEmbedding:
+    """The example crop as a vector, and how its space was chosen."""
+
+    space: Space
+    vector: Vectors
+    label: str | None
+    label_source: str
+
+
+@dataclass(frozen=True, slots=True)
+class SearchResult:
+    """Sightings plus what it took to find them (for logs, metrics and the audit trail)."""
+
+    sightings: list[Sighting]
+    candidates: int
+    rounds: int
+    seconds: float
+
+
+def _label_from_detector(detector: Detector, image: Image) -> str | None:
+    """The label of the detection covering most of the crop, if any covers a good part."""
+    (dets,) = detector.detect([image])
+    if len(dets) == 0:
+        return None
+    h, w = image.shape[:2]
+    areas = (dets.xyxy[:, 2] - dets.xyxy[:, 0]) * (dets.xyxy[:, 3] - dets.xyxy[:, 1])
+    best = int(np.argmax(areas * dets.confidence))
+    # A detection covering a small corner of the crop is background, not the subject.
+    if areas[best] < 0.25 * w * h:
+        return None
+    return dets.labels[best]
+
+
+def embed_example(
+    image: Image,
+    *,
+    label: str | None,
+    person_labels: Sequence[str],
+    embedder_for: Callable[[Space], Embedder],
+    detector: Callable[[], Detector] | None = None,
+) -> QueryEmbedding:
+    """Embed an operator's crop in the space its label belongs to.
+
+    The label comes from the operator, else from running the detector on the crop,
+    else the general space is used.
+    """
+    if image.size == 0 or min(image.shape[:2]) < MIN_QUERY_SIDE:
+        raise InputError(
+            f"example crop is too small ({image.shape[1]}x{image.shape[0]} px); "
+            f"give at least {MIN_QUERY_SIDE}x{MIN_QUERY_SIDE}"
+        )
+    source = "given"
+    if label is None and detector is not None:
+        label = _label_from_detector(detector(), image)
+        source = "detector" if label else "default"
+    elif label is None:
+        source = "default"
+    space: Space = space_for(label, person_labels) if label else "general"
+    vector = embedder_for(space).embed([image])
+    return QueryEmbedding(space=space, vector=vector[0], label=label, label_source=source)
+
+
+def _hydrate(
+    catalog: Catalog, query: SearchQuery, candidates: Sequence[tuple[int, float]]
+) -> list[SearchHit]:
+    scores = dict(candidates)
+    stored = catalog.appearances(list(scores), filters=query.filters)
+    return [SearchHit(appearance=a, score=scores[a.id]) for a in stored]
+
+
+def search_by_example(
+    query: SearchQuery,
+    *,
+    index: VectorIndex,
+    catalog: Catalog,
+    overfetch: int,
+    max_candidates: int,
+    label_groups: Mapping[str, Sequence[str]],
+) -> SearchResult:
+    """Find every sighting of the query's object, ordered by time.
+
+    Filters are applied after the vector search, so a round that leaves fewer than
+    `limit` appearances while the index still had more candidates searches deeper
+    (k grows 4x per round up to max_candidates) instead of losing matches.
+    """
+    started = time.perf_counter()
+    floor = query.filters.min_score
+    k = min(max(query.limit * overfetch, 1), max_candidates)
+    rounds = 0
+    while True:
+        rounds += 1
+        found = index.search(
+            query.space, query.vector, k, since=query.filters.since, until=query.filters.until
+        )
+        above = [(h.id, h.score) for h in found if h.score >= floor]
+        hits = best_per_keyframe(_hydrate(catalog, query, above), label_groups)
+        exhausted = len(found) < k or len(above) < len(found) or k >= max_candidates
+        if len(hits) >= query.limit or exhausted:
+            break
+        k = min(k * 4, max_candidates)
+    kept = hits[: query.limit]
+    sightings = group_sightings(kept, gap_seconds=query.gap_seconds, groups=label_groups)
+    elapsed = time.perf_counter() - started
+    log.info(
+        "search.done",
+        space=query.space,
+        candidates=len(found),
+        rounds=rounds,
+        appearances=len(kept),
+        sightings=len(sightings),
+        ms=round(elapsed * 1000, 1),
+    )
+    return SearchResult(sightings=sightings, candidates=len(found), rounds=rounds, seconds=elapsed)

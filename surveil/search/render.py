@@ -1,0 +1,65 @@
+"""The search output contract (JSON) and a readable table, shared by CLI and API."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from surveil.domain import SearchHit, Sighting
+
+
+def iso(ts: datetime) -> str:
+    """ISO 8601 UTC with milliseconds and a 'Z': fixed width, so strings sort as times."""
+    return ts.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def hit_to_dict(hit: SearchHit) -> dict[str, Any]:
+    """One appearance as the documented JSON object."""
+    app = hit.appearance
+    return {
+        "id": app.id,
+        "camera_id": app.camera_id,
+        "ts": iso(app.ts),
+        "frame_index": app.frame_index,
+        "label": app.label,
+        "confidence": round(app.confidence, 4),
+        "bbox": [round(v, 1) for v in app.bbox],
+        "score": round(hit.score, 4),
+        "keyframe_id": app.keyframe_id,
+    }
+
+
+def sightings_to_dict(sightings: Sequence[Sighting]) -> dict[str, Any]:
+    """`{"sightings": [...]}`: sightings by first_seen, appearances by ts."""
+    return {
+        "sightings": [
+            {
+                "camera_id": s.camera_id,
+                "label": s.label,
+                "first_seen": iso(s.first_seen),
+                "last_seen": iso(s.last_seen),
+                "best_score": round(s.best_score, 4),
+                "appearances": [hit_to_dict(h) for h in s.hits],
+            }
+            for s in sightings
+        ]
+    }
+
+
+def sightings_table(sightings: Sequence[Sighting]) -> str:
+    """A fixed-width table an operator can read in a terminal."""
+    if not sightings:
+        return "no sightings matched"
+    header = f"{'#':>3}  {'camera':<14} {'label':<10} {'first seen (UTC)':<23} "
+    header += f"{'last seen (UTC)':<23} {'score':>6} {'hits':>5}  best crop"
+    lines = [header, "-" * len(header)]
+    for n, s in enumerate(sightings, 1):
+        best = max(s.hits, key=lambda h: h.score).appearance
+        lines.append(
+            f"{n:>3}  {s.camera_id:<14.14} {s.label:<10.10} "
+            f"{s.first_seen.strftime('%Y-%m-%d %H:%M:%S.%f')[:23]:<23} "
+            f"{s.last_seen.strftime('%Y-%m-%d %H:%M:%S.%f')[:23]:<23} "
+            f"{s.best_score:>6.3f} {len(s.hits):>5}  {best.crop_path}"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,102 @@
+"""The operator's search, as one service the CLI and the API both call."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from surveil.config import SearchSettings
+from surveil.domain import Image, InputError, SearchFilters, SearchQuery, Space, Vectors
+from surveil.ports import Catalog, Detector, Embedder, VectorIndex
+from surveil.search.by_example import SearchResult, embed_example, search_by_example
+
+
+class SearchService:
+    """Search by example crop or by a stored appearance, with the operator's filters."""
+
+    def __init__(
+        self,
+        *,
+        index: VectorIndex,
+        catalog: Catalog,
+        embedder_for: Callable[[Space], Embedder],
+        detector: Callable[[], Detector],
+        settings: SearchSettings,
+        person_labels: Sequence[str],
+    ) -> None:
+        self._index = index
+        self._catalog = catalog
+        self._embedder_for = embedder_for
+        self._detector = detector
+        self._settings = settings
+        self._person_labels = person_labels
+
+    def check_filters(self, filters: SearchFilters) -> None:
+        """Refuse filters naming cameras the catalog has never seen (likely a typo)."""
+        if not filters.cameras:
+            return
+        known = set(self._catalog.camera_ids())
+        unknown = sorted(filters.cameras - known)
+        if unknown:
+            shown = ", ".join(sorted(known)) or "none yet"
+            raise InputError(f"unknown camera(s) {', '.join(unknown)} (known: {shown})")
+
+    def by_image(
+        self,
+        image: Image,
+        *,
+        label: str | None = None,
+        filters: SearchFilters | None = None,
+        limit: int | None = None,
+        gap_seconds: float | None = None,
+    ) -> SearchResult:
+        """Embed the crop in its space and search that space."""
+        filters = filters or SearchFilters()
+        self.check_filters(filters)
+        query = embed_example(
+            image,
+            label=label,
+            person_labels=self._person_labels,
+            embedder_for=self._embedder_for,
+            detector=self._detector,
+        )
+        return self._run(query.space, query.vector, filters, limit, gap_seconds)
+
+    def by_appearance(
+        self,
+        appearance_id: int,
+        *,
+        filters: SearchFilters | None = None,
+        limit: int | None = None,
+        gap_seconds: float | None = None,
+    ) -> SearchResult:
+        """'Find similar' from a stored appearance, reusing its stored embedding."""
+        filters = filters or SearchFilters()
+        self.check_filters(filters)
+        space, vector = self._catalog.appearance_embedding(appearance_id)
+        return self._run(space, vector, filters, limit, gap_seconds)
+
+    def _run(
+        self,
+        space: Space,
+        vector: Vectors,
+        filters: SearchFilters,
+        limit: int | None,
+        gap_seconds: float | None,
+    ) -> SearchResult:
+        query = SearchQuery(
+            space=space,
+            vector=np.asarray(vector, dtype=np.float32),
+            filters=filters,
+            limit=limit or self._settings.limit,
+            gap_seconds=gap_seconds or self._settings.gap_seconds,
+        )
+        return search_by_example(
+            query,
+            index=self._index,
+            catalog=self._catalog,
+            overfetch=self._settings.overfetch,
+            max_candidates=self._settings.max_candidates,
+            label_groups=self._settings.label_groups,
+        )
