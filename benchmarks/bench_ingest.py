@@ -24,6 +24,7 @@ from surveil.domain import SPACES, IngestStats
 from surveil.ingest.keyframes import KeyframeSelector
 from surveil.ingest.pipeline import IngestOptions
 from surveil.ingest.sources import open_source
+from surveil.ports import Detector
 
 REPO = Path(__file__).resolve().parent.parent
 VIDEOS = {
@@ -68,6 +69,9 @@ def bench_video(name: str, video: Path, args: argparse.Namespace) -> None:
         settings = _settings(Path(tmp), args.data, args.database_url)
         services = build_services(settings)
         _warm_up(services)
+        images = _kept_images(settings, video, args.all_frames)
+        detector = services.detector()
+        bare_before = _bare_rate(detector, images, settings.detector.batch_size)
         source = open_source(str(video), camera_id=name, start=datetime(2026, 1, 1, tzinfo=UTC))
         started = time.perf_counter()
         stats = services.ingest_pipeline().run(
@@ -75,14 +79,18 @@ def bench_video(name: str, video: Path, args: argparse.Namespace) -> None:
         )
         wall = time.perf_counter() - started
         source.close()
-        images = _kept_images(settings, video, args.all_frames)
-        detector = services.detector()
-        t = time.perf_counter()
-        for i in range(0, len(images), settings.detector.batch_size):
-            detector.detect(images[i : i + settings.detector.batch_size])
-        bare = len(images) / (time.perf_counter() - t)
+        bare_after = _bare_rate(detector, images, settings.detector.batch_size)
         services.close()
-    _report(name, stats, wall, bare)
+    # The faster of two bare runs (before and after): the ratio is never flattered by a
+    # slow bare run on a shared machine.
+    _report(name, stats, wall, max(bare_before, bare_after))
+
+
+def _bare_rate(detector: Detector, images: list[np.ndarray], batch: int) -> float:
+    started = time.perf_counter()
+    for i in range(0, len(images), batch):
+        detector.detect(images[i : i + batch])
+    return len(images) / (time.perf_counter() - started)
 
 
 def _report(name: str, stats: IngestStats, wall: float, bare: float) -> None:
@@ -92,7 +100,8 @@ def _report(name: str, stats: IngestStats, wall: float, bare: float) -> None:
         f"{stats.appearances} appearances in {wall:.1f} s"
     )
     print(f"  end-to-end : {e2e:7.2f} keyframes/s  {stats.appearances / wall:7.1f} appearances/s")
-    print(f"  bare detect: {bare:7.2f} images/s on the same keyframes")
+    print(f"  bare detect: {bare:7.2f} images/s on the same keyframes (best of 2 runs)")
+    print(f"  embeddings reused for unmoved boxes: {stats.reused_embeddings}")
     print(f"  ratio      : {e2e / bare:5.2f}x of the bare detector (target >= 0.6x)")
     for stage, secs in sorted(stats.seconds.items(), key=lambda kv: -kv[1]):
         print(f"    {stage:<14} {secs:7.2f} s  {100 * secs / wall:5.1f} %")

@@ -133,10 +133,9 @@ def ingest(
 ) -> None:
     """Ingest recorded media: keyframes, detections and embeddings into the catalog."""
     from surveil.ingest.pipeline import IngestOptions
-    from surveil.ingest.sources import open_source
 
     def act(services: Services) -> IngestStats:
-        source = open_source(path, camera_id=camera, start=start_ts, fps=fps)
+        source = services.open_source(path, camera_id=camera, start=start_ts, fps=fps)
         try:
             options = IngestOptions(
                 camera_id=camera,

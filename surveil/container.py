@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import structlog
@@ -15,7 +16,8 @@ from surveil.domain import SPACES, Space
 from surveil.index.reconcile import ReconcileReport, reconcile
 from surveil.index.sharded import ShardedFaissIndex
 from surveil.ingest.pipeline import IngestPipeline
-from surveil.ports import BlobStore, Catalog, Detector, Embedder, VectorIndex
+from surveil.ingest.sources import open_source
+from surveil.ports import BlobStore, Catalog, Detector, Embedder, FrameSource, VectorIndex
 from surveil.search.service import SearchService
 from surveil.storage.blobs import FileBlobStore
 from surveil.storage.db import check_connection, make_engine, make_session_factory
@@ -70,6 +72,23 @@ class Services:
     def embedders(self) -> Mapping[Space, Embedder]:
         """Both embedders, built (and their files checked) up front for ingest."""
         return {space: self.embedder(space) for space in SPACES}
+
+    def open_source(
+        self,
+        path: str,
+        *,
+        camera_id: str,
+        start: datetime | None = None,
+        fps: float | None = None,
+    ) -> FrameSource:
+        """A recorded source, decoding ahead of the models on a reader thread."""
+        return open_source(
+            path,
+            camera_id=camera_id,
+            start=start,
+            fps=fps,
+            decode_ahead=self.settings.ingest.queue_size,
+        )
 
     def ingest_pipeline(self) -> IngestPipeline:
         """An ingest pipeline wired to these services."""

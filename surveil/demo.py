@@ -21,7 +21,6 @@ from surveil.config import Settings
 from surveil.container import Services, build_services
 from surveil.domain import AlreadyIngestedError, Image, InputError, SearchFilters, SurveilError
 from surveil.ingest.pipeline import IngestOptions
-from surveil.ingest.sources import open_source
 from surveil.search.render import sightings_table
 from surveil.vision.crops import decode_image, read_image
 
@@ -136,7 +135,9 @@ def _ingest_all(services: Services, sources: list[DemoSource]) -> list[str]:
     lines = []
     pipeline = services.ingest_pipeline()
     for src in sources:
-        source = open_source(str(src.path), camera_id=src.camera_id, start=src.start, fps=src.fps)
+        source = services.open_source(
+            str(src.path), camera_id=src.camera_id, start=src.start, fps=src.fps
+        )
         options = IngestOptions(
             camera_id=src.camera_id, all_frames=src.all_frames, progress=sys.stderr.isatty()
         )

@@ -217,6 +217,7 @@ class IngestStats:
     appearances: int
     corrupt_frames: int = 0
     resumed_from: int | None = None
+    reused_embeddings: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, object]:
@@ -228,6 +229,7 @@ class IngestStats:
             "appearances": self.appearances,
             "corrupt_frames": self.corrupt_frames,
             "resumed_from": self.resumed_from,
+            "reused_embeddings": self.reused_embeddings,
             "seconds": {k: round(v, 3) for k, v in sorted(self.seconds.items())},
         }
 

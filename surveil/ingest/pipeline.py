@@ -12,6 +12,8 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent import futures
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
@@ -35,10 +37,14 @@ from surveil.domain import (
     space_for,
 )
 from surveil.ingest.keyframes import KeyframeSelector
+from surveil.ingest.reuse import static_matches
 from surveil.ports import BlobStore, Catalog, Detector, Embedder, FrameSource, VectorIndex
 from surveil.vision.crops import cut_crops, encode_jpeg, thumbnail
 
 log = structlog.get_logger(__name__)
+
+#: One crop's embedding: its space, the unit vector, and the model that made it.
+Embedding = tuple[Space, Vectors, str]
 
 #: Save the vector index after this many new appearances, bounding what a crash
 #: leaves for reconciliation to redo.
@@ -58,6 +64,38 @@ class StageTimer:
             yield
         finally:
             self.seconds[name] += time.perf_counter() - start
+
+
+@dataclass(frozen=True)
+class _BatchKeys:
+    """Blob keys of one batch, fixed before anything is written so a failure can undo it."""
+
+    keyframes: list[str | None]
+    crops: list[list[str]]
+
+    @classmethod
+    def of(
+        cls,
+        batch: Sequence[Keyframe],
+        crops: Sequence[Sequence[Crop]],
+        source_id: int,
+        camera_id: str,
+        keep_keyframes: bool,
+    ) -> _BatchKeys:
+        return cls(
+            keyframes=[
+                keyframe_key(camera_id, source_id, k.frame.index) if keep_keyframes else None
+                for k in batch
+            ],
+            crops=[
+                [crop_key(camera_id, source_id, k.frame.index, n) for n in range(len(c))]
+                for k, c in zip(batch, crops, strict=True)
+            ],
+        )
+
+    def all(self) -> list[str]:
+        """Every key of the batch."""
+        return [k for k in self.keyframes if k] + [k for ks in self.crops for k in ks]
 
 
 @dataclass(frozen=True)
@@ -109,6 +147,10 @@ class IngestPipeline:
         self._jpeg_quality = jpeg_quality
         self._keep_keyframes = keep_keyframes
         self.timer = StageTimer()
+        self.reused = 0
+        #: The last keyframe's crops and embeddings, for static-object reuse across batches.
+        self._carry: tuple[list[Crop], list[Embedding]] | None = None
+        self._executor: ThreadPoolExecutor | None = None
 
     def run(self, source: FrameSource, options: IngestOptions) -> IngestStats:
         """Ingest a whole source; refuses one already complete, resumes one cut short."""
@@ -130,6 +172,8 @@ class IngestPipeline:
         if resume_after is not None:
             log.warning("ingest.resume", source_id=record.id, after_frame=resume_after)
         self.timer = StageTimer()
+        self.reused = 0
+        self._carry = None
         selector = KeyframeSelector(self._keyframe_settings, all_frames=options.all_frames)
         frames_read = keyframes = appearances = 0
         since_save = 0
@@ -166,6 +210,9 @@ class IngestPipeline:
                 keyframes += len(batch)
         finally:
             bar.close()
+            if self._executor is not None:
+                self._executor.shutdown(wait=True)
+                self._executor = None
         if frames_read == 0:
             raise InputError(
                 f"{info.uri}: no frame could be decoded "
@@ -180,6 +227,7 @@ class IngestPipeline:
             appearances=appearances,
             corrupt_frames=source.corrupt_frames,
             resumed_from=resume_after,
+            reused_embeddings=self.reused,
             seconds=dict(self.timer.seconds),
         )
 
@@ -197,104 +245,144 @@ class IngestPipeline:
             self._index.save()
 
     def _process(self, batch: Sequence[Keyframe], source_id: int, camera_id: str) -> int:
-        """Detect, crop, embed, write files, commit, index: one batch, all or nothing."""
+        """Detect, crop, embed, write files, commit, index: one batch, all or nothing.
+
+        JPEG encoding and writing (fsync-bound) run on a writer thread while the
+        embedder runs; the commit waits for both, so no row points at a missing file.
+        """
         with self.timer.stage("detect"):
             detections = self._detector.detect([k.frame.image for k in batch])
         with self.timer.stage("crop"):
             crops = [
                 cut_crops(
-                    k.frame.image,
-                    d,
-                    padding=self._crops.padding,
-                    min_size=self._crops.min_size,
+                    k.frame.image, d, padding=self._crops.padding, min_size=self._crops.min_size
                 )
                 for k, d in zip(batch, detections, strict=True)
             ]
-        vectors = self._embed(crops)
-        written: list[str] = []
+        keys = _BatchKeys.of(batch, crops, source_id, camera_id, self._keep_keyframes)
+        writing = self._writer().submit(self._write_files, batch, crops, keys)
         try:
-            with self.timer.stage("files"):
-                new = self._new_keyframes(batch, crops, vectors, source_id, camera_id, written)
+            vectors = self._embed(crops)
+            with self.timer.stage("files_wait"):
+                self.timer.seconds["files_background"] += writing.result()
+            new = self._rows(batch, crops, vectors, keys, source_id, camera_id)
             with self.timer.stage("catalog"):
                 ids = self._catalog.add_keyframes(new)
         except BaseException:
-            for key in written:
+            futures.wait([writing])
+            for key in keys.all():  # deterministic keys: whatever was written is named here
                 self._blobs.delete(key)
             raise
         with self.timer.stage("index_add"):
             self._add_to_index(new, ids)
         return sum(len(i) for i in ids)
 
-    def _embed(self, crops: Sequence[Sequence[Crop]]) -> list[list[tuple[Space, Vectors, str]]]:
-        """Embed every crop of the batch, one model call per space."""
+    def _writer(self) -> ThreadPoolExecutor:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-files")
+        return self._executor
+
+    def _write_files(
+        self, batch: Sequence[Keyframe], crops: Sequence[Sequence[Crop]], keys: _BatchKeys
+    ) -> float:
+        """Encode and store the batch's keyframe and crop JPEGs; returns seconds taken."""
+        started = time.perf_counter()
+        quality, side = self._jpeg_quality, self._crops.thumbnail_max_side
+        files: list[tuple[str, bytes]] = []
+        for kf, frame_crops, kf_key, crop_keys in zip(
+            batch, crops, keys.keyframes, keys.crops, strict=True
+        ):
+            if kf_key is not None:
+                files.append((kf_key, encode_jpeg(kf.frame.image, quality)))
+            files.extend(
+                (key, encode_jpeg(thumbnail(crop.image, side), quality))
+                for key, crop in zip(crop_keys, frame_crops, strict=True)
+            )
+        self._blobs.put_many(files)
+        return time.perf_counter() - started
+
+    def _embed(self, crops: Sequence[Sequence[Crop]]) -> list[list[Embedding]]:
+        """Embed the batch's crops, one model call per space, reusing static objects'."""
+        sources = self._static_sources(crops)
         by_space: dict[Space, list[tuple[int, int]]] = defaultdict(list)
         for k, frame_crops in enumerate(crops):
             for n, crop in enumerate(frame_crops):
-                by_space[space_for(crop.label, self._person_labels)].append((k, n))
-        out: list[list[tuple[Space, Vectors, str]]] = [
-            [("general", np.empty(0, np.float32), "")] * len(c) for c in crops
-        ]
+                if sources[k][n] is None:
+                    by_space[space_for(crop.label, self._person_labels)].append((k, n))
+        computed: dict[tuple[int, int], Embedding] = {}
         for space, slots in by_space.items():
             embedder = self._embedders[space]
             with self.timer.stage(f"embed_{space}"):
                 matrix = embedder.embed([crops[k][n].image for k, n in slots])
-            for (k, n), vec in zip(slots, matrix, strict=True):
-                out[k][n] = (space, vec, embedder.model_id)
+            for slot, vec in zip(slots, matrix, strict=True):
+                computed[slot] = (space, vec, embedder.model_id)
+        out: list[list[Embedding]] = []
+        previous = self._carry[1] if self._carry else []
+        for k, frame_sources in enumerate(sources):
+            row = [
+                computed[(k, n)] if src is None else previous[src]
+                for n, src in enumerate(frame_sources)
+            ]
+            self.reused += sum(src is not None for src in frame_sources)
+            out.append(row)
+            previous = row
+        if crops:
+            self._carry = (list(crops[-1]), out[-1])
         return out
 
-    def _new_keyframes(
-        self,
+    def _static_sources(self, crops: Sequence[Sequence[Crop]]) -> list[list[int | None]]:
+        """Per crop, the index in the previous keyframe whose embedding it may reuse."""
+        if not self._ingest.reuse_static_embeddings:
+            return [[None] * len(c) for c in crops]
+        previous: Sequence[Crop] = self._carry[0] if self._carry else []
+        sources = []
+        for frame_crops in crops:
+            sources.append(static_matches(previous, frame_crops, min_iou=self._ingest.static_iou))
+            previous = frame_crops
+        return sources
+
+    @staticmethod
+    def _rows(
         batch: Sequence[Keyframe],
         crops: Sequence[Sequence[Crop]],
-        vectors: Sequence[Sequence[tuple[Space, Vectors, str]]],
+        vectors: Sequence[Sequence[Embedding]],
+        keys: _BatchKeys,
         source_id: int,
         camera_id: str,
-        written: list[str],
     ) -> list[NewKeyframe]:
-        """Write the batch's JPEGs (recording each key) and describe the rows to insert."""
+        """Describe the keyframe and appearance rows to insert for one batch."""
         out = []
-        for kf, frame_crops, frame_vecs in zip(batch, crops, vectors, strict=True):
-            frame = kf.frame
-            image_path = None
-            if self._keep_keyframes:
-                image_path = keyframe_key(camera_id, source_id, frame.index)
-                self._put(image_path, encode_jpeg(frame.image, self._jpeg_quality), written)
-            apps = []
-            for n, (crop, (space, vec, model_id)) in enumerate(
-                zip(frame_crops, frame_vecs, strict=True)
-            ):
-                key = crop_key(camera_id, source_id, frame.index, n)
-                small = thumbnail(crop.image, self._crops.thumbnail_max_side)
-                self._put(key, encode_jpeg(small, self._jpeg_quality), written)
-                apps.append(
-                    NewAppearance(
-                        bbox=crop.bbox,
-                        label=crop.label,
-                        confidence=crop.confidence,
-                        space=space,
-                        embedding=vec,
-                        model_id=model_id,
-                        crop_path=key,
-                    )
+        for kf, frame_crops, frame_vecs, kf_key, crop_keys in zip(
+            batch, crops, vectors, keys.keyframes, keys.crops, strict=True
+        ):
+            apps = tuple(
+                NewAppearance(
+                    bbox=crop.bbox,
+                    label=crop.label,
+                    confidence=crop.confidence,
+                    space=space,
+                    embedding=vec,
+                    model_id=model_id,
+                    crop_path=key,
                 )
-            h, w = frame.image.shape[:2]
+                for crop, (space, vec, model_id), key in zip(
+                    frame_crops, frame_vecs, crop_keys, strict=True
+                )
+            )
+            h, w = kf.frame.image.shape[:2]
             out.append(
                 NewKeyframe(
                     camera_id=camera_id,
                     source_id=source_id,
-                    frame_index=frame.index,
-                    ts=frame.ts,
+                    frame_index=kf.frame.index,
+                    ts=kf.frame.ts,
                     width=w,
                     height=h,
-                    image_path=image_path,
-                    appearances=tuple(apps),
+                    image_path=kf_key,
+                    appearances=apps,
                 )
             )
         return out
-
-    def _put(self, key: str, data: bytes, written: list[str]) -> None:
-        self._blobs.put(key, data)
-        written.append(key)
 
     def _add_to_index(self, new: Sequence[NewKeyframe], ids: Sequence[Sequence[int]]) -> None:
         """Add the committed appearances to the index, one call per space."""

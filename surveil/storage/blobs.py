@@ -5,7 +5,12 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
+
+#: Concurrent writers in put_many; fsync is disk-bound, so more than the core count helps.
+WRITE_THREADS = 8
 
 
 def validate_key(key: str) -> PurePosixPath:
@@ -41,6 +46,23 @@ class FileBlobStore:
 
     def put(self, key: str, data: bytes) -> None:
         """Write temp-file, fsync, rename: the key holds the old bytes or the new, never half."""
+        target = self._write(key, data)
+        self._fsync_dir(target.parent)
+
+    def put_many(self, items: Sequence[tuple[str, bytes]]) -> None:
+        """Like put for each item, with the fsyncs overlapped on a few threads.
+
+        fsync waits on the disk, not the CPU: ingest writes a few thousand small crops a
+        minute, and one at a time that was 13% of ingest time. Each folder is fsynced once.
+        """
+        if not items:
+            return
+        with ThreadPoolExecutor(max_workers=min(WRITE_THREADS, len(items))) as pool:
+            targets = list(pool.map(lambda item: self._write(*item), items))
+        for folder in {t.parent for t in targets}:
+            self._fsync_dir(folder)
+
+    def _write(self, key: str, data: bytes) -> Path:
         target = self.path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
@@ -54,7 +76,7 @@ class FileBlobStore:
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
-        self._fsync_dir(target.parent)
+        return target
 
     @staticmethod
     def _fsync_dir(folder: Path) -> None:

@@ -17,6 +17,7 @@ import structlog
 from surveil.config import EmbedderSettings
 from surveil.domain import ConfigError, Image, Space, Vectors
 from surveil.ports import Embedder
+from surveil.vision.cpu_runtime import onnx_session_for
 from surveil.vision.device import DevicePlan, cpu_threads
 
 __all__ = ["OnnxEmbedder", "TorchvisionEmbedder", "build_embedder", "file_digest", "preprocess"]
@@ -251,6 +252,7 @@ class TorchvisionEmbedder:
         self._weights = weights
         self._device = device
         self._model: Any = None
+        self._session: Any = None
         self._dim = 0
         self._lock = threading.Lock()
 
@@ -258,6 +260,11 @@ class TorchvisionEmbedder:
     def space(self) -> Space:
         """The vector space (and index) these embeddings belong to."""
         return self._space
+
+    @property
+    def runtime(self) -> str:
+        """What runs the network: 'onnxruntime' on CPU, else 'torch'."""
+        return "onnxruntime" if self._session is not None else "torch"
 
     @cached_property
     def model_id(self) -> str:
@@ -296,8 +303,17 @@ class TorchvisionEmbedder:
         if self._device.half:
             model.half()
         self._model = model
+        if not self._device.is_cuda:
+            self._session = onnx_session_for(
+                model, self._settings.input_height, self._settings.input_width
+            )
         self._dim = int(self._forward(np.zeros((1, 8, 8, 3), np.uint8)).shape[1])
-        log.info("embedder loaded", model=self.model_id, device=self._device.torch_device)
+        log.info(
+            "embedder loaded",
+            model=self.model_id,
+            device=self._device.torch_device,
+            runtime=self.runtime,
+        )
         return model
 
     def embed(self, crops: Sequence[Image]) -> Vectors:
@@ -307,15 +323,28 @@ class TorchvisionEmbedder:
             return np.zeros((0, self._dim), dtype=np.float32)
         height, width = self._settings.input_height, self._settings.input_width
         size = self._settings.batch_size
-        parts = [
-            self._forward(resize_batch(crops[i : i + size], height, width))
-            for i in range(0, len(crops), size)
-        ]
+        if self._session is not None:
+            parts = [
+                self._session.run(None, {"images": preprocess(crops[i : i + size], height, width)})[
+                    0
+                ]
+                for i in range(0, len(crops), size)
+            ]
+        else:
+            parts = [
+                self._forward(resize_batch(crops[i : i + size], height, width))
+                for i in range(0, len(crops), size)
+            ]
         return l2_normalise(np.concatenate(parts, axis=0))
 
     def _forward(self, nhwc_bgr: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
         """Normalise on the model's device (uint8 upload is 4x less traffic) and run."""
         import torch
+
+        if self._session is not None:
+            h, w = self._settings.input_height, self._settings.input_width
+            (out,) = self._session.run(None, {"images": preprocess(list(nhwc_bgr), h, w)})
+            return np.asarray(out, dtype=np.float32)
 
         device = self._device.torch_device
         dtype = torch.float16 if self._device.half else torch.float32

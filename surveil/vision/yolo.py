@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 import tempfile
 import threading
 from collections.abc import Collection, Sequence
@@ -158,9 +157,9 @@ def _route_ultralytics_logs() -> None:
     """Send Ultralytics' INFO chatter to stderr at WARNING: stdout carries --json output."""
     from ultralytics.utils import LOGGER
 
-    for handler in LOGGER.handlers:
-        if isinstance(handler, logging.StreamHandler):
-            handler.setStream(sys.stderr)
+    # Its own handler writes to stdout; the root logger (stderr, see logs.py) takes over.
+    LOGGER.handlers.clear()
+    LOGGER.propagate = True
     LOGGER.setLevel(logging.WARNING)
 
 

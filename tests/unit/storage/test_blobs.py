@@ -71,3 +71,15 @@ def test_delete_reports_whether_it_existed(tmp_path: Path) -> None:
     assert store.delete("k.jpg") is False
     with pytest.raises(FileNotFoundError):
         store.get("k.jpg")
+
+
+def test_put_many_writes_every_file_and_refuses_bad_keys(tmp_path: Path) -> None:
+    store = FileBlobStore(tmp_path)
+    items = [(f"crops/cam/{i:03d}.jpg", bytes([i]) * (i + 1)) for i in range(40)]
+    store.put_many(items)
+    for key, data in items:
+        assert store.get(key) == data
+    assert not list(tmp_path.rglob("*.tmp"))
+    with pytest.raises(ValueError, match="invalid blob key"):
+        store.put_many([("ok.jpg", b"x"), ("../escape.jpg", b"y")])
+    assert not (tmp_path.parent / "escape.jpg").exists()
