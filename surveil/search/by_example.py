@@ -19,7 +19,7 @@ from surveil.domain import (
     Vectors,
     space_for,
 )
-from surveil.ports import Catalog, Detector, Embedder, VectorIndex
+from surveil.ports import Catalog, Detector, Embedder, IndexHit, VectorIndex
 from surveil.search.grouping import best_per_keyframe, group_sightings
 
 log = structlog.get_logger(__name__)
@@ -99,6 +99,17 @@ def _hydrate(
     return [SearchHit(appearance=a, score=scores[a.id]) for a in stored]
 
 
+def _cut_inside_tie(
+    found: Sequence[IndexHit], hits: Sequence[SearchHit], query: SearchQuery
+) -> bool:
+    """Whether the index's k-th candidate ties the last kept hit.
+
+    Static objects reuse one embedding, so equal scores are common; a cut through a tie
+    would pick arbitrary members of it, so the search goes deeper until the tie is whole.
+    """
+    return bool(found) and found[-1].score >= hits[query.limit - 1].score
+
+
 def search_by_example(
     query: SearchQuery,
     *,
@@ -126,7 +137,7 @@ def search_by_example(
         above = [(h.id, h.score) for h in found if h.score >= floor]
         hits = best_per_keyframe(_hydrate(catalog, query, above), label_groups)
         exhausted = len(found) < k or len(above) < len(found) or k >= max_candidates
-        if len(hits) >= query.limit or exhausted:
+        if exhausted or (len(hits) >= query.limit and not _cut_inside_tie(found, hits, query)):
             break
         k = min(k * 4, max_candidates)
     kept = hits[: query.limit]

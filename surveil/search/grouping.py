@@ -31,9 +31,10 @@ def best_per_keyframe(
     for hit in hits:
         app = hit.appearance
         key = (app.keyframe_id, label_group(app.label, groups))
-        if key not in best or hit.score > best[key].score:
+        if key not in best or (hit.score, -app.id) > (best[key].score, -best[key].appearance.id):
             best[key] = hit
-    return sorted(best.values(), key=lambda h: h.score, reverse=True)
+    # Ties are common (a static object reuses one embedding): break them by id, stably.
+    return sorted(best.values(), key=lambda h: (-h.score, h.appearance.id))
 
 
 def _sighting(hits: list[SearchHit]) -> Sighting:
