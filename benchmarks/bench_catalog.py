@@ -24,7 +24,9 @@ import numpy as np
 import psycopg
 from psycopg import sql
 
+from surveil.config import LoggingSettings
 from surveil.domain import NewAppearance, NewKeyframe, Space
+from surveil.logs import configure_logging
 from surveil.storage.db import make_engine, make_session_factory
 from surveil.storage.migrate import upgrade
 from surveil.storage.repositories import SqlCatalog
@@ -150,6 +152,7 @@ def bench_one(url: str, backend: str, dim: int, args: argparse.Namespace) -> Non
 
 def main() -> None:
     """Parse options and run every (backend, dim) combination asked for."""
+    configure_logging(LoggingSettings(level="WARNING"))  # figures on stdout, no chatter
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backends", default="sqlite,postgres", help="comma-separated list")
     parser.add_argument("--pg-url", default=DEFAULT_PG, help="PostgreSQL server to use")

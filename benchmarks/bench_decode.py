@@ -12,10 +12,11 @@ import argparse
 import time
 from collections.abc import Callable
 
-from surveil.config import KeyframeSettings
+from surveil.config import KeyframeSettings, LoggingSettings
 from surveil.domain import Frame
 from surveil.ingest.keyframes import KeyframeSelector
 from surveil.ingest.sources import open_source
+from surveil.logs import configure_logging
 
 
 def measure(path: str, *, decode_ahead: int, work: Callable[[Frame], object] | None) -> float:
@@ -35,6 +36,7 @@ def measure(path: str, *, decode_ahead: int, work: Callable[[Frame], object] | N
 
 def main() -> None:
     """Print one line per source and mode."""
+    configure_logging(LoggingSettings(level="WARNING"))  # figures on stdout, no chatter
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("paths", nargs="+", help="video files, image patterns or directories")
     parser.add_argument("--repeat", type=int, default=3, help="runs per mode; the best is shown")

@@ -14,8 +14,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from surveil.config import DetectorSettings, EmbeddersSettings
+from surveil.config import DetectorSettings, EmbeddersSettings, LoggingSettings
 from surveil.domain import Image, Space
+from surveil.logs import configure_logging
 from surveil.vision.crops import cut_crops
 from surveil.vision.detector import MotionDetector, YoloDetector
 from surveil.vision.device import DevicePlan, choose_device
@@ -113,6 +114,7 @@ def bench_embedders(args: argparse.Namespace, plan: DevicePlan, crops: list[Imag
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Measure, print, exit."""
+    configure_logging(LoggingSettings(level="WARNING"))  # figures on stdout, no chatter
     args = parse_args(argv)
     plan = choose_device(args.device, None)
     print(f"device {plan.torch_device} half={plan.half} onnx={plan.onnx_providers}")

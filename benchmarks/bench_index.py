@@ -25,9 +25,11 @@ import faiss
 import numpy as np
 import numpy.typing as npt
 
+from surveil.config import LoggingSettings
 from surveil.domain import Vectors
 from surveil.index import factory as fx
 from surveil.index.sharded import ShardedFaissIndex
+from surveil.logs import configure_logging
 from surveil.ports import IndexHit
 
 START = date(2024, 1, 1)
@@ -219,6 +221,7 @@ def exact_top_k(stored: Vectors, queries: Vectors, k: int) -> IdMatrix:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Print one block of figures per stored size."""
+    configure_logging(LoggingSettings(level="WARNING"))  # figures on stdout, no chatter
     args = parse_args(argv)
     for factory in args.factories:
         fx.parse_factory(factory)  # fail on a typo before minutes of data generation

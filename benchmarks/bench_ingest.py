@@ -18,12 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
-from surveil.config import Settings, load_settings
+from surveil.config import LoggingSettings, Settings, load_settings
 from surveil.container import Services, build_services
 from surveil.domain import SPACES, IngestStats
 from surveil.ingest.keyframes import KeyframeSelector
 from surveil.ingest.pipeline import IngestOptions
 from surveil.ingest.sources import open_source
+from surveil.logs import configure_logging
 from surveil.ports import Detector
 
 REPO = Path(__file__).resolve().parent.parent
@@ -110,6 +111,7 @@ def _report(name: str, stats: IngestStats, wall: float, bare: float) -> None:
 
 
 def main() -> None:
+    configure_logging(LoggingSettings(level="WARNING"))  # figures on stdout, no chatter
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--data",
