@@ -251,12 +251,22 @@ def index_rebuild(as_json: JsonOpt = False) -> None:
 
 
 @index_app.command("status")
-def index_status(as_json: JsonOpt = False) -> None:
+def index_status(
+    full: Annotated[
+        bool, typer.Option("--full", help="Compare every id, not only per-day counts (slow).")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
     """Reconcile the index with the catalog and print vectors per space."""
     from surveil.domain import SPACES
 
+    def act(s: Services) -> dict[str, int]:
+        if full:
+            s.reconcile_index(full=True)
+        return {sp: s.index.size(sp) for sp in SPACES}
+
     with _errors():
-        sizes = _with_services(lambda s: {sp: s.index.size(sp) for sp in SPACES})
+        sizes = _with_services(act)
     if as_json:
         _print_json({"vectors": sizes})
     else:

@@ -118,9 +118,13 @@ class Services:
             person_labels=self.settings.embedders.person_labels,
         )
 
-    def reconcile_index(self) -> ReconcileReport:
-        """Make the vector index agree with the catalog (the source of truth)."""
-        return reconcile(self.index, self.catalog, SPACES)
+    def reconcile_index(self, *, full: bool = False) -> ReconcileReport:
+        """Make the vector index agree with the catalog (the source of truth).
+
+        By default only days whose counts differ are compared id by id; `full` compares
+        every id (catches an add and a delete on one day cancelling out).
+        """
+        return reconcile(self.index, self.catalog, SPACES, full=full)
 
     def close(self) -> None:
         """Release database connections."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import shutil
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -20,7 +20,8 @@ import numpy as np
 import structlog
 
 from surveil.domain import Space
-from surveil.index.sharded import ShardedFaissIndex, fsync_dir
+from surveil.index.manifest import fsync_dir
+from surveil.index.sharded import UNSHARDED_DAY, ShardedFaissIndex
 from surveil.ports import Ids, VectorBatch, VectorIndex
 
 log = structlog.get_logger(__name__)
@@ -33,7 +34,11 @@ _OLD_SUFFIX = ".old"
 class CatalogVectors(Protocol):
     """The part of the `ports.Catalog` this module reads; any Catalog satisfies it."""
 
-    def ids_by_day(self, space: Space) -> Mapping[date, Ids]: ...
+    def ids_by_day(
+        self, space: Space, *, days: Collection[date] | None = None
+    ) -> Mapping[date, Ids]: ...
+
+    def counts_by_day(self, space: Space) -> Mapping[date, int]: ...
 
     def iter_vectors(
         self, space: Space, *, ids: Sequence[int] | None = None, batch_size: int = 10_000
@@ -42,10 +47,12 @@ class CatalogVectors(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class ReconcileReport:
-    """What reconcile changed, per space."""
+    """What reconcile changed, per space, and how many days it had to compare id by id."""
 
     added: dict[Space, int] = field(default_factory=dict)
     removed: dict[Space, int] = field(default_factory=dict)
+    #: Days whose ids were listed; None where the whole space was (full, or unsharded).
+    days_checked: dict[Space, int | None] = field(default_factory=dict)
 
     @property
     def changed(self) -> bool:
@@ -91,26 +98,55 @@ def _copy_vectors(
     return added
 
 
+def _days_to_check(index: VectorIndex, catalog: CatalogVectors, space: Space) -> set[date] | None:
+    """Days whose counts differ between index and catalog; None: compare the whole space."""
+    in_index = index.counts_by_day(space)
+    in_catalog = catalog.counts_by_day(space)
+    if UNSHARDED_DAY in in_index:
+        # One shard holds every day: only its total can be compared to the catalog's.
+        return set() if sum(in_index.values()) == sum(in_catalog.values()) else None
+    every_day = in_index.keys() | in_catalog.keys()
+    return {d for d in every_day if in_index.get(d, 0) != in_catalog.get(d, 0)}
+
+
 def reconcile(
     index: VectorIndex,
     catalog: CatalogVectors,
     spaces: Sequence[Space],
     *,
     batch_size: int = DEFAULT_BATCH,
+    full: bool = False,
 ) -> ReconcileReport:
-    """Make the index hold exactly the catalog's ids (adding from stored embeddings), then save."""
+    """Make the index hold exactly the catalog's ids (adding from stored embeddings), then save.
+
+    By default only days whose vector counts differ are compared id by id, so a start-up
+    over an index in sync reads no shard the manifest vouches for. A day where deletions
+    and additions cancel out to the same count is only caught with `full=True`.
+    """
     added: dict[Space, int] = {}
     removed: dict[Space, int] = {}
+    checked: dict[Space, int | None] = {}
     for space in spaces:
-        in_catalog = _all_ids(catalog.ids_by_day(space))
-        in_index = _all_ids(index.ids_by_day(space))
+        days = None if full else _days_to_check(index, catalog, space)
+        checked[space] = None if days is None else len(days)
+        if days is not None and not days:
+            added[space] = removed[space] = 0
+            continue
+        in_catalog = _all_ids(catalog.ids_by_day(space, days=days))
+        in_index = _all_ids(index.ids_by_day(space, days=days))
         stray = np.setdiff1d(in_index, in_catalog, assume_unique=True)
         missing = np.setdiff1d(in_catalog, in_index, assume_unique=True)
-        removed[space] = index.remove(space, stray) if len(stray) else 0
+        removed[space] = index.remove(space, stray, days=days) if len(stray) else 0
         added[space] = _copy_vectors(index, catalog, space, missing, batch_size)
-        log.info("index.reconciled", space=space, added=added[space], removed=removed[space])
+        log.info(
+            "index.reconciled",
+            space=space,
+            added=added[space],
+            removed=removed[space],
+            days_checked="all" if days is None else len(days),
+        )
     index.save()
-    return ReconcileReport(added=added, removed=removed)
+    return ReconcileReport(added=added, removed=removed, days_checked=checked)
 
 
 def _recover(index_root: Path, spaces: Sequence[Space]) -> None:

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
-import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -22,12 +21,21 @@ import structlog
 
 from surveil.domain import ConfigError, Space, Vectors, as_vectors
 from surveil.index import factory as fx
+from surveil.index.manifest import (
+    TMP_MARKER,
+    ShardEntry,
+    entry_for,
+    fsync_dir,
+    read_manifest,
+    temp_path,
+    trusted_count,
+    write_manifest,
+)
 from surveil.ports import Ids, IndexHit
 
 log = structlog.get_logger(__name__)
 
 SUFFIX = ".faiss"
-TMP_MARKER = ".tmp-"
 ALL_STEM = "all"
 #: With shard_by="none" there is one shard; ids_by_day reports it under this day.
 UNSHARDED_DAY = date.min
@@ -47,15 +55,6 @@ class _Shard:
     device_copy: Any = None
 
 
-def fsync_dir(path: Path) -> None:
-    """Make renames and deletes in a directory durable (POSIX needs the dir fsynced too)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _day_of(ts: datetime) -> date:
     return ts.astimezone(UTC).date()
 
@@ -72,6 +71,8 @@ class ShardedFaissIndex:
         self._lock = threading.RLock()
         self._shards: dict[Space, dict[str, _Shard]] = {}
         self._dims: dict[Space, int] = {}
+        # Spaces whose manifest lacks or mistrusts an entry: the next save() rewrites it.
+        self._stale_manifest: set[Space] = set()
 
     # ---- shard bookkeeping -------------------------------------------------------------
 
@@ -160,6 +161,14 @@ class ShardedFaissIndex:
     def _day_key(self, stem: str) -> date:
         return UNSHARDED_DAY if stem == ALL_STEM else date.fromisoformat(stem)
 
+    def _selected(self, space: Space, days: Collection[date] | None) -> list[tuple[str, _Shard]]:
+        """The space's shards by stem, sorted; only those of `days` when given."""
+        shards = sorted(self._space_shards(space).items())
+        if days is None:
+            return shards
+        stems = {self._stem(d) for d in days}
+        return [(stem, shard) for stem, shard in shards if stem in stems]
+
     # ---- the VectorIndex port ----------------------------------------------------------
 
     def add(self, space: Space, ids: Ids, vectors: Vectors, days: Sequence[date]) -> None:
@@ -223,14 +232,14 @@ class ShardedFaissIndex:
                 labels.append(idx[0])
         return _merge(scores, labels, k)
 
-    def remove(self, space: Space, ids: Ids) -> int:
-        """Remove ids wherever they are (every shard is consulted); returns how many went."""
+    def remove(self, space: Space, ids: Ids, *, days: Collection[date] | None = None) -> int:
+        """Remove ids from the shards of `days` (default: every shard); returns how many went."""
         wanted = np.unique(np.asarray(ids, dtype=np.int64))
         if len(wanted) == 0:
             return 0
         removed = 0
         with self._lock:
-            for shard in self._space_shards(space).values():
+            for _, shard in self._selected(space, days):
                 index = self._load(shard)
                 held = faiss.vector_to_array(index.id_map)
                 here = wanted[np.isin(wanted, held)]
@@ -240,28 +249,48 @@ class ShardedFaissIndex:
                 shard.dirty, shard.device_copy = True, None
         return removed
 
-    def ids_by_day(self, space: Space) -> dict[date, Ids]:
-        """Ids per shard day (UNSHARDED_DAY when shard_by='none'), for reconcile and retention."""
+    def ids_by_day(self, space: Space, *, days: Collection[date] | None = None) -> dict[date, Ids]:
+        """Ids per shard day (UNSHARDED_DAY when shard_by='none'), loading only `days`' shards."""
         with self._lock:
             out: dict[date, Ids] = {}
-            for stem, shard in sorted(self._space_shards(space).items()):
+            for stem, shard in self._selected(space, days):
                 held = faiss.vector_to_array(self._load(shard).id_map).astype(np.int64)
                 if len(held):
                     out[self._day_key(stem)] = held
             return out
 
-    def size(self, space: Space) -> int:
-        """Vectors held for a space (loads its shards)."""
+    def counts_by_day(self, space: Space) -> dict[date, int]:
+        """Vectors per non-empty shard day, from the manifest where it vouches for the file."""
         with self._lock:
-            return sum(int(self._load(s).ntotal) for s in self._space_shards(space).values())
+            shards = self._space_shards(space)
+            unloaded = any(shard.index is None for shard in shards.values())
+            entries = read_manifest(self.root / space) if unloaded else {}
+            out: dict[date, int] = {}
+            for stem, shard in sorted(shards.items()):
+                n = None if shard.index is None else int(shard.index.ntotal)
+                if n is None:
+                    n = trusted_count(entries, stem, shard.path)
+                if n is None:
+                    log.info("index.manifest_miss", space=space, shard=stem)
+                    n = int(self._load(shard).ntotal)
+                    self._stale_manifest.add(space)
+                if n:
+                    out[self._day_key(stem)] = n
+            return out
+
+    def size(self, space: Space) -> int:
+        """Vectors held for a space (counted from the manifest; loads only what it lacks)."""
+        return sum(self.counts_by_day(space).values())
 
     def save(self) -> None:
         """Write every dirty shard atomically; delete the files of shards that became empty."""
         with self._lock:
             for space, shards in self._shards.items():
+                changed = space in self._stale_manifest
                 for stem, shard in list(shards.items()):
                     if not shard.dirty:
                         continue
+                    changed = True
                     if shard.index.ntotal == 0:
                         if shard.path.exists():
                             shard.path.unlink()
@@ -271,6 +300,21 @@ class ShardedFaissIndex:
                         continue
                     _write_atomic(shard.index, shard.path)
                     shard.dirty = False
+                if changed:  # after the shards: a stale entry only ever costs a load
+                    self._write_manifest(space, shards)
+
+    def _write_manifest(self, space: Space, shards: dict[str, _Shard]) -> None:
+        """Record every clean shard's count; one neither loaded nor vouched for is left out."""
+        old = read_manifest(self.root / space)
+        entries: dict[str, ShardEntry] = {}
+        for stem, shard in shards.items():
+            if shard.index is None:
+                if trusted_count(old, stem, shard.path) is not None:
+                    entries[stem] = old[stem]
+            elif not shard.dirty and shard.path.exists():
+                entries[stem] = entry_for(shard.path, int(shard.index.ntotal))
+        write_manifest(self.root / space, entries, self._dims.get(space))
+        self._stale_manifest.discard(space)
 
     # ---- beyond the port ---------------------------------------------------------------
 
@@ -284,6 +328,7 @@ class ShardedFaissIndex:
             if shard.path.exists():
                 shard.path.unlink()
                 fsync_dir(shard.path.parent)
+            self._stale_manifest.add(space)
             log.info("index.shard_dropped", space=space, day=day.isoformat())
             return True
 
@@ -317,7 +362,7 @@ def _merge(
 def _write_atomic(index: Any, path: Path) -> None:
     """Write temp in the same directory, fsync, rename over, fsync the directory."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}{TMP_MARKER}{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    tmp = temp_path(path)
     try:
         faiss.write_index(index, str(tmp))
         with tmp.open("rb+") as handle:

@@ -8,17 +8,15 @@ tables rather than ORM objects: no identity map, no per-row object construction.
 from __future__ import annotations
 
 import json
-from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any, cast
 
 import numpy as np
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
-    Select,
     String,
     Table,
     any_,
@@ -34,7 +32,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from surveil.domain import (
-    ConfigError,
     InputError,
     NewAppearance,
     NewKeyframe,
@@ -43,13 +40,17 @@ from surveil.domain import (
     StoredAppearance,
     Vectors,
 )
-from surveil.ports import Ids, SourceRecord, VectorBatch
+from surveil.ports import SourceRecord
+from surveil.storage.index_feed import (
+    IN_LIST_CHUNK,
+    IndexFeedQueries,
+    chunked,
+    vectors_from_blobs,
+)
 from surveil.storage.tables import AppearanceRow, CameraRow, KeyframeRow, SourceRow, utcnow
 
 #: Ids per query: bounds statement size; one array/JSON parameter carries them all.
 ID_CHUNK = 10_000
-#: Ids per plain IN (...) list on other dialects (bound-variable limits).
-IN_LIST_CHUNK = 1_000
 
 _keyframes = cast(Table, KeyframeRow.__table__)
 _appearances = cast(Table, AppearanceRow.__table__)
@@ -146,24 +147,7 @@ def _id_match(dialect: str, ids: list[int]) -> ColumnElement[bool]:
     return _A.id.in_(ids)
 
 
-def _chunks(ids: Sequence[int], size: int) -> Iterator[list[int]]:
-    for start in range(0, len(ids), size):
-        yield [int(i) for i in ids[start : start + size]]
-
-
-def _vectors(space: str, blobs: Sequence[bytes], dims: Sequence[int]) -> Vectors:
-    if not blobs:
-        return np.zeros((0, 0), np.float32)
-    if len(set(dims)) != 1:
-        raise ConfigError(
-            f"appearances in space {space!r} have mixed embedding sizes {sorted(set(dims))}: "
-            "the embedder model changed; re-embed or remove the old appearances"
-        )
-    flat = np.frombuffer(b"".join(blobs), dtype="<f4")
-    return flat.astype(np.float32).reshape(len(blobs), dims[0])
-
-
-class SqlCatalog:
+class SqlCatalog(IndexFeedQueries):
     """The system of record, over whatever engine the session factory is bound to."""
 
     def __init__(self, session_factory: sessionmaker[Session]) -> None:
@@ -324,7 +308,7 @@ class SqlCatalog:
             dialect = session.get_bind().dialect.name
             chunk_size = IN_LIST_CHUNK if dialect not in ("postgresql", "sqlite") else ID_CHUNK
             # Sorted ids walk the primary key in order instead of jumping around it.
-            for chunk in _chunks(sorted(wanted), chunk_size):
+            for chunk in chunked(sorted(wanted), chunk_size):
                 match = _id_match(dialect, chunk)
                 stmt = select(*_STORED_COLUMNS).where(match, *clauses)
                 for row in session.connection().execute(stmt):
@@ -374,57 +358,7 @@ class SqlCatalog:
         if row is None:
             raise InputError(f"no appearance with id {appearance_id}")
         space, blob, dim = row
-        return cast(Space, space), _vectors(space, [blob], [dim])[0]
-
-    def iter_vectors(
-        self, space: Space, *, ids: Sequence[int] | None = None, batch_size: int = 10_000
-    ) -> Iterator[VectorBatch]:
-        """Stream stored embeddings in id order, one short query per batch (keyset paging)."""
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be positive, got {batch_size}")
-        columns = (_A.id, _A.ts, _A.embedding, _A.dim)
-        if ids is not None:
-            wanted = sorted({int(i) for i in ids})
-            for chunk in _chunks(wanted, min(batch_size, IN_LIST_CHUNK)):
-                stmt = select(*columns).where(_A.space == space, _A.id.in_(chunk)).order_by(_A.id)
-                batch = self._vector_batch(space, stmt)
-                if batch is not None:
-                    yield batch
-            return
-        last_id = -1
-        while True:
-            stmt = (
-                select(*columns)
-                .where(_A.space == space, _A.id > last_id)
-                .order_by(_A.id)
-                .limit(batch_size)
-            )
-            batch = self._vector_batch(space, stmt)
-            if batch is None:
-                return
-            yield batch
-            last_id = int(batch.ids[-1])
-
-    def _vector_batch(
-        self, space: str, stmt: Select[int, datetime, bytes, int]
-    ) -> VectorBatch | None:
-        with self._sessions() as session:
-            rows = session.execute(stmt).all()
-        if not rows:
-            return None
-        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-        days = [r[1].date() for r in rows]
-        vectors = _vectors(space, [r[2] for r in rows], [r[3] for r in rows])
-        return VectorBatch(ids=ids, days=days, vectors=vectors)
-
-    def ids_by_day(self, space: Space) -> dict[date, Ids]:
-        """Appearance ids of a space grouped by UTC day, to reconcile day-sharded indexes."""
-        by_day: dict[date, list[int]] = defaultdict(list)
-        stmt = select(_A.id, _A.ts).where(_A.space == space).order_by(_A.id)
-        with self._sessions() as session:
-            for id_, ts in session.execute(stmt.execution_options(yield_per=50_000)):
-                by_day[ts.date()].append(id_)
-        return {day: np.asarray(v, dtype=np.int64) for day, v in sorted(by_day.items())}
+        return cast(Space, space), vectors_from_blobs(space, [blob], [dim])[0]
 
     def count_appearances(self, space: Space | None = None) -> int:
         """How many appearances are stored, in one space or all."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 
 import numpy as np
 import pytest
@@ -212,6 +212,58 @@ def test_ids_by_day(catalog: SqlCatalog) -> None:
     assert by_day[date(2024, 5, 1)].tolist() == [ids[0][0], ids[1][0]]
     assert by_day[date(2024, 5, 2)].dtype == np.int64
     assert catalog.ids_by_day("general") == {}
+
+
+def test_counts_by_day_match_the_rows_near_utc_midnight(catalog: SqlCatalog) -> None:
+    src = _source(catalog)
+    # T0 is 23:59:58.123456 UTC; offsets straddle two midnights and one exact midnight.
+    offsets = [0, 1, 2, 3, 60, 86_400 - 1, 86_400 + 1, 86_400 + 2]
+    stamps = [T0 + timedelta(seconds=s) for s in offsets]
+    frames = [
+        NewKeyframe("cam1", src, i, ts, 640, 480, None, (_app(), _app()) if i % 2 else (_app(),))
+        for i, ts in enumerate(stamps)
+    ]
+    frames.append(_kf(src, 99, _app("car", "general")))
+    frames.append(  # exactly midnight UTC, given in another zone: belongs to May 3
+        NewKeyframe(
+            "cam1",
+            src,
+            100,
+            datetime(2024, 5, 3, 2, tzinfo=timezone(timedelta(hours=2))),
+            640,
+            480,
+            None,
+            (_app(),),
+        )
+    )
+    catalog.add_keyframes(frames)
+    expected: dict[date, int] = {}
+    for kf in frames:
+        for app in kf.appearances:
+            if app.space == "person":
+                day = kf.ts.astimezone(UTC).date()
+                expected[day] = expected.get(day, 0) + 1
+
+    counts = catalog.counts_by_day("person")
+
+    assert counts == expected
+    assert list(counts) == sorted(counts)
+    assert counts == {date(2024, 5, 1): 3, date(2024, 5, 2): 7, date(2024, 5, 3): 3}
+    assert {d: len(ids) for d, ids in catalog.ids_by_day("person").items()} == counts
+    assert catalog.counts_by_day("general") == {date(2024, 5, 2): 1}
+
+
+def test_ids_by_day_can_list_chosen_days_only(catalog: SqlCatalog) -> None:
+    src = _source(catalog)
+    ids = catalog.add_keyframes([_kf(src, i, _app()) for i in (0, 1, 2, 86_402)])
+    may2 = catalog.ids_by_day("person", days=[date(2024, 5, 2)])
+    assert list(may2) == [date(2024, 5, 2)] and may2[date(2024, 5, 2)].tolist() == [ids[2][0]]
+    both = catalog.ids_by_day("person", days={date(2024, 5, 1), date(2024, 5, 3), date(2030, 1, 1)})
+    assert {d: v.tolist() for d, v in both.items()} == {
+        date(2024, 5, 1): [ids[0][0], ids[1][0]],
+        date(2024, 5, 3): [ids[3][0]],
+    }
+    assert catalog.ids_by_day("person", days=[]) == {}
 
 
 def test_stats_per_camera(catalog: SqlCatalog) -> None:

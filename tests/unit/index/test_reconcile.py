@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -19,21 +19,30 @@ START = date(2024, 6, 1)
 
 
 class MemoryCatalog:
-    """Just the two Catalog methods the index needs: ids per day and stored vectors."""
+    """Just the Catalog methods the index needs: ids and counts per day, stored vectors."""
 
     def __init__(self) -> None:
         self.rows: dict[Space, dict[int, tuple[date, Vectors]]] = {"person": {}, "general": {}}
         self.requests: list[int | None] = []
+        self.listed: list[set[date] | None] = []
 
     def put(self, space: Space, ids: Sequence[int], vectors: Vectors, days: Sequence[date]) -> None:
         for i, v, d in zip(ids, vectors, days, strict=True):
             self.rows[space][int(i)] = (d, v)
 
-    def ids_by_day(self, space: Space) -> dict[date, Ids]:
+    def ids_by_day(self, space: Space, *, days: Collection[date] | None = None) -> dict[date, Ids]:
+        self.listed.append(None if days is None else set(days))
         out: dict[date, list[int]] = {}
         for i, (d, _) in self.rows[space].items():
-            out.setdefault(d, []).append(i)
+            if days is None or d in days:
+                out.setdefault(d, []).append(i)
         return {d: np.array(sorted(v), np.int64) for d, v in out.items()}
+
+    def counts_by_day(self, space: Space) -> dict[date, int]:
+        out: dict[date, int] = {}
+        for d, _ in self.rows[space].values():
+            out[d] = out.get(d, 0) + 1
+        return out
 
     def iter_vectors(
         self, space: Space, *, ids: Sequence[int] | None = None, batch_size: int = 10_000
@@ -141,7 +150,7 @@ def test_rebuild_can_change_factory_and_sharding(catalog: MemoryCatalog, tmp_pat
     root = tmp_path / "idx"
     rebuild(root, catalog, ["person"], factory="HNSW16", shard_by="none")
     index = ShardedFaissIndex(root, factory="HNSW16", shard_by="none")
-    assert [p.name for p in (root / "person").iterdir()] == ["all.faiss"]
+    assert sorted(p.name for p in (root / "person").iterdir()) == ["all.faiss", "manifest.json"]
     assert index.search("person", unit_vectors(50)[9], 1)[0].id == 9
 
 
@@ -174,6 +183,71 @@ def test_rebuild_failure_leaves_old_index_usable(
         rebuild(root, catalog, ["person"], factory="Flat", shard_by="day")
     assert ShardedFaissIndex(root).size("person") == 50
     assert sorted(p.name for p in root.iterdir()) == ["person"]
+
+
+def test_reconcile_in_sync_loads_no_shard(catalog: MemoryCatalog, tmp_path: Path) -> None:
+    reconcile(ShardedFaissIndex(tmp_path / "idx"), catalog, ["person", "general"])
+    catalog.listed.clear()
+    fresh = ShardedFaissIndex(tmp_path / "idx")  # as at the start of every command
+
+    report = reconcile(fresh, catalog, ["person", "general"])
+
+    assert not report.changed
+    assert report.days_checked == {"person": 0, "general": 0}
+    assert catalog.listed == []
+    assert fresh.loaded_days("person") == [] and fresh.loaded_days("general") == []
+
+
+def test_reconcile_repairs_only_the_day_whose_count_differs(
+    catalog: MemoryCatalog, tmp_path: Path
+) -> None:
+    reconcile(ShardedFaissIndex(tmp_path / "idx"), catalog, ["person"])
+    bad_day = START + timedelta(days=2)
+    catalog.put("person", [60, 61], unit_vectors(2, seed=9), [bad_day] * 2)  # never indexed
+    stray = ShardedFaissIndex(tmp_path / "idx")
+    stray.add("person", np.array([70], np.int64), unit_vectors(1, seed=3), [START])
+    stray.save()  # an id the catalog no longer has, on another day
+    fresh = ShardedFaissIndex(tmp_path / "idx")
+    catalog.listed.clear()
+
+    report = reconcile(fresh, catalog, ["person"])
+
+    assert report.added == {"person": 2} and report.removed == {"person": 1}
+    assert report.days_checked == {"person": 2}
+    assert catalog.listed == [{START, bad_day}]
+    assert fresh.loaded_days("person") == [START, bad_day]
+    assert index_ids(ShardedFaissIndex(tmp_path / "idx"), "person") == set(range(50)) | {60, 61}
+
+
+def test_full_reconcile_catches_changes_that_keep_counts(
+    catalog: MemoryCatalog, tmp_path: Path
+) -> None:
+    index = ShardedFaissIndex(tmp_path / "idx")
+    reconcile(index, catalog, ["person"])
+    del catalog.rows["person"][0]  # same day, same count: only a full comparison sees it
+    catalog.put("person", [99], unit_vectors(1, seed=4), [START])
+
+    assert not reconcile(index, catalog, ["person"]).changed
+    report = reconcile(index, catalog, ["person"], full=True)
+
+    assert report.added == {"person": 1} and report.removed == {"person": 1}
+    assert report.days_checked == {"person": None}
+    assert 99 in index_ids(index, "person") and 0 not in index_ids(index, "person")
+
+
+def test_reconcile_unsharded_index_compares_totals(catalog: MemoryCatalog, tmp_path: Path) -> None:
+    root = tmp_path / "idx"
+    reconcile(ShardedFaissIndex(root, shard_by="none"), catalog, ["person"])
+    fresh = ShardedFaissIndex(root, shard_by="none")
+    assert reconcile(fresh, catalog, ["person"]).days_checked == {"person": 0}
+    assert fresh.loaded_days("person") == []
+
+    catalog.put("person", [80], unit_vectors(1, seed=6), [START])
+    report = reconcile(fresh, catalog, ["person"])
+
+    assert report.added == {"person": 1} and report.removed == {"person": 0}
+    assert report.days_checked == {"person": None}
+    assert fresh.size("person") == 51
 
 
 def _any_catalog_will_do(catalog: Catalog) -> CatalogVectors:

@@ -125,7 +125,7 @@ def test_save_load_round_trip(filled: ShardedFaissIndex, tmp_path: Path, vectors
     before = filled.search("person", vectors[3], 10)
     filled.save()
     files = sorted(p.name for p in (tmp_path / "idx" / "person").iterdir())
-    assert files == ["2024-05-01.faiss", "2024-05-02.faiss", "2024-05-03.faiss"]
+    assert files == ["2024-05-01.faiss", "2024-05-02.faiss", "2024-05-03.faiss", "manifest.json"]
 
     reopened = ShardedFaissIndex(tmp_path / "idx")
     assert reopened.search("person", vectors[3], 10) == before
@@ -203,7 +203,8 @@ def test_unsharded_keeps_one_file(tmp_path: Path, vectors: Vectors) -> None:
     index = ShardedFaissIndex(tmp_path / "idx", shard_by="none")
     index.add("general", np.arange(30, dtype=np.int64), vectors, [DAY1] * 15 + [DAY3] * 15)
     index.save()
-    assert [p.name for p in (tmp_path / "idx" / "general").iterdir()] == ["all.faiss"]
+    files = sorted(p.name for p in (tmp_path / "idx" / "general").iterdir())
+    assert files == ["all.faiss", "manifest.json"]
     assert list(index.ids_by_day("general")) == [UNSHARDED_DAY]
     # No day shards to prune: the window is the catalog's job, the index returns candidates.
     assert len(index.search("general", vectors[0], 50, since=at(DAY3))) == 30

@@ -1,0 +1,116 @@
+"""A per-space manifest of shard vector counts, so counting never has to load FAISS files.
+
+`reconcile` runs on every command start; with the counts here it can compare index and
+catalog day by day and open only the shards that disagree. The manifest is written
+after the shards it describes, and an entry is trusted only while its shard file still
+has the inode, size and mtime recorded: a crash between a shard save and the manifest
+save (or a file replaced behind our back) makes just that shard fall back to a load.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+
+log = structlog.get_logger(__name__)
+
+MANIFEST_NAME = "manifest.json"
+MANIFEST_VERSION = 1
+#: In every temp file's name; a folder scan deletes such leftovers of crashed saves.
+TMP_MARKER = ".tmp-"
+
+
+@dataclass(frozen=True, slots=True)
+class ShardEntry:
+    """A shard's vector count and the identity of the file that count was taken from."""
+
+    ntotal: int
+    inode: int
+    size: int
+    mtime_ns: int
+
+
+def fsync_dir(path: Path) -> None:
+    """Make renames and deletes in a directory durable (POSIX needs the dir fsynced too)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def temp_path(path: Path) -> Path:
+    """A unique hidden sibling to write before renaming over `path`."""
+    return path.with_name(f".{path.name}{TMP_MARKER}{os.getpid()}-{uuid.uuid4().hex[:8]}")
+
+
+def entry_for(path: Path, ntotal: int) -> ShardEntry:
+    """The entry vouching that the file at `path`, as it is now, holds `ntotal` vectors."""
+    st = path.stat()
+    return ShardEntry(ntotal=ntotal, inode=st.st_ino, size=st.st_size, mtime_ns=st.st_mtime_ns)
+
+
+def trusted_count(entries: Mapping[str, ShardEntry], stem: str, path: Path) -> int | None:
+    """The recorded count for a shard if its file is unchanged since; None means load it."""
+    entry = entries.get(stem)
+    if entry is None:
+        return None
+    try:
+        current = entry_for(path, entry.ntotal)
+    except OSError:
+        return None
+    return entry.ntotal if current == entry else None
+
+
+def read_manifest(folder: Path) -> dict[str, ShardEntry]:
+    """Entries by shard stem; empty when the manifest is missing or unreadable."""
+    path = folder / MANIFEST_NAME
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        if raw.get("version") != MANIFEST_VERSION:
+            raise ValueError(f"unknown manifest version {raw.get('version')!r}")
+        return {
+            str(stem): ShardEntry(
+                ntotal=int(e["ntotal"]),
+                inode=int(e["inode"]),
+                size=int(e["size"]),
+                mtime_ns=int(e["mtime_ns"]),
+            )
+            for stem, e in raw["shards"].items()
+        }
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
+        log.warning("index.manifest_unreadable", path=str(path), error=str(exc))
+        return {}
+
+
+def write_manifest(folder: Path, entries: Mapping[str, ShardEntry], dim: int | None) -> None:
+    """Replace the folder's manifest atomically: temp, fsync, rename, fsync the folder."""
+    folder.mkdir(parents=True, exist_ok=True)
+    body = {
+        "version": MANIFEST_VERSION,
+        "dim": dim,
+        "shards": {
+            stem: {"ntotal": e.ntotal, "inode": e.inode, "size": e.size, "mtime_ns": e.mtime_ns}
+            for stem, e in sorted(entries.items())
+        },
+    }
+    path = folder / MANIFEST_NAME
+    tmp = temp_path(path)
+    try:
+        with tmp.open("w", encoding="utf-8") as handle:
+            json.dump(body, handle, indent=1)
+            handle.flush()
+            os.fsync(handle.fileno())
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(folder)
