@@ -159,16 +159,18 @@ def ingest(
 def search(
     crop: Annotated[Path, typer.Argument(help="Example crop image (JPEG/PNG) of the object.")],
     label: Annotated[
-        str | None, typer.Option(help="What the crop shows (person, car...); default: detect.")
+        list[str] | None,
+        typer.Option(
+            "--label",
+            help="What the crop shows (person, car...): picks the embedding space and keeps "
+            "only appearances with this label (repeatable). Default: detect, no filter.",
+        ),
     ] = None,
     camera: Annotated[
         list[str] | None, typer.Option("--camera", help="Only these cameras (repeatable).")
     ] = None,
     since: Annotated[str | None, typer.Option(help="Only at or after (ISO 8601).")] = None,
     until: Annotated[str | None, typer.Option(help="Only at or before (ISO 8601).")] = None,
-    only_label: Annotated[
-        list[str] | None, typer.Option("--only-label", help="Only appearances with this label.")
-    ] = None,
     min_score: Annotated[
         float | None, typer.Option(help="Minimum cosine similarity (-1..1).")
     ] = None,
@@ -188,14 +190,18 @@ def search(
             cameras=frozenset(camera or ()),
             since=parse_time(since, "--since"),
             until=parse_time(until, "--until"),
-            labels=frozenset(only_label or ()),
+            labels=frozenset(label or ()),
             min_score=settings.search.min_score if min_score is None else min_score,
         )
         image = read_image(crop)
         services = build_services(settings)
         try:
             result = services.search().by_image(
-                image, label=label, filters=filters, limit=limit, gap_seconds=gap
+                image,
+                label=label[0] if label else None,
+                filters=filters,
+                limit=limit,
+                gap_seconds=gap,
             )
         finally:
             services.close()

@@ -7,7 +7,15 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from surveil.config import SearchSettings
-from surveil.domain import Image, InputError, SearchFilters, SearchQuery, Space, Vectors
+from surveil.domain import (
+    Image,
+    InputError,
+    SearchFilters,
+    SearchQuery,
+    Space,
+    Vectors,
+    space_for,
+)
 from surveil.ports import Catalog, Detector, Embedder, VectorIndex
 from surveil.search.by_example import SearchResult, embed_example, search_by_example
 
@@ -42,6 +50,17 @@ class SearchService:
             shown = ", ".join(sorted(known)) or "none yet"
             raise InputError(f"unknown camera(s) {', '.join(unknown)} (known: {shown})")
 
+    def _check_one_space(self, label: str | None, filters: SearchFilters) -> None:
+        """Refuse a label filter that the crop's space can never satisfy."""
+        spaces = {space_for(lbl, self._person_labels) for lbl in filters.labels}
+        if label:
+            spaces.add(space_for(label, self._person_labels))
+        if len(spaces) > 1:
+            raise InputError(
+                "--label mixes persons with other objects, which live in different "
+                "embedding spaces; search them separately"
+            )
+
     def by_image(
         self,
         image: Image,
@@ -54,6 +73,7 @@ class SearchService:
         """Embed the crop in its space and search that space."""
         filters = filters or SearchFilters()
         self.check_filters(filters)
+        self._check_one_space(label, filters)
         query = embed_example(
             image,
             label=label,

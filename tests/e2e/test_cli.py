@@ -167,6 +167,7 @@ def _bad_inputs(tmp: Path, shared: Path) -> list[tuple[list[str], str]]:
         (["search", query, "--since", "2026-03-02T00:00:00Z", "--until", "2026-03-01"], "after"),
         (["search", query, "--camera", "no-such-cam"], "unknown camera"),
         (["search", query, "--min-score", "7"], "min-score"),
+        (["search", query, "--label", "person", "--label", "car"], "embedding spaces"),
     ]
 
 

@@ -20,7 +20,7 @@ from conftest import fresh_pg_database
 
 from surveil.config import Settings, load_settings
 from surveil.container import Services, build_services
-from surveil.domain import BBox, IngestStats, SearchFilters, Sighting
+from surveil.domain import BBox, IngestStats, InputError, SearchFilters, Sighting
 from surveil.ingest.pipeline import IngestOptions
 from surveil.ingest.sources import open_source
 from surveil.search.grouping import top_sighting
@@ -220,10 +220,14 @@ def test_time_label_and_score_filters(world: World) -> None:
     assert strong.sightings
     assert all(score >= floor for _, score in _hits(strong.sightings))
 
-    bags = search.by_image(
-        query, label="person", filters=SearchFilters(labels=frozenset({"backpack"}))
+    persons = search.by_image(
+        query, label="person", filters=SearchFilters(labels=frozenset({"person"}))
     )
-    assert bags.sightings == []  # a person crop searches the person space only
+    assert persons.sightings
+    assert all(h.appearance.label == "person" for s in persons.sightings for h in s.hits)
+
+    with pytest.raises(InputError, match="different embedding spaces"):
+        search.by_image(query, label="person", filters=SearchFilters(labels=frozenset({"car"})))
 
 
 def test_gap_splits_sightings(world: World) -> None:
