@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
@@ -66,8 +67,8 @@ def l2_normalise(vectors: npt.NDArray[np.float32]) -> Vectors:
     return np.ascontiguousarray(vectors / np.maximum(norms, 1e-12), dtype=np.float32)
 
 
-class OnnxEmbedder:
-    """An ONNX re-ID network (e.g. OSNet) run by onnxruntime; the session opens on first use."""
+class _LazyEmbedder(ABC):
+    """What both embedders share: lazy thread-safe loading, batching, normalisation."""
 
     def __init__(
         self, space: Space, settings: EmbedderSettings, *, weights: Path, device: DevicePlan
@@ -76,8 +77,7 @@ class OnnxEmbedder:
         self._settings = settings
         self._weights = weights
         self._device = device
-        self._session: Any = None
-        self._input = ""
+        self._loaded = False
         self._dim = 0
         self._lock = threading.Lock()
 
@@ -86,24 +86,49 @@ class OnnxEmbedder:
         """The vector space (and index) these embeddings belong to."""
         return self._space
 
+    @property
+    def dim(self) -> int:
+        """Embedding length, known once the model is loaded."""
+        self.load()
+        return self._dim
+
+    def load(self) -> None:
+        """Load the model now (otherwise the first embed does)."""
+        with self._lock:
+            if not self._loaded:
+                self._build()
+                self._loaded = True
+
+    def embed(self, crops: Sequence[Image]) -> Vectors:
+        """Unit-length float32 vectors, one row per crop, in batches of batch_size."""
+        self.load()
+        if not crops:
+            return np.zeros((0, self._dim), dtype=np.float32)
+        size = self._settings.batch_size
+        parts = [self._run(crops[i : i + size]) for i in range(0, len(crops), size)]
+        return l2_normalise(np.concatenate(parts, axis=0))
+
+    @abstractmethod
+    def _build(self) -> None:
+        """Load the model and set `_dim`; called once, under the lock."""
+
+    @abstractmethod
+    def _run(self, crops: Sequence[Image]) -> npt.NDArray[np.float32]:
+        """Raw (unnormalised) features for one batch."""
+
+
+class OnnxEmbedder(_LazyEmbedder):
+    """An ONNX re-ID network (e.g. OSNet) run by onnxruntime; the session opens on first use."""
+
+    _session: Any = None
+    _input = ""
+
     @cached_property
     def model_id(self) -> str:
         """File name and content hash, stored with every vector to detect model changes."""
         return f"{self._weights.name}@{file_digest(self._weights)}"
 
-    @property
-    def dim(self) -> int:
-        """Embedding length, read from the model's output shape."""
-        self.load()
-        return self._dim
-
-    def load(self) -> None:
-        """Open the onnxruntime session now (otherwise the first embed does)."""
-        with self._lock:
-            if self._session is None:
-                self._session = self._open()
-
-    def _open(self) -> Any:
+    def _build(self) -> None:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -119,19 +144,10 @@ class OnnxEmbedder:
             session = ort.InferenceSession(str(self._weights), options, providers=providers)
         except Exception as exc:  # onnxruntime raises its own untyped errors for bad files
             raise ConfigError(f"cannot load {self._space} embedder {self._weights}: {exc}") from exc
+        self._session = session
         self._input = session.get_inputs()[0].name
         self._dim = int(session.get_outputs()[0].shape[-1])
         log.info("embedder loaded", model=self.model_id, providers=session.get_providers())
-        return session
-
-    def embed(self, crops: Sequence[Image]) -> Vectors:
-        """Unit-length float32 vectors, one row per crop, in batches of batch_size."""
-        self.load()
-        if not crops:
-            return np.zeros((0, self._dim), dtype=np.float32)
-        size = self._settings.batch_size
-        parts = [self._run(crops[i : i + size]) for i in range(0, len(crops), size)]
-        return l2_normalise(np.concatenate(parts, axis=0))
 
     def _run(self, crops: Sequence[Image]) -> npt.NDArray[np.float32]:
         batch = preprocess(crops, self._settings.input_height, self._settings.input_width)
@@ -241,25 +257,14 @@ def _read_state(path: Path, head: str) -> dict[str, Any]:
     return {k: v for k, v in state.items() if not k.startswith(head + ".")}
 
 
-class TorchvisionEmbedder:
-    """A torchvision ImageNet backbone without its classifier, pooled features as vectors."""
+class TorchvisionEmbedder(_LazyEmbedder):
+    """A torchvision ImageNet backbone without its classifier, pooled features as vectors.
 
-    def __init__(
-        self, space: Space, settings: EmbedderSettings, *, weights: Path, device: DevicePlan
-    ) -> None:
-        self._space: Space = space
-        self._settings = settings
-        self._weights = weights
-        self._device = device
-        self._model: Any = None
-        self._session: Any = None
-        self._dim = 0
-        self._lock = threading.Lock()
+    On CPU the network is exported once and run by onnxruntime (see cpu_runtime.py).
+    """
 
-    @property
-    def space(self) -> Space:
-        """The vector space (and index) these embeddings belong to."""
-        return self._space
+    _model: Any = None
+    _session: Any = None
 
     @property
     def runtime(self) -> str:
@@ -271,19 +276,7 @@ class TorchvisionEmbedder:
         """Architecture and weights hash, stored with every vector to detect model changes."""
         return f"torchvision:{self._settings.arch}@{file_digest(self._weights)}"
 
-    @property
-    def dim(self) -> int:
-        """Embedding length (1280 for mobilenet_v2), measured on the loaded model."""
-        self.load()
-        return self._dim
-
-    def load(self) -> None:
-        """Build the network and load its weights now (otherwise the first embed does)."""
-        with self._lock:
-            if self._model is None:
-                self._model = self._build()
-
-    def _build(self) -> Any:
+    def _build(self) -> None:
         import torch
         import torchvision
 
@@ -307,44 +300,24 @@ class TorchvisionEmbedder:
             self._session = onnx_session_for(
                 model, self._settings.input_height, self._settings.input_width
             )
-        self._dim = int(self._forward(np.zeros((1, 8, 8, 3), np.uint8)).shape[1])
+        self._dim = int(self._run([np.zeros((8, 8, 3), np.uint8)]).shape[1])
         log.info(
             "embedder loaded",
             model=self.model_id,
             device=self._device.torch_device,
             runtime=self.runtime,
         )
-        return model
 
-    def embed(self, crops: Sequence[Image]) -> Vectors:
-        """Unit-length float32 vectors, one row per crop, in batches of batch_size."""
-        self.load()
-        if not crops:
-            return np.zeros((0, self._dim), dtype=np.float32)
+    def _run(self, crops: Sequence[Image]) -> npt.NDArray[np.float32]:
         height, width = self._settings.input_height, self._settings.input_width
-        size = self._settings.batch_size
         if self._session is not None:
-            parts = [
-                self._session.run(None, {"images": preprocess(crops[i : i + size], height, width)})[
-                    0
-                ]
-                for i in range(0, len(crops), size)
-            ]
-        else:
-            parts = [
-                self._forward(resize_batch(crops[i : i + size], height, width))
-                for i in range(0, len(crops), size)
-            ]
-        return l2_normalise(np.concatenate(parts, axis=0))
+            (out,) = self._session.run(None, {"images": preprocess(crops, height, width)})
+            return np.asarray(out, dtype=np.float32)
+        return self._forward(resize_batch(crops, height, width))
 
     def _forward(self, nhwc_bgr: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
         """Normalise on the model's device (uint8 upload is 4x less traffic) and run."""
         import torch
-
-        if self._session is not None:
-            h, w = self._settings.input_height, self._settings.input_width
-            (out,) = self._session.run(None, {"images": preprocess(list(nhwc_bgr), h, w)})
-            return np.asarray(out, dtype=np.float32)
 
         device = self._device.torch_device
         dtype = torch.float16 if self._device.half else torch.float32
