@@ -116,7 +116,10 @@ def _print_json(data: dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(data, indent=2) + "\n")
 
 
-@app.command()
+@app.command(
+    epilog="Examples:  surveil ingest lobby.mp4 --camera lobby --start 2026-11-22T08:00:00Z  "
+    "|  surveil ingest 'img1/%06d.jpg' --camera plaza --fps 30 --json"
+)
 def ingest(
     path: Annotated[str, typer.Argument(help="Video file, image pattern (img1/%06d.jpg) or dir.")],
     camera: Annotated[str, typer.Option("--camera", help="Camera id the media came from.")],
@@ -155,7 +158,10 @@ def ingest(
         typer.echo(stats.summary())
 
 
-@app.command()
+@app.command(
+    epilog="Example:  surveil search suspect.jpg --label person --camera lobby "
+    "--since 2026-11-22T08:00:00Z --min-score 0.6 --json"
+)
 def search(
     crop: Annotated[Path, typer.Argument(help="Example crop image (JPEG/PNG) of the object.")],
     label: Annotated[

@@ -252,6 +252,22 @@ def test_crash_between_catalog_commit_and_index_save_loses_nothing(
     assert frames == {0, 1, 2, 3}  # every committed keyframe is searchable again
     assert _index_ids(env) == _catalog_ids(env)
 
+    # Running the interrupted ingest again resumes after the last committed keyframe.
+    before = _counts(env)
+    again = json.loads(
+        _run(
+            env,
+            "ingest",
+            str(shared_data / MOT09 / "img1"),
+            "--camera",
+            "cam09",
+            "--all-frames",
+            "--json",
+        ).stdout
+    )
+    assert again["resumed_from"] == 3 and again["keyframes"] == 0
+    assert _counts(env) == before
+
 
 def _catalog_ids(env: dict[str, str]) -> set[int]:
     engine = create_engine(env["SURVEIL_DATABASE__URL"])
