@@ -17,7 +17,14 @@ import typer
 
 from surveil.config import Settings, load_settings
 from surveil.container import Services, build_services, index_root
-from surveil.domain import ConfigError, IngestStats, InputError, SearchFilters, SurveilError
+from surveil.domain import (
+    ConfigError,
+    IngestStats,
+    InputError,
+    SearchFilters,
+    SurveilError,
+    validate_camera_id,
+)
 from surveil.logs import configure_logging
 
 app = typer.Typer(
@@ -150,6 +157,7 @@ def ingest(
             source.close()
 
     with _errors():
+        validate_camera_id(camera)
         start_ts = parse_time(start, "--start")
         stats = _with_services(act)
     if as_json:

@@ -7,6 +7,7 @@ datetimes.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -38,6 +39,19 @@ class AlreadyIngestedError(InputError):
 
 class ConfigError(SurveilError):
     """Settings that cannot work (missing model file, bad key)."""
+
+
+_CAMERA_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}")
+
+
+def validate_camera_id(camera_id: str) -> str:
+    """Refuse camera ids that could not safely name a folder (they become blob key parts)."""
+    if not _CAMERA_ID.fullmatch(camera_id):
+        raise InputError(
+            f"camera id {camera_id!r} is not allowed: use 1-64 letters, digits, '.', '_' "
+            "or '-', not starting with '.'"
+        )
+    return camera_id
 
 
 def _require_utc(ts: datetime, what: str) -> None:

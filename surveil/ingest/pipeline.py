@@ -35,6 +35,7 @@ from surveil.domain import (
     Space,
     Vectors,
     space_for,
+    validate_camera_id,
 )
 from surveil.ingest.keyframes import KeyframeSelector
 from surveil.ingest.reuse import static_matches
@@ -155,6 +156,7 @@ class IngestPipeline:
     def run(self, source: FrameSource, options: IngestOptions) -> IngestStats:
         """Ingest a whole source; refuses one already complete, resumes one cut short."""
         info = source.info
+        validate_camera_id(options.camera_id)
         self._catalog.ensure_camera(options.camera_id)
         record = self._catalog.open_source(
             camera_id=options.camera_id,

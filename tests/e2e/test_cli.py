@@ -155,6 +155,7 @@ def _bad_inputs(tmp: Path, shared: Path) -> list[tuple[list[str], str]]:
         (["ingest", str(tmp / "missing.mp4"), "--camera", "x"], "missing.mp4"),
         (["ingest", str(fake_video), "--camera", "x"], "fake.mp4"),
         (["ingest", str(empty_dir), "--camera", "x"], "empty-dir"),
+        (["ingest", str(shared / MOT09 / "img1"), "--camera", "../evil"], "camera id"),
         (["ingest", str(corrupt_dir), "--camera", "x"], "no frame"),
         (
             ["ingest", str(shared / MOT09 / "img1"), "--camera", "x", "--start", "yesterday"],
