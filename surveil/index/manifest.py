@@ -10,20 +10,18 @@ save (or a file replaced behind our back) makes just that shard fall back to a l
 from __future__ import annotations
 
 import json
-import os
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
 
+from surveil.files import write_atomic
+
 log = structlog.get_logger(__name__)
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_VERSION = 1
-#: In every temp file's name; a folder scan deletes such leftovers of crashed saves.
-TMP_MARKER = ".tmp-"
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,20 +32,6 @@ class ShardEntry:
     inode: int
     size: int
     mtime_ns: int
-
-
-def fsync_dir(path: Path) -> None:
-    """Make renames and deletes in a directory durable (POSIX needs the dir fsynced too)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def temp_path(path: Path) -> Path:
-    """A unique hidden sibling to write before renaming over `path`."""
-    return path.with_name(f".{path.name}{TMP_MARKER}{os.getpid()}-{uuid.uuid4().hex[:8]}")
 
 
 def entry_for(path: Path, ntotal: int) -> ShardEntry:
@@ -102,15 +86,4 @@ def write_manifest(folder: Path, entries: Mapping[str, ShardEntry], dim: int | N
             for stem, e in sorted(entries.items())
         },
     }
-    path = folder / MANIFEST_NAME
-    tmp = temp_path(path)
-    try:
-        with tmp.open("w", encoding="utf-8") as handle:
-            json.dump(body, handle, indent=1)
-            handle.flush()
-            os.fsync(handle.fileno())
-        tmp.replace(path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_dir(folder)
+    write_atomic(folder / MANIFEST_NAME, json.dumps(body, indent=1).encode("utf-8"))

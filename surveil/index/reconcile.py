@@ -20,7 +20,7 @@ import numpy as np
 import structlog
 
 from surveil.domain import Space
-from surveil.index.manifest import fsync_dir
+from surveil.files import fsync_dir
 from surveil.index.sharded import UNSHARDED_DAY, ShardedFaissIndex
 from surveil.ports import Ids, VectorBatch, VectorIndex
 

@@ -7,7 +7,6 @@ reads last month's files.
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -20,14 +19,12 @@ import numpy as np
 import structlog
 
 from surveil.domain import ConfigError, Space, Vectors, as_vectors
+from surveil.files import TMP_MARKER, fsync_dir, replacing
 from surveil.index import factory as fx
 from surveil.index.manifest import (
-    TMP_MARKER,
     ShardEntry,
     entry_for,
-    fsync_dir,
     read_manifest,
-    temp_path,
     trusted_count,
     write_manifest,
 )
@@ -360,16 +357,6 @@ def _merge(
 
 
 def _write_atomic(index: Any, path: Path) -> None:
-    """Write temp in the same directory, fsync, rename over, fsync the directory."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_path(path)
-    try:
+    """Write a FAISS index so a reader sees the old file or the new, never half."""
+    with replacing(path) as tmp:
         faiss.write_index(index, str(tmp))
-        with tmp.open("rb+") as handle:
-            handle.flush()
-            os.fsync(handle.fileno())
-        tmp.replace(path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
+
+from surveil.files import fsync_dir, write_atomic
 
 #: Concurrent writers in put_many; fsync is disk-bound, so more than the core count helps.
 WRITE_THREADS = 8
@@ -47,7 +46,7 @@ class FileBlobStore:
     def put(self, key: str, data: bytes) -> None:
         """Write temp-file, fsync, rename: the key holds the old bytes or the new, never half."""
         target = self._write(key, data)
-        self._fsync_dir(target.parent)
+        fsync_dir(target.parent)
 
     def put_many(self, items: Sequence[tuple[str, bytes]]) -> None:
         """Like put for each item, with the fsyncs overlapped on a few threads.
@@ -60,33 +59,12 @@ class FileBlobStore:
         with ThreadPoolExecutor(max_workers=min(WRITE_THREADS, len(items))) as pool:
             targets = list(pool.map(lambda item: self._write(*item), items))
         for folder in {t.parent for t in targets}:
-            self._fsync_dir(folder)
+            fsync_dir(folder)
 
     def _write(self, key: str, data: bytes) -> Path:
         target = self.path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-        tmp = Path(tmp_name)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            tmp.replace(target)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        write_atomic(target, data, sync_dir=False)
         return target
-
-    @staticmethod
-    def _fsync_dir(folder: Path) -> None:
-        # Makes the rename itself durable; not every platform can open a directory.
-        with contextlib.suppress(OSError):
-            fd = os.open(folder, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
 
     def get(self, key: str) -> bytes:
         """The bytes stored under a key; FileNotFoundError if there are none."""

@@ -172,7 +172,7 @@ def test_failed_write_leaves_existing_file_intact(
     def crash(*_: object) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr("surveil.index.sharded.os.fsync", crash)
+    monkeypatch.setattr("surveil.files.os.fsync", crash)
     with pytest.raises(OSError, match="disk full"):
         filled.save()
     assert (folder / "2024-05-01.faiss").read_bytes() == good

@@ -29,7 +29,7 @@ def test_failed_put_keeps_old_bytes_and_leaves_no_temp(
     def boom(fd: int) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr("surveil.storage.blobs.os.fsync", boom)
+    monkeypatch.setattr("surveil.files.os.fsync", boom)
     with pytest.raises(OSError, match="disk full"):
         store.put("a/b.jpg", b"new-but-never-complete")
     monkeypatch.undo()
