@@ -48,7 +48,6 @@ ConfigOpt = Annotated[
         "--config",
         "-c",
         help="YAML settings file (default: $SURVEIL_CONFIG).",
-        exists=False,
         dir_okay=False,
     ),
 ]
@@ -230,6 +229,7 @@ def db_upgrade(
     revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
 ) -> None:
     """Apply database migrations (run once per release on PostgreSQL)."""
+    from surveil.storage.db import mask_url
     from surveil.storage.migrate import upgrade
 
     with _errors():
@@ -237,13 +237,7 @@ def db_upgrade(
         if settings.database_url.startswith("sqlite"):
             settings.storage.root.mkdir(parents=True, exist_ok=True)
         upgrade(settings.database_url, revision)
-    typer.echo(f"database at {_masked(_settings().database_url)} is at revision {revision}")
-
-
-def _masked(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)
+    typer.echo(f"database at {mask_url(settings.database_url)} is at revision {revision}")
 
 
 @index_app.command("rebuild")
@@ -301,19 +295,11 @@ def demo(
     ] = None,
 ) -> None:
     """Ingest real sample video into the embedded default and run a search."""
-    from surveil.demo import run_demo
+    from surveil.demo import plan_demo, run_demo
 
     with _errors():
-        overrides, plan = _demo_plan(data)
-        settings = _settings(overrides)
-        typer.echo(run_demo(settings, plan))
-
-
-def _demo_plan(data: Path | None) -> tuple[dict[str, Any], Any]:
-    from surveil.demo import plan_demo
-
-    plan = plan_demo(data)
-    return plan.overrides, plan
+        plan = plan_demo(data)
+        typer.echo(run_demo(_settings(plan.overrides), plan))
 
 
 def main() -> None:

@@ -177,8 +177,7 @@ class IngestPipeline:
         self.reused = 0
         self._carry = None
         selector = KeyframeSelector(self._keyframe_settings, all_frames=options.all_frames)
-        frames_read = keyframes = appearances = 0
-        since_save = 0
+        frames_read = keyframes = appearances = unsaved = 0
         batch: list[Keyframe] = []
         bar = tqdm(
             total=info.frame_count,
@@ -199,14 +198,15 @@ class IngestPipeline:
                     continue
                 batch.append(kept)
                 if len(batch) >= self._ingest.batch_size:
-                    appearances += self._process(batch, record.id, options.camera_id)
+                    added = self._process(batch, record.id, options.camera_id)
+                    appearances += added
+                    unsaved += added
                     keyframes += len(batch)
-                    since_save += len(batch)
                     batch = []
                     bar.set_postfix(keyframes=keyframes, appearances=appearances)
-                if since_save and appearances >= INDEX_SAVE_EVERY:
+                if unsaved >= INDEX_SAVE_EVERY:
                     self._save_index()
-                    since_save = 0
+                    unsaved = 0
             if batch:
                 appearances += self._process(batch, record.id, options.camera_id)
                 keyframes += len(batch)
