@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
@@ -41,6 +40,7 @@ from surveil.domain import (
     Vectors,
 )
 from surveil.ports import SourceRecord
+from surveil.storage.browse import STORED_COLUMNS, BrowseQueries, to_stored
 from surveil.storage.index_feed import (
     IN_LIST_CHUNK,
     IndexFeedQueries,
@@ -55,67 +55,6 @@ ID_CHUNK = 10_000
 _keyframes = cast(Table, KeyframeRow.__table__)
 _appearances = cast(Table, AppearanceRow.__table__)
 _A = AppearanceRow
-
-# Every column of a StoredAppearance, in constructor order; the embedding stays behind.
-_STORED_COLUMNS = (
-    _A.id,
-    _A.keyframe_id,
-    _A.camera_id,
-    _A.ts,
-    _A.frame_index,
-    _A.label,
-    _A.confidence,
-    _A.x1,
-    _A.y1,
-    _A.x2,
-    _A.y2,
-    _A.space,
-    _A.model_id,
-    _A.crop_path,
-)
-
-
-@dataclass(frozen=True, slots=True)
-class KeyframeRecord:
-    """A stored keyframe, for showing the whole scene of a result."""
-
-    id: int
-    camera_id: str
-    source_id: int
-    frame_index: int
-    ts: datetime
-    width: int
-    height: int
-    image_path: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class CameraStats:
-    """What the catalog holds for one camera."""
-
-    camera_id: str
-    sources: int
-    keyframes: int
-    appearances: int
-    first_ts: datetime | None
-    last_ts: datetime | None
-
-
-def _to_stored(row: Sequence[Any]) -> StoredAppearance:
-    (id_, kf, cam, ts, fi, label, conf, x1, y1, x2, y2, space, model_id, crop) = row
-    return StoredAppearance(
-        id=id_,
-        keyframe_id=kf,
-        camera_id=cam,
-        ts=ts,
-        frame_index=fi,
-        label=label,
-        confidence=conf,
-        bbox=(x1, y1, x2, y2),
-        space=space,
-        model_id=model_id,
-        crop_path=crop,
-    )
 
 
 def _filter_clauses(filters: SearchFilters | None) -> list[ColumnElement[bool]]:
@@ -147,7 +86,7 @@ def _id_match(dialect: str, ids: list[int]) -> ColumnElement[bool]:
     return _A.id.in_(ids)
 
 
-class SqlCatalog(IndexFeedQueries):
+class SqlCatalog(IndexFeedQueries, BrowseQueries):
     """The system of record, over whatever engine the session factory is bound to."""
 
     def __init__(self, session_factory: sessionmaker[Session]) -> None:
@@ -310,45 +249,10 @@ class SqlCatalog(IndexFeedQueries):
             # Sorted ids walk the primary key in order instead of jumping around it.
             for chunk in chunked(sorted(wanted), chunk_size):
                 match = _id_match(dialect, chunk)
-                stmt = select(*_STORED_COLUMNS).where(match, *clauses)
+                stmt = select(*STORED_COLUMNS).where(match, *clauses)
                 for row in session.connection().execute(stmt):
-                    found[row[0]] = _to_stored(row)
+                    found[row[0]] = to_stored(row)
         return [found[i] for i in wanted if i in found]
-
-    def keyframe_appearances(self, *, keyframe_id: int) -> list[StoredAppearance]:
-        """Every appearance found on one keyframe, by id."""
-        stmt = select(*_STORED_COLUMNS).where(_A.keyframe_id == keyframe_id).order_by(_A.id)
-        with self._sessions() as session:
-            return [_to_stored(row) for row in session.execute(stmt)]
-
-    def best_appearance(self, *, label: str) -> StoredAppearance | None:
-        """The most confident appearance with a label (the demo's example crop)."""
-        stmt = (
-            select(*_STORED_COLUMNS)
-            .where(_A.label == label)
-            .order_by(_A.confidence.desc(), _A.id)
-            .limit(1)
-        )
-        with self._sessions() as session:
-            row = session.execute(stmt).first()
-        return None if row is None else _to_stored(row)
-
-    def get_keyframe(self, *, keyframe_id: int) -> KeyframeRecord | None:
-        """A stored keyframe by id, or None."""
-        with self._sessions() as session:
-            row = session.get(KeyframeRow, keyframe_id)
-        if row is None:
-            return None
-        return KeyframeRecord(
-            row.id,
-            row.camera_id,
-            row.source_id,
-            row.frame_index,
-            row.ts,
-            row.width,
-            row.height,
-            row.image_path,
-        )
 
     def appearance_embedding(self, appearance_id: int) -> tuple[Space, Vectors]:
         """The stored (space, 1-D float32 vector) of one appearance, to search by it."""
@@ -367,26 +271,6 @@ class SqlCatalog(IndexFeedQueries):
             stmt = stmt.where(_A.space == space)
         with self._sessions() as session:
             return int(session.execute(stmt).scalar_one())
-
-    def stats(self) -> list[CameraStats]:
-        """Per-camera counts and time span, for `surveil status`."""
-        per_camera_sources = select(SourceRow.camera_id, func.count()).group_by(SourceRow.camera_id)
-        per_camera_keyframes = select(KeyframeRow.camera_id, func.count()).group_by(
-            KeyframeRow.camera_id
-        )
-        per_camera_appearances = select(
-            _A.camera_id, func.count(), func.min(_A.ts), func.max(_A.ts)
-        ).group_by(_A.camera_id)
-        with self._sessions() as session:
-            cams = list(session.scalars(select(CameraRow.id).order_by(CameraRow.id)))
-            n_src = dict(session.execute(per_camera_sources).all())
-            n_kf = dict(session.execute(per_camera_keyframes).all())
-            apps = {cam: (n, lo, hi) for cam, n, lo, hi in session.execute(per_camera_appearances)}
-        out = []
-        for cam in cams:
-            n_app, first, last = apps.get(cam, (0, None, None))
-            out.append(CameraStats(cam, n_src.get(cam, 0), n_kf.get(cam, 0), n_app, first, last))
-        return out
 
 
 def _appearance_row(kf: NewKeyframe, keyframe_id: int, app: NewAppearance) -> dict[str, Any]:

@@ -1,0 +1,142 @@
+"""Read-side catalog queries for people and the API: keyframes, stats, example crops.
+
+Split from `repositories.py`, which keeps the ingest writes and search hydration;
+`SqlCatalog` inherits these, so callers still see one Catalog.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from surveil.domain import StoredAppearance
+from surveil.storage.tables import AppearanceRow, CameraRow, KeyframeRow, SourceRow
+
+_A = AppearanceRow
+
+# Every column of a StoredAppearance, in constructor order; the embedding stays behind.
+STORED_COLUMNS = (
+    _A.id,
+    _A.keyframe_id,
+    _A.camera_id,
+    _A.ts,
+    _A.frame_index,
+    _A.label,
+    _A.confidence,
+    _A.x1,
+    _A.y1,
+    _A.x2,
+    _A.y2,
+    _A.space,
+    _A.model_id,
+    _A.crop_path,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyframeRecord:
+    """A stored keyframe, for showing the whole scene of a result."""
+
+    id: int
+    camera_id: str
+    source_id: int
+    frame_index: int
+    ts: datetime
+    width: int
+    height: int
+    image_path: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CameraStats:
+    """What the catalog holds for one camera."""
+
+    camera_id: str
+    sources: int
+    keyframes: int
+    appearances: int
+    first_ts: datetime | None
+    last_ts: datetime | None
+
+
+def to_stored(row: Sequence[Any]) -> StoredAppearance:
+    (id_, kf, cam, ts, fi, label, conf, x1, y1, x2, y2, space, model_id, crop) = row
+    return StoredAppearance(
+        id=id_,
+        keyframe_id=kf,
+        camera_id=cam,
+        ts=ts,
+        frame_index=fi,
+        label=label,
+        confidence=conf,
+        bbox=(x1, y1, x2, y2),
+        space=space,
+        model_id=model_id,
+        crop_path=crop,
+    )
+
+
+class BrowseQueries:
+    """Mixin for SqlCatalog: the reads behind result pages and summaries."""
+
+    _sessions: sessionmaker[Session]
+
+    def keyframe_appearances(self, *, keyframe_id: int) -> list[StoredAppearance]:
+        """Every appearance found on one keyframe, by id."""
+        stmt = select(*STORED_COLUMNS).where(_A.keyframe_id == keyframe_id).order_by(_A.id)
+        with self._sessions() as session:
+            return [to_stored(row) for row in session.execute(stmt)]
+
+    def best_appearance(self, *, label: str) -> StoredAppearance | None:
+        """The most confident appearance with a label (the demo's example crop)."""
+        stmt = (
+            select(*STORED_COLUMNS)
+            .where(_A.label == label)
+            .order_by(_A.confidence.desc(), _A.id)
+            .limit(1)
+        )
+        with self._sessions() as session:
+            row = session.execute(stmt).first()
+        return None if row is None else to_stored(row)
+
+    def get_keyframe(self, *, keyframe_id: int) -> KeyframeRecord | None:
+        """A stored keyframe by id, or None."""
+        with self._sessions() as session:
+            row = session.get(KeyframeRow, keyframe_id)
+        if row is None:
+            return None
+        return KeyframeRecord(
+            row.id,
+            row.camera_id,
+            row.source_id,
+            row.frame_index,
+            row.ts,
+            row.width,
+            row.height,
+            row.image_path,
+        )
+
+    def stats(self) -> list[CameraStats]:
+        """Per-camera counts and time span, for `surveil status`."""
+        per_camera_sources = select(SourceRow.camera_id, func.count()).group_by(SourceRow.camera_id)
+        per_camera_keyframes = select(KeyframeRow.camera_id, func.count()).group_by(
+            KeyframeRow.camera_id
+        )
+        per_camera_appearances = select(
+            _A.camera_id, func.count(), func.min(_A.ts), func.max(_A.ts)
+        ).group_by(_A.camera_id)
+        with self._sessions() as session:
+            cams = list(session.scalars(select(CameraRow.id).order_by(CameraRow.id)))
+            n_src = dict(session.execute(per_camera_sources).all())
+            n_kf = dict(session.execute(per_camera_keyframes).all())
+            apps = {cam: (n, lo, hi) for cam, n, lo, hi in session.execute(per_camera_appearances)}
+        out = []
+        for cam in cams:
+            n_app, first, last = apps.get(cam, (0, None, None))
+            out.append(CameraStats(cam, n_src.get(cam, 0), n_kf.get(cam, 0), n_app, first, last))
+        return out
