@@ -19,7 +19,6 @@ from surveil.config import Settings, load_settings
 from surveil.container import Services, build_services, index_root
 from surveil.domain import (
     ConfigError,
-    IngestStats,
     InputError,
     SearchFilters,
     SurveilError,
@@ -97,8 +96,10 @@ def _settings(overrides: dict[str, Any] | None = None) -> Settings:
     return settings
 
 
-def _with_services(action: Callable[[Services], T], *, reconcile: bool = True) -> T:
-    services = build_services(_settings(), reconcile_index=reconcile)
+def _with_services(
+    action: Callable[[Services], T], *, settings: Settings | None = None, reconcile: bool = True
+) -> T:
+    services = build_services(settings or _settings(), reconcile_index=reconcile)
     try:
         return action(services)
     finally:
@@ -143,22 +144,13 @@ def ingest(
     """Ingest recorded media: keyframes, detections and embeddings into the catalog."""
     from surveil.ingest.pipeline import IngestOptions
 
-    def act(services: Services) -> IngestStats:
-        source = services.open_source(path, camera_id=camera, start=start_ts, fps=fps)
-        try:
-            options = IngestOptions(
-                camera_id=camera,
-                all_frames=all_frames,
-                progress=sys.stderr.isatty() and not as_json,
-            )
-            return services.ingest_pipeline().run(source, options)
-        finally:
-            source.close()
-
+    options = IngestOptions(
+        camera_id=camera, all_frames=all_frames, progress=sys.stderr.isatty() and not as_json
+    )
     with _errors():
         validate_camera_id(camera)
         start_ts = parse_time(start, "--start")
-        stats = _with_services(act)
+        stats = _with_services(lambda s: s.ingest(path, options, start=start_ts, fps=fps))
     if as_json:
         _print_json(stats.to_dict())
     else:
@@ -207,17 +199,16 @@ def search(
             min_score=settings.search.min_score if min_score is None else min_score,
         )
         image = read_image(crop)
-        services = build_services(settings)
-        try:
-            result = services.search().by_image(
+        result = _with_services(
+            lambda s: s.search().by_image(
                 image,
                 label=label[0] if label else None,
                 filters=filters,
                 limit=limit,
                 gap_seconds=gap,
-            )
-        finally:
-            services.close()
+            ),
+            settings=settings,
+        )
     if as_json:
         _print_json(sightings_to_dict(result.sightings))
     else:

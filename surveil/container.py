@@ -12,12 +12,12 @@ import structlog
 from sqlalchemy import Engine
 
 from surveil.config import Settings
-from surveil.domain import SPACES, Space
+from surveil.domain import SPACES, IngestStats, Space
 from surveil.index.reconcile import ReconcileReport, reconcile
 from surveil.index.sharded import ShardedFaissIndex
-from surveil.ingest.pipeline import IngestPipeline
+from surveil.ingest.pipeline import IngestOptions, IngestPipeline
 from surveil.ingest.sources import open_source
-from surveil.ports import BlobStore, Catalog, Detector, Embedder, FrameSource, VectorIndex
+from surveil.ports import BlobStore, Catalog, Detector, Embedder, VectorIndex
 from surveil.search.service import SearchService
 from surveil.storage.blobs import FileBlobStore
 from surveil.storage.db import check_connection, make_engine, make_session_factory
@@ -73,22 +73,26 @@ class Services:
         """Both embedders, built (and their files checked) up front for ingest."""
         return {space: self.embedder(space) for space in SPACES}
 
-    def open_source(
+    def ingest(
         self,
         path: str,
+        options: IngestOptions,
         *,
-        camera_id: str,
         start: datetime | None = None,
         fps: float | None = None,
-    ) -> FrameSource:
-        """A recorded source, decoding ahead of the models on a reader thread."""
-        return open_source(
+    ) -> IngestStats:
+        """Ingest one recorded source, decoding ahead of the models on a reader thread."""
+        source = open_source(
             path,
-            camera_id=camera_id,
+            camera_id=options.camera_id,
             start=start,
             fps=fps,
             decode_ahead=self.settings.ingest.queue_size,
         )
+        try:
+            return self.ingest_pipeline().run(source, options)
+        finally:
+            source.close()
 
     def ingest_pipeline(self) -> IngestPipeline:
         """An ingest pipeline wired to these services."""

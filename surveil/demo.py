@@ -133,21 +133,15 @@ def demo_sources(plan: DemoPlan, settings: Settings) -> list[DemoSource]:
 
 def _ingest_all(services: Services, sources: list[DemoSource]) -> list[str]:
     lines = []
-    pipeline = services.ingest_pipeline()
     for src in sources:
-        source = services.open_source(
-            str(src.path), camera_id=src.camera_id, start=src.start, fps=src.fps
-        )
         options = IngestOptions(
             camera_id=src.camera_id, all_frames=src.all_frames, progress=sys.stderr.isatty()
         )
         try:
-            stats = pipeline.run(source, options)
+            stats = services.ingest(str(src.path), options, start=src.start, fps=src.fps)
             lines.append(f"  {src.camera_id:<12} {stats.summary()}")
         except AlreadyIngestedError:
             lines.append(f"  {src.camera_id:<12} {src.path.name}: already ingested, kept")
-        finally:
-            source.close()
     return lines
 
 

@@ -22,7 +22,6 @@ from surveil.config import Settings, load_settings
 from surveil.container import Services, build_services
 from surveil.domain import BBox, IngestStats, InputError, SearchFilters, Sighting
 from surveil.ingest.pipeline import IngestOptions
-from surveil.ingest.sources import open_source
 from surveil.search.grouping import top_sighting
 from surveil.storage.migrate import upgrade
 from surveil.vision.crops import read_image
@@ -46,13 +45,8 @@ class World:
 def _ingest(
     services: Services, path: Path, camera: str, start: datetime, all_frames: bool
 ) -> IngestStats:
-    source = open_source(str(path), camera_id=camera, start=start)
-    try:
-        return services.ingest_pipeline().run(
-            source, IngestOptions(camera_id=camera, all_frames=all_frames)
-        )
-    finally:
-        source.close()
+    options = IngestOptions(camera_id=camera, all_frames=all_frames)
+    return services.ingest(str(path), options, start=start)
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
