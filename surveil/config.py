@@ -269,6 +269,45 @@ class IngestSettings(_Section):
     )
 
 
+class ApiSettings(_Section):
+    host: str = Field(
+        "127.0.0.1",
+        title="Listen address",
+        description="Interface `surveil serve` binds; 0.0.0.0 exposes it to the network.",
+    )
+    port: int = Field(8080, ge=1, le=65535, title="Port", description="TCP port to listen on.")
+    max_upload_bytes: int = Field(
+        8 * 1024 * 1024,
+        ge=1024,
+        le=512 * 1024 * 1024,
+        title="Largest request body",
+        description="Bytes; larger uploads are refused with 413 while they stream in.",
+    )
+    max_image_pixels: int = Field(
+        25_000_000,
+        ge=64,
+        le=500_000_000,
+        title="Largest image",
+        description="Width x height read from the header before decoding (decompression bombs).",
+    )
+    max_results: int = Field(
+        1000, ge=1, le=10_000, title="Largest limit", description="Highest `limit` a search takes."
+    )
+    key_touch_seconds: float = Field(
+        60.0,
+        ge=0.0,
+        title="Key last-used resolution",
+        description="A key's last_used_at is written at most this often (saves a write a call).",
+    )
+    index_refresh_seconds: float = Field(
+        2.0,
+        ge=0.0,
+        title="Index refresh interval",
+        description="How often search picks up shards another process (ingest) saved.",
+    )
+    console: bool = Field(True, title="Web console", description="Serve the operator console at /.")
+
+
 class LoggingSettings(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", title="Log level", description="Least severe level logged."
@@ -305,6 +344,7 @@ class Settings(BaseSettings):
     index: IndexSettings = Field(default_factory=IndexSettings, title="Vector index")
     search: SearchSettings = Field(default_factory=SearchSettings, title="Search")
     ingest: IngestSettings = Field(default_factory=IngestSettings, title="Ingest")
+    api: ApiSettings = Field(default_factory=ApiSettings, title="HTTP API")
     logging: LoggingSettings = Field(default_factory=LoggingSettings, title="Logging")
 
     @classmethod

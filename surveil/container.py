@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -17,8 +18,9 @@ from surveil.index.reconcile import ReconcileReport, reconcile
 from surveil.index.sharded import ShardedFaissIndex
 from surveil.ingest.pipeline import IngestOptions, IngestPipeline
 from surveil.ingest.sources import open_source
-from surveil.ports import BlobStore, Catalog, Detector, Embedder, VectorIndex
+from surveil.ports import AccessStore, BlobStore, Catalog, Detector, Embedder, VectorIndex
 from surveil.search.service import SearchService
+from surveil.storage.access import SqlAccess
 from surveil.storage.blobs import FileBlobStore
 from surveil.storage.db import check_connection, make_engine, make_session_factory
 from surveil.storage.migrate import require_current, upgrade
@@ -41,12 +43,14 @@ class Services:
     settings: Settings
     engine: Engine
     catalog: Catalog
+    access: AccessStore
     blobs: BlobStore
     index: VectorIndex
     device: DevicePlan
     _detector: Detector | None = None
     _embedders: dict[Space, Embedder] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _refreshed_at: float = 0.0
 
     def detector(self) -> Detector:
         """The configured detector (YOLO, or the motion fallback)."""
@@ -116,11 +120,19 @@ class Services:
         return SearchService(
             index=self.index,
             catalog=self.catalog,
+            blobs=self.blobs,
             embedder_for=self.embedder,
             detector=self.detector,
             settings=self.settings.search,
             person_labels=self.settings.embedders.person_labels,
         )
+
+    def refresh_index(self, *, every: float) -> None:
+        """Pick up index shards other processes saved, at most once per `every` seconds."""
+        now = time.monotonic()
+        if now - self._refreshed_at >= every:
+            self._refreshed_at = now
+            self.index.refresh()
 
     def reconcile_index(self, *, full: bool = False) -> ReconcileReport:
         """Make the vector index agree with the catalog (the source of truth).
@@ -153,10 +165,12 @@ def build_services(settings: Settings, *, reconcile_index: bool = True) -> Servi
     engine = make_engine(url, echo=settings.database.echo, pool_size=settings.database.pool_size)
     check_connection(engine)
     require_current(engine)
+    sessions = make_session_factory(engine)
     services = Services(
         settings=settings,
         engine=engine,
-        catalog=SqlCatalog(make_session_factory(engine)),
+        catalog=SqlCatalog(sessions),
+        access=SqlAccess(sessions),
         blobs=FileBlobStore(settings.storage.root),
         index=ShardedFaissIndex(
             index_root(settings),

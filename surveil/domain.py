@@ -7,10 +7,12 @@ datetimes.
 
 from __future__ import annotations
 
+import hashlib
 import re
+import secrets
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 import numpy as np
@@ -41,6 +43,14 @@ class ConfigError(SurveilError):
     """Settings that cannot work (missing model file, bad key)."""
 
 
+class NotFoundError(InputError):
+    """The named thing (appearance, keyframe, camera, key) does not exist."""
+
+
+class ConflictError(InputError):
+    """The change collides with what exists (a camera id already taken)."""
+
+
 _CAMERA_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}")
 
 
@@ -52,6 +62,45 @@ def validate_camera_id(camera_id: str) -> str:
             "or '-', not starting with '.'"
         )
     return camera_id
+
+
+_SECRET_QUERY_KEYS = ("pass", "pwd", "token", "secret", "key", "auth", "sig")
+
+
+def mask_credentials(url: str) -> str:
+    """A stream URL safe to log or show: password and secret-looking query values hidden."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable url>"
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, host = netloc.rsplit("@", 1)
+        user = userinfo.split(":", 1)[0]
+        netloc = f"{user}:***@{host}" if ":" in userinfo else f"{user}@{host}"
+    query = urlencode(
+        [
+            (k, "***" if any(s in k.lower() for s in _SECRET_QUERY_KEYS) else v)
+            for k, v in parse_qsl(parts.query, keep_blank_values=True)
+        ],
+        safe="*",
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def parse_time(text: str | None, option: str) -> datetime | None:
+    """ISO 8601 to aware UTC; a time without an offset is taken as UTC."""
+    if text is None:
+        return None
+    try:
+        ts = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise InputError(
+            f"{option} '{text}' is not an ISO 8601 time (for example 2026-11-22T08:00:00Z)"
+        ) from None
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
 
 
 def _require_utc(ts: datetime, what: str) -> None:
@@ -168,6 +217,32 @@ class StoredAppearance:
 
 
 @dataclass(frozen=True, slots=True)
+class KeyframeRecord:
+    """A stored keyframe, for showing the whole scene of a result."""
+
+    id: int
+    camera_id: str
+    source_id: int
+    frame_index: int
+    ts: datetime
+    width: int
+    height: int
+    image_path: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CameraStats:
+    """What the catalog holds for one camera."""
+
+    camera_id: str
+    sources: int
+    keyframes: int
+    appearances: int
+    first_ts: datetime | None
+    last_ts: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
 class SearchFilters:
     """What an operator narrows a search by; empty means no restriction."""
 
@@ -269,3 +344,80 @@ def as_vectors(rows: Sequence[Sequence[float]] | Vectors) -> Vectors:
 def space_for(label: str, person_labels: Collection[str]) -> Space:
     """The embedding space a detection label is embedded in."""
     return "person" if label in person_labels else "general"
+
+
+# ---- access control and audit ------------------------------------------------------------
+
+Role = Literal["viewer", "operator", "admin"]
+ROLES: tuple[Role, ...] = ("viewer", "operator", "admin")
+#: Keys start with this so a leaked one is recognisable by secret scanners.
+KEY_PREFIX = "svk_"
+
+
+def role_allows(role: str, needed: Role) -> bool:
+    """Roles are ordered: an admin may do what an operator may, an operator what a viewer may."""
+    return role in ROLES and ROLES.index(role) >= ROLES.index(needed)
+
+
+def new_api_key() -> str:
+    """A fresh key with 256 bits of randomness: shown once, stored only as its hash."""
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_api_key(key: str) -> str:
+    """SHA-256 hex of a key; random 256-bit keys need no salt or slow hash to resist guessing."""
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyInfo:
+    """An API key as listed: never the key itself, only a short prefix to recognise it."""
+
+    id: int
+    name: str
+    role: Role
+    prefix: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class NewAuditEntry:
+    """What one audited action records: who, what, with which crop and filters, outcome."""
+
+    action: str
+    key_id: int | None
+    key_name: str
+    role: str
+    status: str = "ok"
+    query_kind: str | None = None
+    crop_sha256: str | None = None
+    crop_path: str | None = None
+    appearance_id: int | None = None
+    keyframe_id: int | None = None
+    box: BBox | None = None
+    filters: dict[str, object] = field(default_factory=dict)
+    result_count: int | None = None
+    client: str | None = None
+    detail: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """A stored audit row."""
+
+    id: int
+    ts: datetime
+    entry: NewAuditEntry
+
+
+@dataclass(frozen=True, slots=True)
+class CameraInfo:
+    """A camera as administered: its URL keeps credentials, so show it masked."""
+
+    id: str
+    name: str
+    enabled: bool
+    url: str | None
+    created_at: datetime

@@ -8,17 +8,24 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 
 from surveil.domain import (
+    ApiKeyInfo,
+    AuditEntry,
+    CameraInfo,
+    CameraStats,
     Detections,
     Frame,
     Image,
+    KeyframeRecord,
+    NewAuditEntry,
     NewKeyframe,
+    Role,
     SearchFilters,
     Space,
     StoredAppearance,
@@ -112,6 +119,8 @@ class VectorIndex(Protocol):
 
     def save(self) -> None: ...
 
+    def refresh(self) -> bool: ...
+
 
 @dataclass(frozen=True, slots=True)
 class SourceRecord:
@@ -168,6 +177,66 @@ class Catalog(Protocol):
     def count_appearances(self, space: Space | None = None) -> int: ...
 
     def best_appearance(self, *, label: str) -> StoredAppearance | None: ...
+
+    # ---- browsing and administration (the API and console) -----------------------------
+
+    def get_keyframe(self, *, keyframe_id: int) -> KeyframeRecord | None: ...
+
+    def keyframe_appearances(self, *, keyframe_id: int) -> list[StoredAppearance]: ...
+
+    def stats(self) -> list[CameraStats]: ...
+
+    def list_cameras(self) -> list[CameraInfo]: ...
+
+    def get_camera(self, camera_id: str) -> CameraInfo: ...
+
+    def create_camera(
+        self, *, camera_id: str, name: str | None, url: str | None, enabled: bool = True
+    ) -> CameraInfo: ...
+
+    def update_camera(
+        self,
+        camera_id: str,
+        *,
+        name: str | None = None,
+        url: str | None = None,
+        enabled: bool | None = None,
+    ) -> CameraInfo: ...
+
+    def camera_keyframes(
+        self,
+        *,
+        camera_id: str,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 60,
+    ) -> list[tuple[KeyframeRecord, int]]: ...
+
+
+class AccessStore(Protocol):
+    """API keys (stored hashed) and the append-only audit trail."""
+
+    def create_key(self, *, name: str, role: Role) -> tuple[ApiKeyInfo, str]: ...
+
+    def authenticate(self, key: str, *, touch_after: timedelta) -> ApiKeyInfo | None: ...
+
+    def list_keys(self, *, include_revoked: bool = True) -> list[ApiKeyInfo]: ...
+
+    def revoke_key(self, key_id: int) -> ApiKeyInfo: ...
+
+    def record(self, entry: NewAuditEntry) -> int: ...
+
+    def audit_entries(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        action: str | None = None,
+        key_id: int | None = None,
+        limit: int = 100,
+    ) -> list[AuditEntry]: ...
+
+    def audit_entry(self, entry_id: int) -> AuditEntry: ...
 
 
 class BlobStore(Protocol):

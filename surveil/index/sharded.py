@@ -50,6 +50,16 @@ class _Shard:
     index: Any = None
     dirty: bool = False
     device_copy: Any = None
+    # (inode, size, mtime_ns) of the file the loaded index came from: refresh() compares it.
+    stamp: tuple[int, int, int] | None = None
+
+
+def _stamp(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 def _day_of(ts: datetime) -> date:
@@ -113,6 +123,8 @@ class ShardedFaissIndex:
 
     def _load(self, shard: _Shard) -> Any:
         if shard.index is None:
+            # Stamped before reading: a file replaced mid-read is just reloaded next refresh.
+            shard.stamp = _stamp(shard.path)
             try:
                 shard.index = faiss.read_index(str(shard.path))
             except RuntimeError as exc:
@@ -296,7 +308,7 @@ class ShardedFaissIndex:
                         log.info("index.shard_emptied", space=space, shard=stem)
                         continue
                     _write_atomic(shard.index, shard.path)
-                    shard.dirty = False
+                    shard.dirty, shard.stamp = False, _stamp(shard.path)
                 if changed:  # after the shards: a stale entry only ever costs a load
                     self._write_manifest(space, shards)
 
@@ -312,6 +324,48 @@ class ShardedFaissIndex:
                 entries[stem] = entry_for(shard.path, int(shard.index.ntotal))
         write_manifest(self.root / space, entries, self._dims.get(space))
         self._stale_manifest.discard(space)
+
+    def refresh(self) -> bool:
+        """Pick up shards another process (ingest, retention) saved, added or deleted.
+
+        A long-running reader (`surveil serve`) would otherwise search the index as it was
+        when each shard first loaded. Costs one directory scan and a stat per shard; changed
+        shards are only marked for a lazy reload. Shards with unsaved changes are kept.
+        Returns whether anything changed.
+        """
+        changed = False
+        with self._lock:
+            for space, shards in self._shards.items():
+                on_disk = self._scan(space)
+                for stem, shard in list(shards.items()):
+                    if shard.dirty:
+                        continue
+                    if stem not in on_disk:
+                        del shards[stem]
+                        changed = True
+                    elif shard.index is not None and shard.stamp != _stamp(shard.path):
+                        shard.index, shard.device_copy, shard.stamp = None, None, None
+                        changed = True
+                for stem, path in on_disk.items():
+                    if stem not in shards:
+                        shards[stem] = _Shard(path=path)
+                        changed = True
+                if changed and not any(s.dirty for s in shards.values()):
+                    self._dims.pop(space, None)  # a rebuild may have changed the model
+        if changed:
+            log.debug("index.refreshed", root=str(self.root))
+        return changed
+
+    def _scan(self, space: Space) -> dict[str, Path]:
+        """Shard files of a space on disk now, by stem (temp files and foreign shards skipped)."""
+        folder = self.root / space
+        if not folder.is_dir():
+            return {}
+        return {
+            p.stem: p
+            for p in folder.iterdir()
+            if p.suffix == SUFFIX and TMP_MARKER not in p.name and self._valid_stem(p.stem)
+        }
 
     # ---- beyond the port ---------------------------------------------------------------
 

@@ -8,16 +8,24 @@ import numpy as np
 
 from surveil.config import SearchSettings
 from surveil.domain import (
+    BBox,
     Image,
     InputError,
+    NotFoundError,
     SearchFilters,
     SearchQuery,
     Space,
     Vectors,
     space_for,
 )
-from surveil.ports import Catalog, Detector, Embedder, VectorIndex
-from surveil.search.by_example import SearchResult, embed_example, search_by_example
+from surveil.ports import BlobStore, Catalog, Detector, Embedder, VectorIndex
+from surveil.search.by_example import (
+    MIN_QUERY_SIDE,
+    SearchResult,
+    embed_example,
+    search_by_example,
+)
+from surveil.vision.crops import decode_image
 
 
 class SearchService:
@@ -28,6 +36,7 @@ class SearchService:
         *,
         index: VectorIndex,
         catalog: Catalog,
+        blobs: BlobStore,
         embedder_for: Callable[[Space], Embedder],
         detector: Callable[[], Detector],
         settings: SearchSettings,
@@ -35,6 +44,7 @@ class SearchService:
     ) -> None:
         self._index = index
         self._catalog = catalog
+        self._blobs = blobs
         self._embedder_for = embedder_for
         self._detector = detector
         self._settings = settings
@@ -96,6 +106,29 @@ class SearchService:
         self.check_filters(filters)
         space, vector = self._catalog.appearance_embedding(appearance_id)
         return self._run(space, vector, filters, limit, gap_seconds)
+
+    def keyframe_crop(self, keyframe_id: int, box: BBox) -> Image:
+        """The part of a stored keyframe inside `box` (keyframe pixels), as an example crop."""
+        record = self._catalog.get_keyframe(keyframe_id=keyframe_id)
+        if record is None:
+            raise NotFoundError(f"no keyframe with id {keyframe_id}")
+        if not record.image_path:
+            raise NotFoundError(
+                f"keyframe {keyframe_id} has no stored image (storage.keep_keyframes was off)"
+            )
+        x1, y1, x2, y2 = (round(v) for v in box)
+        x1, x2 = max(0, min(x1, x2)), min(record.width, max(x1, x2))
+        y1, y2 = max(0, min(y1, y2)), min(record.height, max(y1, y2))
+        if x2 - x1 < MIN_QUERY_SIDE or y2 - y1 < MIN_QUERY_SIDE:
+            raise InputError(
+                f"box {box} on the {record.width}x{record.height} keyframe {keyframe_id} leaves "
+                f"less than {MIN_QUERY_SIDE}x{MIN_QUERY_SIDE} pixels; draw a larger box"
+            )
+        try:
+            image = decode_image(self._blobs.get(record.image_path), what=f"keyframe {keyframe_id}")
+        except FileNotFoundError:
+            raise NotFoundError(f"keyframe {keyframe_id}'s image file is missing") from None
+        return image[y1:y2, x1:x2].copy()
 
     def _run(
         self,

@@ -7,14 +7,12 @@ Split from `repositories.py`, which keeps the ingest writes and search hydration
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from surveil.domain import StoredAppearance
+from surveil.domain import CameraStats, KeyframeRecord, StoredAppearance
 from surveil.storage.tables import AppearanceRow, CameraRow, KeyframeRow, SourceRow
 
 _A = AppearanceRow
@@ -36,32 +34,6 @@ STORED_COLUMNS = (
     _A.model_id,
     _A.crop_path,
 )
-
-
-@dataclass(frozen=True, slots=True)
-class KeyframeRecord:
-    """A stored keyframe, for showing the whole scene of a result."""
-
-    id: int
-    camera_id: str
-    source_id: int
-    frame_index: int
-    ts: datetime
-    width: int
-    height: int
-    image_path: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class CameraStats:
-    """What the catalog holds for one camera."""
-
-    camera_id: str
-    sources: int
-    keyframes: int
-    appearances: int
-    first_ts: datetime | None
-    last_ts: datetime | None
 
 
 def to_stored(row: Sequence[Any]) -> StoredAppearance:

@@ -34,6 +34,7 @@ from surveil.domain import (
     InputError,
     NewAppearance,
     NewKeyframe,
+    NotFoundError,
     SearchFilters,
     Space,
     StoredAppearance,
@@ -41,6 +42,7 @@ from surveil.domain import (
 )
 from surveil.ports import SourceRecord
 from surveil.storage.browse import STORED_COLUMNS, BrowseQueries, to_stored
+from surveil.storage.cameras import CameraQueries
 from surveil.storage.index_feed import (
     IN_LIST_CHUNK,
     IndexFeedQueries,
@@ -86,7 +88,7 @@ def _id_match(dialect: str, ids: list[int]) -> ColumnElement[bool]:
     return _A.id.in_(ids)
 
 
-class SqlCatalog(IndexFeedQueries, BrowseQueries):
+class SqlCatalog(IndexFeedQueries, BrowseQueries, CameraQueries):
     """The system of record, over whatever engine the session factory is bound to."""
 
     def __init__(self, session_factory: sessionmaker[Session]) -> None:
@@ -260,7 +262,7 @@ class SqlCatalog(IndexFeedQueries, BrowseQueries):
         with self._sessions() as session:
             row = session.execute(stmt).first()
         if row is None:
-            raise InputError(f"no appearance with id {appearance_id}")
+            raise NotFoundError(f"no appearance with id {appearance_id}")
         space, blob, dim = row
         return cast(Space, space), vectors_from_blobs(space, [blob], [dim])[0]
 

@@ -84,6 +84,8 @@ class CameraRow(Base):
     name: Mapped[str] = mapped_column(Text, nullable=False)
     enabled: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), nullable=False, default=utcnow)
+    # Stream address for live ingest; may carry credentials, so it is masked when shown.
+    url: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class SourceRow(Base):
@@ -156,6 +158,53 @@ class AppearanceRow(Base):
     # float32 little-endian bytes, `dim` values: the index is always rebuildable from here.
     embedding: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
     dim: Mapped[int] = mapped_column(Integer, nullable=False)
+
+
+class ApiKeyRow(Base):
+    """An API key: only its SHA-256 is stored; `prefix` lets people tell keys apart."""
+
+    __tablename__ = "api_keys"
+    __table_args__ = (CheckConstraint("role IN ('viewer', 'operator', 'admin')", name="role"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(Text, nullable=False)
+    role: Mapped[str] = mapped_column(Text, nullable=False)
+    key_hash: Mapped[str] = mapped_column(Text, nullable=False, unique=True)
+    prefix: Mapped[str] = mapped_column(Text, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), nullable=False, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+
+
+class AuditRow(Base):
+    """One audited action (every search, every key and camera change); rows are never updated.
+
+    `key_name` and `role` are copied so the trail still reads right after a key is gone.
+    """
+
+    __tablename__ = "audit_log"
+    __table_args__ = (
+        Index("ix_audit_log_ts", "ts"),
+        Index("ix_audit_log_key_id_ts", "key_id", "ts"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    ts: Mapped[datetime] = mapped_column(UtcDateTime(), nullable=False, default=utcnow)
+    key_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    key_name: Mapped[str] = mapped_column(Text, nullable=False)
+    role: Mapped[str] = mapped_column(Text, nullable=False)
+    action: Mapped[str] = mapped_column(Text, nullable=False)
+    status: Mapped[str] = mapped_column(Text, nullable=False)
+    query_kind: Mapped[str | None] = mapped_column(Text, nullable=True)
+    crop_sha256: Mapped[str | None] = mapped_column(Text, nullable=True)
+    crop_path: Mapped[str | None] = mapped_column(Text, nullable=True)
+    appearance_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    keyframe_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    box: Mapped[str | None] = mapped_column(Text, nullable=True)
+    filters: Mapped[str] = mapped_column(Text, nullable=False)  # JSON object
+    result_count: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    client: Mapped[str | None] = mapped_column(Text, nullable=True)
+    detail: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 metadata = Base.metadata

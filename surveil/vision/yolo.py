@@ -81,6 +81,8 @@ class YoloDetector:
         self._classes: list[int] | None = None
         self._precision: dict[str, Any] = {}
         self._lock = threading.Lock()
+        # Ultralytics' predictor keeps per-call state on the model: one call at a time.
+        self._predict_lock = threading.Lock()
 
     @property
     def name(self) -> str:
@@ -136,7 +138,8 @@ class YoloDetector:
         return out
 
     def _predict(self, batch: list[Image]) -> list[Detections]:
-        results = self._run(self._model, batch, classes=self._classes)
+        with self._predict_lock:
+            results = self._run(self._model, batch, classes=self._classes)
         return [detections_from_ultralytics(r, self._keep) for r in results]
 
     def _run(self, model: Any, batch: list[Image], *, classes: list[int] | None) -> list[Any]:

@@ -1,126 +1,25 @@
-"""`surveil ...`: each subcommand loads settings, builds services, acts, prints.
-
-Command output (tables, --json) goes to stdout; logs and progress go to stderr.
-"""
+"""Catalog commands: ingest, search, db upgrade, index rebuild/status, demo."""
 
 from __future__ import annotations
 
-import json
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 
 import typer
 
-from surveil.config import Settings, load_settings
-from surveil.container import Services, build_services, index_root
-from surveil.domain import (
-    ConfigError,
-    InputError,
-    SearchFilters,
-    SurveilError,
-    validate_camera_id,
+from surveil.cli.common import (
+    JsonOpt,
+    app,
+    cli_settings,
+    db_app,
+    handle_errors,
+    index_app,
+    print_json,
+    with_services,
 )
-from surveil.logs import configure_logging
-
-app = typer.Typer(
-    name="surveil",
-    help="Surveillance keyframe retrieval: ingest video, then search by example crop.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-db_app = typer.Typer(help="Catalog database schema.", no_args_is_help=True)
-index_app = typer.Typer(help="Vector index maintenance.", no_args_is_help=True)
-app.add_typer(db_app, name="db")
-app.add_typer(index_app, name="index")
-
-T = TypeVar("T")
-_state: dict[str, Any] = {}
-
-ConfigOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--config",
-        "-c",
-        help="YAML settings file (default: $SURVEIL_CONFIG).",
-        dir_okay=False,
-    ),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
-
-
-@app.callback()
-def _root(
-    config: ConfigOpt = None,
-    log_level: Annotated[
-        str | None, typer.Option(help="DEBUG, INFO, WARNING or ERROR (overrides settings).")
-    ] = None,
-    log_json: Annotated[bool, typer.Option(help="Log JSON lines to stderr.")] = False,
-) -> None:
-    """Global options apply to every subcommand."""
-    _state.update(config=config, log_level=log_level, log_json=log_json)
-
-
-def _fail(message: str, code: int) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code)
-
-
-@contextmanager
-def _errors() -> Iterator[None]:
-    """Turn our errors into one stderr line and an exit code (2 input, 3 config, 1 other)."""
-    try:
-        yield
-    except InputError as exc:
-        raise _fail(str(exc), 2) from None
-    except ConfigError as exc:
-        raise _fail(str(exc), 3) from None
-    except SurveilError as exc:
-        raise _fail(str(exc), 1) from None
-    except KeyboardInterrupt:
-        raise _fail("interrupted; committed work is kept and a re-run resumes", 130) from None
-
-
-def _settings(overrides: dict[str, Any] | None = None) -> Settings:
-    merged = dict(overrides or {})
-    if _state.get("log_level"):
-        merged["logging.level"] = str(_state["log_level"]).upper()
-    if _state.get("log_json"):
-        merged["logging.format"] = "json"
-    settings = load_settings(_state.get("config"), overrides=merged)
-    configure_logging(settings.logging)
-    return settings
-
-
-def _with_services(
-    action: Callable[[Services], T], *, settings: Settings | None = None, reconcile: bool = True
-) -> T:
-    services = build_services(settings or _settings(), reconcile_index=reconcile)
-    try:
-        return action(services)
-    finally:
-        services.close()
-
-
-def parse_time(text: str | None, option: str) -> datetime | None:
-    """ISO 8601 to aware UTC; a time without an offset is taken as UTC."""
-    if text is None:
-        return None
-    try:
-        ts = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        raise InputError(
-            f"{option} '{text}' is not an ISO 8601 time (for example 2026-11-22T08:00:00Z)"
-        ) from None
-    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
-
-
-def _print_json(data: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(data, indent=2) + "\n")
+from surveil.container import Services, index_root
+from surveil.domain import SearchFilters, parse_time, validate_camera_id
 
 
 @app.command(
@@ -147,12 +46,12 @@ def ingest(
     options = IngestOptions(
         camera_id=camera, all_frames=all_frames, progress=sys.stderr.isatty() and not as_json
     )
-    with _errors():
+    with handle_errors():
         validate_camera_id(camera)
         start_ts = parse_time(start, "--start")
-        stats = _with_services(lambda s: s.ingest(path, options, start=start_ts, fps=fps))
+        stats = with_services(lambda s: s.ingest(path, options, start=start_ts, fps=fps))
     if as_json:
-        _print_json(stats.to_dict())
+        print_json(stats.to_dict())
     else:
         typer.echo(stats.summary())
 
@@ -189,8 +88,8 @@ def search(
     from surveil.search.render import sightings_table, sightings_to_dict
     from surveil.vision.crops import read_image
 
-    with _errors():
-        settings = _settings()
+    with handle_errors():
+        settings = cli_settings()
         filters = SearchFilters(
             cameras=frozenset(camera or ()),
             since=parse_time(since, "--since"),
@@ -199,7 +98,7 @@ def search(
             min_score=settings.search.min_score if min_score is None else min_score,
         )
         image = read_image(crop)
-        result = _with_services(
+        result = with_services(
             lambda s: s.search().by_image(
                 image,
                 label=label[0] if label else None,
@@ -210,7 +109,7 @@ def search(
             settings=settings,
         )
     if as_json:
-        _print_json(sightings_to_dict(result.sightings))
+        print_json(sightings_to_dict(result.sightings))
     else:
         typer.echo(sightings_table(result.sightings))
 
@@ -223,8 +122,8 @@ def db_upgrade(
     from surveil.storage.db import mask_url
     from surveil.storage.migrate import upgrade
 
-    with _errors():
-        settings = _settings()
+    with handle_errors():
+        settings = cli_settings()
         if settings.database_url.startswith("sqlite"):
             settings.storage.root.mkdir(parents=True, exist_ok=True)
         upgrade(settings.database_url, revision)
@@ -247,10 +146,10 @@ def index_rebuild(as_json: JsonOpt = False) -> None:
         )
         return {space: s.catalog.count_appearances(space) for space in SPACES}
 
-    with _errors():
-        counts = _with_services(act, reconcile=False)
+    with handle_errors():
+        counts = with_services(act, reconcile=False)
     if as_json:
-        _print_json({"rebuilt": counts})
+        print_json({"rebuilt": counts})
     else:
         typer.echo("rebuilt: " + ", ".join(f"{k} {v} vectors" for k, v in counts.items()))
 
@@ -270,10 +169,10 @@ def index_status(
             s.reconcile_index(full=True)
         return {sp: s.index.size(sp) for sp in SPACES}
 
-    with _errors():
-        sizes = _with_services(act)
+    with handle_errors():
+        sizes = with_services(act)
     if as_json:
-        _print_json({"vectors": sizes})
+        print_json({"vectors": sizes})
     else:
         typer.echo(", ".join(f"{k}: {v} vectors" for k, v in sizes.items()))
 
@@ -288,15 +187,6 @@ def demo(
     """Ingest real sample video into the embedded default and run a search."""
     from surveil.demo import plan_demo, run_demo
 
-    with _errors():
+    with handle_errors():
         plan = plan_demo(data)
-        typer.echo(run_demo(_settings(plan.overrides), plan))
-
-
-def main() -> None:
-    """Console-script entry point."""
-    app()
-
-
-if __name__ == "__main__":
-    main()
+        typer.echo(run_demo(cli_settings(plan.overrides), plan))

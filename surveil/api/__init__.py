@@ -1,0 +1,1 @@
+"""The HTTP API and operator console (`surveil serve`); build it with `create_app`."""

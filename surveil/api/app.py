@@ -1,0 +1,64 @@
+"""`create_app(services)`: the HTTP API and the operator console over the CLI's services."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+
+from surveil import __version__
+from surveil.api.errors import install_error_handlers
+from surveil.api.limits import BodyLimitMiddleware, SecurityHeadersMiddleware
+from surveil.api.metrics import Metrics, MetricsMiddleware
+from surveil.api.routes import admin, cameras, health, media, search
+from surveil.api.views import API
+from surveil.container import Services
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+
+DESCRIPTION = """Search surveillance footage by example crop.
+
+Every endpoint except `/healthz` and `/readyz` needs an API key
+(`Authorization: Bearer <key>`, from `surveil keys create`). Roles: viewer (read
+sightings), operator (search), admin (cameras, keys, audit). Every search is audited.
+"""
+
+
+def create_app(services: Services) -> FastAPI:
+    """Build the app; the caller owns `services` (and closes them after the server stops)."""
+    app = FastAPI(
+        title="surveil",
+        version=__version__,
+        description=DESCRIPTION,
+        openapi_url=f"{API}/openapi.json",
+        docs_url=f"{API}/docs",
+        redoc_url=None,
+    )
+    app.state.services = services
+    app.state.metrics = Metrics(services.index)
+    install_error_handlers(app)
+
+    # Each router carries the /api/v1 prefix itself, so metrics see full route templates.
+    for router in (search.router, media.router, cameras.router, admin.router, health.api):
+        app.include_router(router)
+    app.include_router(health.public)
+    if services.settings.api.console:
+        _mount_console(app)
+
+    # Added last = outermost: the size limit applies before anything reads the body.
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(BodyLimitMiddleware, limit=services.settings.api.max_upload_bytes)
+    return app
+
+
+def _mount_console(app: FastAPI) -> None:
+    """The console: static files, no build step; its API calls carry the key."""
+    index = STATIC_DIR / "index.html"
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    @app.get("/", include_in_schema=False)
+    def console() -> FileResponse:
+        return FileResponse(index, headers={"Cache-Control": "no-cache"})

@@ -1,0 +1,133 @@
+"""JSON shapes of API objects, shared by the routes and the CLI's --json output.
+
+No FastAPI here: `surveil keys list --json` prints exactly what `GET /api/v1/keys` returns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from surveil.domain import (
+    ApiKeyInfo,
+    AuditEntry,
+    CameraInfo,
+    CameraStats,
+    KeyframeRecord,
+    Sighting,
+    StoredAppearance,
+    mask_credentials,
+)
+from surveil.search.render import hit_to_dict, iso, sightings_to_dict
+
+API = "/api/v1"
+
+
+def _iso(ts: datetime | None) -> str | None:
+    return None if ts is None else iso(ts)
+
+
+def crop_url(appearance_id: int) -> str:
+    return f"{API}/appearances/{appearance_id}/crop.jpg"
+
+
+def keyframe_url(keyframe_id: int) -> str:
+    return f"{API}/keyframes/{keyframe_id}.jpg"
+
+
+def with_urls(item: dict[str, Any]) -> dict[str, Any]:
+    """An appearance object plus where its crop and keyframe images are served."""
+    item["crop_url"] = crop_url(int(item["id"]))
+    item["keyframe_url"] = keyframe_url(int(item["keyframe_id"]))
+    return item
+
+
+def search_view(sightings: Sequence[Sighting]) -> dict[str, Any]:
+    """`surveil search --json`'s object, each appearance with crop_url and keyframe_url."""
+    body = sightings_to_dict(sightings)
+    for sighting in body["sightings"]:
+        sighting["appearances"] = [with_urls(a) for a in sighting["appearances"]]
+    return body
+
+
+def appearance_view(app: StoredAppearance) -> dict[str, Any]:
+    """One stored appearance: the search object without a score."""
+    from surveil.domain import SearchHit
+
+    item = hit_to_dict(SearchHit(app, 0.0))
+    del item["score"]
+    return with_urls(item)
+
+
+def keyframe_view(kf: KeyframeRecord, appearances: Sequence[StoredAppearance]) -> dict[str, Any]:
+    """A keyframe with every appearance found on it."""
+    out = keyframe_summary(kf, len(appearances))
+    out["appearances"] = [appearance_view(a) for a in appearances]
+    return out
+
+
+def keyframe_summary(kf: KeyframeRecord, n_appearances: int) -> dict[str, Any]:
+    """A keyframe in a camera's list: the appearances as a count."""
+    return {
+        "id": kf.id,
+        "camera_id": kf.camera_id,
+        "ts": iso(kf.ts),
+        "frame_index": kf.frame_index,
+        "width": kf.width,
+        "height": kf.height,
+        "image_url": keyframe_url(kf.id) if kf.image_path else None,
+        "appearances": n_appearances,
+    }
+
+
+def camera_view(cam: CameraInfo, stats: CameraStats | None) -> dict[str, Any]:
+    """A camera with what the catalog holds for it; credentials in its URL are masked."""
+    return {
+        "id": cam.id,
+        "name": cam.name,
+        "enabled": cam.enabled,
+        "url": None if cam.url is None else mask_credentials(cam.url),
+        "created_at": iso(cam.created_at),
+        "keyframes": stats.keyframes if stats else 0,
+        "appearances": stats.appearances if stats else 0,
+        "first_ts": _iso(stats.first_ts) if stats else None,
+        "last_ts": _iso(stats.last_ts) if stats else None,
+    }
+
+
+def key_view(key: ApiKeyInfo) -> dict[str, Any]:
+    """A key as listed: never the key itself."""
+    return {
+        "id": key.id,
+        "name": key.name,
+        "role": key.role,
+        "prefix": key.prefix,
+        "created_at": iso(key.created_at),
+        "last_used_at": _iso(key.last_used_at),
+        "revoked_at": _iso(key.revoked_at),
+    }
+
+
+def audit_view(row: AuditEntry) -> dict[str, Any]:
+    """An audit entry; the stored crop is served by id, never by its path."""
+    e = row.entry
+    return {
+        "id": row.id,
+        "ts": iso(row.ts),
+        "key_id": e.key_id,
+        "key_name": e.key_name,
+        "role": e.role,
+        "action": e.action,
+        "status": e.status,
+        "query_kind": e.query_kind,
+        "crop_sha256": e.crop_sha256,
+        "crop_url": f"{API}/audit/{row.id}/crop.jpg" if e.crop_path else None,
+        "appearance_id": e.appearance_id,
+        "keyframe_id": e.keyframe_id,
+        "box": list(e.box) if e.box else None,
+        "filters": e.filters,
+        "result_count": e.result_count,
+        "client": e.client,
+        "detail": e.detail,
+    }

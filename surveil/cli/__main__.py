@@ -1,0 +1,5 @@
+"""`python -m surveil.cli`."""
+
+from surveil.cli import main
+
+main()

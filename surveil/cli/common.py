@@ -1,0 +1,103 @@
+"""Shared by every `surveil` subcommand: the Typer app, global options, error mapping.
+
+Command output (tables, --json) goes to stdout; logs and progress go to stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from surveil.config import Settings, load_settings
+from surveil.container import Services, build_services
+from surveil.domain import ConfigError, InputError, SurveilError
+from surveil.logs import configure_logging
+
+app = typer.Typer(
+    name="surveil",
+    help="Surveillance keyframe retrieval: ingest video, then search by example crop.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Catalog database schema.", no_args_is_help=True)
+index_app = typer.Typer(help="Vector index maintenance.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(index_app, name="index")
+
+T = TypeVar("T")
+_state: dict[str, Any] = {}
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        help="YAML settings file (default: $SURVEIL_CONFIG).",
+        dir_okay=False,
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
+
+
+@app.callback()
+def _root(
+    config: ConfigOpt = None,
+    log_level: Annotated[
+        str | None, typer.Option(help="DEBUG, INFO, WARNING or ERROR (overrides settings).")
+    ] = None,
+    log_json: Annotated[bool, typer.Option(help="Log JSON lines to stderr.")] = False,
+) -> None:
+    """Global options apply to every subcommand."""
+    _state.update(config=config, log_level=log_level, log_json=log_json)
+
+
+def _fail(message: str, code: int) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+@contextmanager
+def handle_errors() -> Iterator[None]:
+    """Turn our errors into one stderr line and an exit code (2 input, 3 config, 1 other)."""
+    try:
+        yield
+    except InputError as exc:
+        raise _fail(str(exc), 2) from None
+    except ConfigError as exc:
+        raise _fail(str(exc), 3) from None
+    except SurveilError as exc:
+        raise _fail(str(exc), 1) from None
+    except KeyboardInterrupt:
+        raise _fail("interrupted; committed work is kept and a re-run resumes", 130) from None
+
+
+def cli_settings(overrides: dict[str, Any] | None = None) -> Settings:
+    merged = dict(overrides or {})
+    if _state.get("log_level"):
+        merged["logging.level"] = str(_state["log_level"]).upper()
+    if _state.get("log_json"):
+        merged["logging.format"] = "json"
+    settings = load_settings(_state.get("config"), overrides=merged)
+    configure_logging(settings.logging)
+    return settings
+
+
+def with_services(
+    action: Callable[[Services], T], *, settings: Settings | None = None, reconcile: bool = True
+) -> T:
+    services = build_services(settings or cli_settings(), reconcile_index=reconcile)
+    try:
+        return action(services)
+    finally:
+        services.close()
+
+
+def print_json(data: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(data, indent=2) + "\n")

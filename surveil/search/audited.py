@@ -1,0 +1,205 @@
+"""Search as the API runs it: resolve the example, search, and leave an audit row either way.
+
+Surveillance search without a trail is not acceptable to the people who run these
+systems: every search, successful or refused, records who asked, with which crop (its
+SHA-256 and a stored copy), which filters, and how many appearances came back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import structlog
+
+from surveil.domain import BBox, Image, NewAuditEntry, SearchFilters, SurveilError
+from surveil.ports import AccessStore, BlobStore, Catalog
+from surveil.search.by_example import SearchResult
+from surveil.search.service import SearchService
+from surveil.vision.crops import encode_jpeg
+
+log = structlog.get_logger(__name__)
+
+QueryKind = Literal["image", "appearance", "keyframe_box"]
+#: Extension of the stored copy by format; the key is built from the hash, never from input.
+_EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "BMP": "bmp"}
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who is searching: the API key (or the CLI user) and where the request came from."""
+
+    key_id: int | None
+    name: str
+    role: str
+    client: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Example:
+    """The example to search by: exactly one of an image, an appearance, a keyframe box."""
+
+    kind: QueryKind
+    image: Image | None = None  # decoded, for kind="image"
+    image_bytes: bytes | None = None
+    image_format: str = "JPEG"
+    appearance_id: int | None = None
+    keyframe_id: int | None = None
+    box: BBox | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SearchOptions:
+    """The operator's filters and shaping, as given."""
+
+    filters: SearchFilters
+    label: str | None = None
+    limit: int | None = None
+    gap_seconds: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditedResult:
+    """The search result and the audit row written for it."""
+
+    result: SearchResult
+    audit_id: int
+
+
+def crop_key(digest: str, ext: str) -> str:
+    """Blob key of an audited crop: content-addressed, so repeats share one file."""
+    return f"audit/{digest[:2]}/{digest}.{ext}"
+
+
+def filters_record(options: SearchOptions) -> dict[str, Any]:
+    """The filters as the audit trail stores them (JSON-ready, only what was set)."""
+    f = options.filters
+    out: dict[str, Any] = {
+        "cameras": sorted(f.cameras),
+        "labels": sorted(f.labels),
+        "since": f.since.isoformat() if f.since else None,
+        "until": f.until.isoformat() if f.until else None,
+        "min_score": f.min_score,
+        "limit": options.limit,
+        "gap": options.gap_seconds,
+        "label": options.label,
+    }
+    return {k: v for k, v in out.items() if v not in (None, [])}
+
+
+class AuditedSearch:
+    """Runs searches for an actor and records each in the audit trail."""
+
+    def __init__(
+        self,
+        *,
+        search: SearchService,
+        access: AccessStore,
+        blobs: BlobStore,
+        catalog: Catalog,
+        jpeg_quality: int = 90,
+    ) -> None:
+        self._search = search
+        self._access = access
+        self._blobs = blobs
+        self._catalog = catalog
+        self._jpeg_quality = jpeg_quality
+
+    def run(self, actor: Actor, example: Example, options: SearchOptions) -> AuditedResult:
+        """Search, then audit; a refused search is audited with its error and re-raised."""
+        crop: tuple[str, str] | None = None
+        try:
+            image, data, ext = self._resolve(example)
+            crop = None if data is None else self._keep(data, ext)
+            result = self._dispatch(example, image, options)
+        except SurveilError as exc:
+            self._audit(actor, example, options, crop, status="refused", detail=str(exc))
+            raise
+        except Exception as exc:
+            self._audit(actor, example, options, crop, status="error", detail=type(exc).__name__)
+            raise
+        count = sum(len(s.hits) for s in result.sightings)
+        audit_id = self._audit(actor, example, options, crop, status="ok", count=count)
+        log.info(
+            "search.done",
+            audit_id=audit_id,
+            actor=actor.name,
+            kind=example.kind,
+            sightings=len(result.sightings),
+            appearances=count,
+            seconds=round(result.seconds, 4),
+        )
+        return AuditedResult(result, audit_id)
+
+    def _resolve(self, example: Example) -> tuple[Image | None, bytes | None, str]:
+        """The example as (image to embed, crop bytes to keep, their extension)."""
+        if example.kind == "image":
+            assert example.image_bytes is not None
+            ext = _EXTENSIONS.get(example.image_format, "img")
+            return example.image, example.image_bytes, ext
+        if example.kind == "keyframe_box":
+            assert example.keyframe_id is not None and example.box is not None
+            image = self._search.keyframe_crop(example.keyframe_id, example.box)
+            return image, encode_jpeg(image, self._jpeg_quality), "jpg"
+        assert example.appearance_id is not None
+        stored = self._catalog.appearances([example.appearance_id])
+        if not stored:
+            return None, None, "jpg"  # the search itself reports the unknown id
+        try:
+            return None, self._blobs.get(stored[0].crop_path), "jpg"
+        except FileNotFoundError:
+            return None, None, "jpg"
+
+    def _dispatch(
+        self, example: Example, image: Image | None, options: SearchOptions
+    ) -> SearchResult:
+        kwargs: dict[str, Any] = {
+            "filters": options.filters,
+            "limit": options.limit,
+            "gap_seconds": options.gap_seconds,
+        }
+        if example.kind == "appearance":
+            assert example.appearance_id is not None
+            return self._search.by_appearance(example.appearance_id, **kwargs)
+        assert image is not None
+        return self._search.by_image(image, label=options.label, **kwargs)
+
+    def _keep(self, data: bytes, ext: str) -> tuple[str, str]:
+        """Store the crop this search used; returns (sha256, blob key)."""
+        digest = hashlib.sha256(data).hexdigest()
+        key = crop_key(digest, ext)
+        if not self._blobs.exists(key):
+            self._blobs.put(key, data)
+        return digest, key
+
+    def _audit(
+        self,
+        actor: Actor,
+        example: Example,
+        options: SearchOptions,
+        crop: tuple[str, str] | None,
+        *,
+        status: str,
+        count: int | None = None,
+        detail: str | None = None,
+    ) -> int:
+        return self._access.record(
+            NewAuditEntry(
+                action="search",
+                key_id=actor.key_id,
+                key_name=actor.name,
+                role=actor.role,
+                status=status,
+                query_kind=example.kind,
+                crop_sha256=crop[0] if crop else None,
+                crop_path=crop[1] if crop else None,
+                appearance_id=example.appearance_id,
+                keyframe_id=example.keyframe_id,
+                box=example.box,
+                filters=filters_record(options),
+                result_count=count,
+                client=actor.client,
+                detail=detail,
+            )
+        )
