@@ -134,3 +134,8 @@ def offline_settings(
             "database.url": database_url,
         }
     )
+
+
+# The API's session fixtures live in their own module; importing them here shares them
+# with tests/api (HTTP tests, fuzzing) and tests/e2e (the browser test).
+from api_world import api_world, client, live_server  # noqa: E402, F401

@@ -46,3 +46,32 @@ def test_filters_refuse_inverted_windows_and_impossible_scores() -> None:
         SearchFilters(since=t, until=t - timedelta(seconds=1))
     with pytest.raises(InputError, match="min-score"):
         SearchFilters(min_score=1.5)
+
+
+def test_roles_are_ordered() -> None:
+    from surveil.domain import role_allows
+
+    assert role_allows("admin", "operator") and role_allows("operator", "viewer")
+    assert not role_allows("viewer", "operator") and not role_allows("operator", "admin")
+    assert not role_allows("root", "viewer")
+
+
+def test_stream_urls_are_masked() -> None:
+    from surveil.domain import mask_credentials
+
+    assert (
+        mask_credentials("rtsp://admin:hunter2@10.0.0.5:554/s1?token=abc&ch=1")
+        == "rtsp://admin:***@10.0.0.5:554/s1?token=***&ch=1"
+    )
+    assert mask_credentials("rtsp://viewer@cam/x") == "rtsp://viewer@cam/x"
+    assert mask_credentials("/dev/video0") == "/dev/video0"
+    assert "hunter2" not in mask_credentials("http://u:hunter2@h/p?api_key=hunter2")
+
+
+def test_api_keys_are_random_and_hashed() -> None:
+    from surveil.domain import hash_api_key, new_api_key
+
+    a, b = new_api_key(), new_api_key()
+    assert a != b and a.startswith("svk_") and len(a) >= 40
+    assert hash_api_key(a) == hash_api_key(a) != hash_api_key(b)
+    assert len(hash_api_key(a)) == 64

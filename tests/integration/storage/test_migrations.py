@@ -20,7 +20,7 @@ def test_upgrade_to_head_creates_tables(database_url: str) -> None:
         assert current_revision(engine) == head_revision()
         require_current(engine)
         tables = set(inspect(engine).get_table_names())
-        assert {"cameras", "sources", "keyframes", "appearances"} <= tables
+        assert {"cameras", "sources", "keyframes", "appearances", "api_keys", "audit_log"} <= tables
     finally:
         engine.dispose()
 
@@ -40,7 +40,7 @@ def test_models_and_migrations_agree(database_url: str) -> None:
 def test_require_current_refuses_an_empty_database(database_url: str) -> None:
     engine = make_engine(database_url)
     try:
-        with pytest.raises(ConfigError, match=r"not migrated \(at nothing, need 0001\)") as info:
+        with pytest.raises(ConfigError, match=r"not migrated \(at nothing, need 0002\)") as info:
             require_current(engine)
         assert "surveil db upgrade" in str(info.value)
     finally:
@@ -68,3 +68,24 @@ def test_unreachable_database_names_the_url_without_password() -> None:
     assert "127.0.0.1:1/nowhere" in message
     assert "s3cret" not in message
     assert "\n" not in message
+
+
+def test_0001_catalog_upgrades_to_head_keeping_its_rows(database_url: str) -> None:
+    """A catalog made by the first release gains keys, audit and camera URLs, data intact."""
+    from sqlalchemy import text
+
+    upgrade(database_url, "0001")
+    engine = make_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text("INSERT INTO cameras (id, name, enabled, created_at) VALUES (:i, :n, :e, :t)"),
+                {"i": "lobby", "n": "Lobby", "e": True, "t": "2026-01-01 00:00:00+00:00"},
+            )
+        upgrade(database_url)
+        with engine.connect() as conn:
+            row = conn.execute(text("SELECT id, name, url FROM cameras")).one()
+        assert tuple(row) == ("lobby", "Lobby", None)
+        assert current_revision(engine) == head_revision() == "0002"
+    finally:
+        engine.dispose()

@@ -1,0 +1,104 @@
+"""`surveil keys` and `surveil audit` as other tools call them (JSON contracts), and `serve`."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+
+@pytest.fixture
+def env(tmp_path: Path, database_url: str) -> dict[str, str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("SURVEIL_")}
+    base.update(SURVEIL_STORAGE__ROOT=str(tmp_path / "data"), SURVEIL_DATABASE__URL=database_url)
+    if not database_url.startswith("sqlite"):
+        _run(base, "db", "upgrade")
+    return base
+
+
+def _run(env: dict[str, str], *args: str, code: int = 0) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "surveil.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == code, proc.stderr
+    return proc
+
+
+def _json(env: dict[str, str], *args: str) -> Any:
+    return json.loads(_run(env, *args, "--json").stdout)
+
+
+def test_keys_create_list_revoke_contract(env: dict[str, str]) -> None:
+    created = _json(env, "keys", "create", "--role", "operator", "--name", "alice")
+    assert set(created) == {"id", "name", "role", "key"}
+    assert created["role"] == "operator" and created["key"].startswith("svk_")
+    listed = _json(env, "keys", "list")["keys"]
+    assert [k["id"] for k in listed] == [created["id"]]
+    assert created["key"] not in json.dumps(listed)  # shown once, never again
+    assert listed[0]["revoked_at"] is None and listed[0]["prefix"] == created["key"][:8]
+    revoked = _json(env, "keys", "revoke", str(created["id"]))
+    assert revoked["revoked_at"]
+    assert _json(env, "keys", "list", "--active")["keys"] == []
+    actions = [e["action"] for e in _json(env, "audit")["entries"]]
+    assert actions == ["key.revoke", "key.create"]  # newest first, CLI actions too
+
+
+def test_keys_bad_input_is_one_error_line(env: dict[str, str]) -> None:
+    proc = _run(env, "keys", "create", "--role", "root", "--name", "x", code=2)
+    assert proc.stderr.strip().startswith("error: --role must be one of viewer, operator, admin")
+    proc = _run(env, "keys", "revoke", "42", code=2)
+    assert "no API key with id 42" in proc.stderr
+    proc = _run(env, "audit", "--since", "yesterday", code=2)
+    assert "ISO 8601" in proc.stderr
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def test_serve_starts_answers_and_stops_on_sigterm(env: dict[str, str]) -> None:
+    key = _json(env, "keys", "create", "--role", "viewer", "--name", "probe")["key"]
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "surveil.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert server.poll() is None, server.stdout.read() if server.stdout else ""
+            assert time.monotonic() < deadline, "serve did not become ready in 60 s"
+            time.sleep(0.2)
+        me = httpx.get(f"{base}/api/v1/me", headers={"Authorization": f"Bearer {key}"})
+        assert me.json()["name"] == "probe"
+        page = httpx.get(f"{base}/")
+        assert page.status_code == 200 and "<html" in page.text.lower()
+    finally:
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=30) == 0
