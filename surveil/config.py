@@ -269,6 +269,103 @@ class IngestSettings(_Section):
     )
 
 
+class CameraSettings(_Section):
+    """One camera `surveil run` reads; the catalog's cameras table can add more."""
+
+    id: str = Field(
+        title="Camera id",
+        description="Catalog id (letters, digits, '.', '_', '-'); keyframes are filed under it.",
+    )
+    url: str = Field(
+        title="Source URL",
+        description=(
+            "rtsp://, http(s)://, a device index or /dev/video path, or a video file played "
+            "in a loop at its native rate. ${NAME} is filled from the environment or "
+            "live.secrets_file, so credentials stay out of this file."
+        ),
+    )
+    name: str | None = Field(None, title="Name", description="Display name (default: the id).")
+    enabled: bool = Field(True, title="Enabled", description="False keeps the camera idle.")
+    keyframes: KeyframeSettings | None = Field(
+        None,
+        title="Keyframe policy",
+        description="This camera's own keyframe thresholds; empty uses the keyframes section.",
+    )
+
+
+class LiveSettings(_Section):
+    secrets_file: Path | None = Field(
+        None,
+        title="Secrets file",
+        description="KEY=VALUE lines filling ${KEY} in camera URLs (the environment wins).",
+    )
+    from_catalog: bool = Field(
+        True,
+        title="Cameras from the catalog",
+        description="Also read enabled cameras with a URL from the catalog (the API manages them).",
+    )
+    batch_size: int = Field(
+        8, ge=1, le=256, title="Batch size", description="Most keyframes per detect+embed call."
+    )
+    batch_wait_seconds: float = Field(
+        0.5,
+        gt=0.0,
+        le=30.0,
+        title="Batch deadline",
+        description="A batch waits at most this long for more keyframes before it runs.",
+    )
+    pending_size: int = Field(
+        64,
+        ge=1,
+        le=100_000,
+        title="Pending keyframes",
+        description="Keyframes waiting for the models; when full, live cameras drop the oldest.",
+    )
+    write_buffer: int = Field(
+        64,
+        ge=1,
+        le=100_000,
+        title="Write buffer",
+        description="Processed batches held while the catalog is unreachable; then oldest drop.",
+    )
+    write_retry_seconds: float = Field(
+        1.0, gt=0.0, le=60.0, title="Write retry", description="Pause between catalog retries."
+    )
+    stall_seconds: float = Field(
+        10.0,
+        gt=0.0,
+        title="Stall watchdog",
+        description="A camera with no frame for this long is reconnected.",
+    )
+    open_timeout_seconds: float = Field(
+        10.0, gt=0.0, title="Open timeout", description="Longest wait to open a stream."
+    )
+    backoff_seconds: float = Field(
+        1.0, gt=0.0, title="First reconnect delay", description="Doubles per failure, jittered."
+    )
+    backoff_max_seconds: float = Field(
+        60.0, gt=0.0, title="Longest reconnect delay", description="Cap on the reconnect delay."
+    )
+    health_seconds: float = Field(
+        2.0, gt=0.0, title="Health interval", description="How often health goes to the catalog."
+    )
+    index_save_seconds: float = Field(
+        30.0,
+        gt=0.0,
+        title="Index save interval",
+        description="How often new vectors are saved, so search in other processes sees them.",
+    )
+    shutdown_seconds: float = Field(
+        20.0,
+        gt=0.0,
+        title="Shutdown deadline",
+        description="On SIGTERM/SIGINT: stop readers, drain, commit and save within this time.",
+    )
+    in_serve: bool = Field(
+        False, title="Ingest in serve", description="`surveil serve` also runs live ingest."
+    )
+
+
 class ApiSettings(_Section):
     host: str = Field(
         "127.0.0.1",
@@ -308,6 +405,97 @@ class ApiSettings(_Section):
     console: bool = Field(True, title="Web console", description="Serve the operator console at /.")
 
 
+class AlertSettings(_Section):
+    interval_seconds: int = Field(
+        60, ge=1, le=604800, title="Default interval", description="How often a new rule runs."
+    )
+    cooldown_seconds: int = Field(
+        300,
+        ge=0,
+        title="Default cooldown",
+        description="No second alert for a rule and camera this soon after the last one.",
+    )
+    evaluate_batch: int = Field(
+        5000,
+        ge=100,
+        le=100_000,
+        title="Evaluation batch",
+        description="New appearances scored per transaction (each commits its watermark).",
+    )
+    delivery_attempts: int = Field(
+        6, ge=1, le=50, title="Webhook attempts", description="POSTs before a delivery fails."
+    )
+    backoff_seconds: float = Field(
+        2.0,
+        gt=0.0,
+        title="First retry delay",
+        description="Doubles after every failed attempt (with jitter), up to the maximum.",
+    )
+    backoff_max_seconds: float = Field(
+        600.0, gt=0.0, title="Longest retry delay", description="Cap on the retry delay."
+    )
+    webhook_timeout_seconds: float = Field(
+        5.0, gt=0.0, le=120.0, title="Webhook timeout", description="Per POST, connect + read."
+    )
+    delivery_poll_seconds: float = Field(
+        2.0, gt=0.0, title="Delivery poll", description="How often due webhook retries are sent."
+    )
+
+
+class RetentionSettings(_Section):
+    days: float = Field(
+        30.0, gt=0.0, title="Days kept", description="Appearances and keyframes older are removed."
+    )
+    cameras: dict[str, float] = Field(
+        default_factory=dict,
+        title="Per-camera days",
+        description="camera id -> days kept, instead of `days`.",
+    )
+    labels: dict[str, float] = Field(
+        default_factory=dict,
+        title="Per-label days",
+        description="label -> days kept; wins over the camera's days for that label.",
+    )
+    evidence_days: float = Field(
+        365.0,
+        gt=0.0,
+        title="Evidence days",
+        description="Appearances that are an alert's evidence are kept at least this long.",
+    )
+    interval_hours: float = Field(
+        24.0, gt=0.0, title="Run every", description="Hours between scheduled cleanup runs."
+    )
+    batch_size: int = Field(
+        2000,
+        ge=10,
+        le=100_000,
+        title="Batch size",
+        description="Appearances deleted per transaction (bounds locks and memory).",
+    )
+    sweep: bool = Field(
+        True,
+        title="Orphan sweep",
+        description="Also remove files and vectors without a row, and report rows without files.",
+    )
+
+
+class SchedulerSettings(_Section):
+    in_serve: bool = Field(
+        True,
+        title="Run jobs in serve",
+        description="`surveil serve` also runs rules and retention (else `surveil scheduler`).",
+    )
+    lease_seconds: float = Field(
+        900.0,
+        ge=10.0,
+        title="Job lease",
+        description="A crashed runner's job is taken over after this long.",
+    )
+    sync_seconds: float = Field(
+        10.0, gt=0.0, title="Rule sync", description="How often new or changed rules are scheduled."
+    )
+
+
 class LoggingSettings(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", title="Log level", description="Least severe level logged."
@@ -345,7 +533,16 @@ class Settings(BaseSettings):
     search: SearchSettings = Field(default_factory=SearchSettings, title="Search")
     ingest: IngestSettings = Field(default_factory=IngestSettings, title="Ingest")
     api: ApiSettings = Field(default_factory=ApiSettings, title="HTTP API")
+    alerts: AlertSettings = Field(default_factory=AlertSettings, title="Alert rules")
+    retention: RetentionSettings = Field(default_factory=RetentionSettings, title="Retention")
+    scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings, title="Scheduler")
     logging: LoggingSettings = Field(default_factory=LoggingSettings, title="Logging")
+    live: LiveSettings = Field(default_factory=LiveSettings, title="Live ingest")
+    cameras: list[CameraSettings] = Field(
+        default_factory=list,
+        title="Cameras",
+        description="Cameras `surveil run` reads (each at least an id and a url).",
+    )
 
     @classmethod
     def settings_customise_sources(

@@ -12,6 +12,7 @@ from pathlib import Path
 import structlog
 from sqlalchemy import Engine
 
+from surveil.alerts.rules import RuleService
 from surveil.config import Settings
 from surveil.domain import SPACES, IngestStats, Space
 from surveil.index.reconcile import ReconcileReport, reconcile
@@ -21,10 +22,14 @@ from surveil.ingest.sources import open_source
 from surveil.ports import AccessStore, BlobStore, Catalog, Detector, Embedder, VectorIndex
 from surveil.search.service import SearchService
 from surveil.storage.access import SqlAccess
+from surveil.storage.alerts import SqlAlerts
 from surveil.storage.blobs import FileBlobStore
 from surveil.storage.db import check_connection, make_engine, make_session_factory
+from surveil.storage.health import SqlHealth
+from surveil.storage.jobs import SqlJobs
 from surveil.storage.migrate import require_current, upgrade
 from surveil.storage.repositories import SqlCatalog
+from surveil.storage.retention import SqlRetention
 from surveil.vision.detector import build_detector
 from surveil.vision.device import DevicePlan, choose_device
 from surveil.vision.embedder import build_embedder
@@ -44,6 +49,10 @@ class Services:
     engine: Engine
     catalog: Catalog
     access: AccessStore
+    alerts: SqlAlerts
+    jobs: SqlJobs
+    retention: SqlRetention
+    health: SqlHealth
     blobs: BlobStore
     index: VectorIndex
     device: DevicePlan
@@ -127,6 +136,17 @@ class Services:
             person_labels=self.settings.embedders.person_labels,
         )
 
+    def rules(self) -> RuleService:
+        """Alert rules: create (embedding their examples) and delete."""
+        return RuleService(
+            alerts=self.alerts,
+            blobs=self.blobs,
+            embedder_for=self.embedder,
+            detector=self.detector,
+            person_labels=self.settings.embedders.person_labels,
+            jpeg_quality=self.settings.storage.jpeg_quality,
+        )
+
     def refresh_index(self, *, every: float) -> None:
         """Pick up index shards other processes saved, at most once per `every` seconds."""
         now = time.monotonic()
@@ -171,6 +191,10 @@ def build_services(settings: Settings, *, reconcile_index: bool = True) -> Servi
         engine=engine,
         catalog=SqlCatalog(sessions),
         access=SqlAccess(sessions),
+        alerts=SqlAlerts(sessions),
+        jobs=SqlJobs(sessions),
+        retention=SqlRetention(sessions),
+        health=SqlHealth(sessions),
         blobs=FileBlobStore(settings.storage.root),
         index=ShardedFaissIndex(
             index_root(settings),

@@ -121,6 +121,8 @@ class VectorIndex(Protocol):
 
     def refresh(self) -> bool: ...
 
+    def drop_shard(self, space: Space, day: date) -> bool: ...
+
 
 @dataclass(frozen=True, slots=True)
 class SourceRecord:
@@ -146,7 +148,7 @@ class VectorBatch:
 class Catalog(Protocol):
     """The system of record: cameras, sources, keyframes and appearances."""
 
-    def ensure_camera(self, camera_id: str) -> None: ...
+    def ensure_camera(self, camera_id: str, *, name: str | None = None) -> None: ...
 
     def camera_ids(self) -> list[str]: ...
 

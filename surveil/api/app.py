@@ -12,7 +12,7 @@ from surveil import __version__
 from surveil.api.errors import install_error_handlers
 from surveil.api.limits import BodyLimitMiddleware, SecurityHeadersMiddleware
 from surveil.api.metrics import Metrics, MetricsMiddleware
-from surveil.api.routes import admin, cameras, health, media, search
+from surveil.api.routes import admin, alerts, cameras, health, holds, media, search
 from surveil.api.views import API
 from surveil.container import Services
 
@@ -37,11 +37,12 @@ def create_app(services: Services) -> FastAPI:
         redoc_url=None,
     )
     app.state.services = services
-    app.state.metrics = Metrics(services.index)
+    app.state.metrics = Metrics(services.index, health=services.health)
     install_error_handlers(app)
 
     # Each router carries the /api/v1 prefix itself, so metrics see full route templates.
-    for router in (search.router, media.router, cameras.router, admin.router, health.api):
+    routers = (search, media, cameras, alerts, holds, admin)
+    for router in (*(r.router for r in routers), health.api):
         app.include_router(router)
     app.include_router(health.public)
     if services.settings.api.console:

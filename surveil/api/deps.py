@@ -12,7 +12,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from surveil.api.errors import ApiError
 from surveil.api.metrics import Metrics
 from surveil.container import Services
-from surveil.domain import ApiKeyInfo, Role, role_allows
+from surveil.domain import ApiKeyInfo, NewAuditEntry, Role, role_allows
 from surveil.search.audited import Actor
 
 _bearer = HTTPBearer(auto_error=False, description="An API key from `surveil keys create`.")
@@ -77,3 +77,20 @@ def actor_of(caller: ApiKeyInfo, request: Request) -> Actor:
     """The audit trail's view of a caller: key, name, role, client address."""
     client = request.client.host if request.client else None
     return Actor(key_id=caller.id, name=caller.name, role=caller.role, client=client)
+
+
+def record_action(
+    services: Services, caller: ApiKeyInfo, request: Request, action: str, detail: str
+) -> None:
+    """Write an administrative action (camera, key, rule, hold change) to the audit trail."""
+    actor = actor_of(caller, request)
+    services.access.record(
+        NewAuditEntry(
+            action=action,
+            key_id=actor.key_id,
+            key_name=actor.name,
+            role=actor.role,
+            client=actor.client,
+            detail=detail,
+        )
+    )

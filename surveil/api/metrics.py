@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from surveil.domain import SPACES
 from surveil.ports import VectorIndex
+from surveil.storage.health import HEALTH_STATES, SqlHealth
 
 #: Buckets from 5 ms to 10 s: a search on CPU is tens to hundreds of milliseconds.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -32,10 +35,70 @@ class _IndexSizes(Collector):
         yield family
 
 
+class _CameraHealth(Collector):
+    """Live cameras' health, read from the catalog's camera_health table at scrape time.
+
+    `surveil run` may be another process: the table is what both share. A catalog that
+    cannot be read yields no camera series rather than a failed scrape.
+    """
+
+    def __init__(self, health: SqlHealth) -> None:
+        self._health = health
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        try:
+            rows = self._health.read()
+        except SQLAlchemyError:
+            return
+        gauges = {
+            "fps": GaugeMetricFamily(
+                "surveil_camera_fps", "Frames decoded per second", labels=["camera"]
+            ),
+            "kfps": GaugeMetricFamily(
+                "surveil_camera_keyframes_per_second",
+                "Keyframes committed per second",
+                labels=["camera"],
+            ),
+            "keyframes": GaugeMetricFamily(
+                "surveil_camera_keyframes",
+                "Keyframes committed since `surveil run` started",
+                labels=["camera"],
+            ),
+            "drops": GaugeMetricFamily(
+                "surveil_camera_drops", "Keyframes dropped (models behind)", labels=["camera"]
+            ),
+            "reconnects": GaugeMetricFamily(
+                "surveil_camera_reconnects", "Reconnection attempts", labels=["camera"]
+            ),
+            "age": GaugeMetricFamily(
+                "surveil_camera_last_frame_age_seconds",
+                "Seconds since the camera's last frame",
+                labels=["camera"],
+            ),
+        }
+        state = GaugeMetricFamily(
+            "surveil_camera_state", "1 for the camera's current state", labels=["camera", "state"]
+        )
+        now = datetime.now(UTC)
+        for h in rows:
+            gauges["fps"].add_metric([h.camera_id], h.fps)
+            gauges["kfps"].add_metric([h.camera_id], h.keyframes_per_s)
+            gauges["keyframes"].add_metric([h.camera_id], float(h.keyframes))
+            gauges["drops"].add_metric([h.camera_id], float(h.drops))
+            gauges["reconnects"].add_metric([h.camera_id], float(h.reconnects))
+            if h.last_frame_at is not None:
+                age = (now - h.last_frame_at).total_seconds()
+                gauges["age"].add_metric([h.camera_id], age)
+            for name in HEALTH_STATES:
+                state.add_metric([h.camera_id, name], 1.0 if h.state == name else 0.0)
+        yield from gauges.values()
+        yield state
+
+
 class Metrics:
     """Request counts and latencies by route template, search latency, index sizes."""
 
-    def __init__(self, index: VectorIndex) -> None:
+    def __init__(self, index: VectorIndex, *, health: SqlHealth | None = None) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "surveil_http_requests",
@@ -58,6 +121,8 @@ class Metrics:
             registry=self.registry,
         )
         self.registry.register(_IndexSizes(index))
+        if health is not None:
+            self.registry.register(_CameraHealth(health))
 
     def render(self) -> bytes:
         """The text exposition format."""

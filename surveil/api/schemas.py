@@ -78,6 +78,19 @@ class KeyframeList(_Model):
     keyframes: list[KeyframeSummary]
 
 
+class CameraHealth(_Model):
+    id: str
+    state: str = Field(description="connecting, online, stalled, offline or stopped.")
+    last_frame_at: str | None
+    fps: float = Field(description="Frames decoded per second, over about 10 s.")
+    keyframes: int = Field(description="Keyframes committed since `surveil run` started.")
+    keyframes_per_s: float
+    drops: int = Field(description="Keyframes given up because the models fell behind.")
+    reconnects: int
+    last_error: str | None = Field(description="Credentials masked.")
+    updated_at: str | None = Field(description="When `surveil run` last wrote this.")
+
+
 class Camera(_Model):
     id: str
     name: str
@@ -88,6 +101,9 @@ class Camera(_Model):
     appearances: int
     first_ts: str | None
     last_ts: str | None
+    health: CameraHealth | None = Field(
+        None, description="Live ingest health, or null when `surveil run` never read it."
+    )
 
 
 class CameraList(_Model):

@@ -20,6 +20,7 @@ from surveil.domain import (
     mask_credentials,
 )
 from surveil.search.render import hit_to_dict, iso, sightings_to_dict
+from surveil.storage.health import CameraHealth
 
 API = "/api/v1"
 
@@ -81,7 +82,25 @@ def keyframe_summary(kf: KeyframeRecord, n_appearances: int) -> dict[str, Any]:
     }
 
 
-def camera_view(cam: CameraInfo, stats: CameraStats | None) -> dict[str, Any]:
+def health_view(h: CameraHealth) -> dict[str, Any]:
+    """A live camera's health as `surveil run` last wrote it (`cameras status --json`)."""
+    return {
+        "id": h.camera_id,
+        "state": h.state,
+        "last_frame_at": _iso(h.last_frame_at),
+        "fps": h.fps,
+        "keyframes": h.keyframes,
+        "keyframes_per_s": h.keyframes_per_s,
+        "drops": h.drops,
+        "reconnects": h.reconnects,
+        "last_error": h.last_error,
+        "updated_at": _iso(h.updated_at),
+    }
+
+
+def camera_view(
+    cam: CameraInfo, stats: CameraStats | None, health: CameraHealth | None = None
+) -> dict[str, Any]:
     """A camera with what the catalog holds for it; credentials in its URL are masked."""
     return {
         "id": cam.id,
@@ -93,6 +112,7 @@ def camera_view(cam: CameraInfo, stats: CameraStats | None) -> dict[str, Any]:
         "appearances": stats.appearances if stats else 0,
         "first_ts": _iso(stats.first_ts) if stats else None,
         "last_ts": _iso(stats.last_ts) if stats else None,
+        "health": None if health is None else health_view(health),
     }
 
 

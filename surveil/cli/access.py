@@ -2,32 +2,17 @@
 
 from __future__ import annotations
 
-import getpass
 from typing import Annotated, Any
 
 import typer
 
 from surveil.api.views import audit_view, key_view
-from surveil.cli.common import JsonOpt, app, handle_errors, print_json, with_services
+from surveil.cli.common import JsonOpt, app, audit_cli, handle_errors, print_json, with_services
 from surveil.container import Services
-from surveil.domain import ROLES, InputError, NewAuditEntry, Role, parse_time
+from surveil.domain import ROLES, InputError, Role, parse_time
 
 keys_app = typer.Typer(help="API keys for the HTTP API and console.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
-
-
-def _cli_actor() -> str:
-    """Who ran a CLI admin command, for the audit trail (keys made here have no key)."""
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "cli:unknown"
-
-
-def _audit(services: Services, action: str, detail: str) -> None:
-    services.access.record(
-        NewAuditEntry(action=action, key_id=None, key_name=_cli_actor(), role="cli", detail=detail)
-    )
 
 
 def _role(text: str) -> Role:
@@ -49,7 +34,7 @@ def keys_create(
 
     def act(s: Services) -> dict[str, Any]:
         info, key = s.access.create_key(name=name, role=_role(role))
-        _audit(s, "key.create", f"key {info.id} ({info.name}, {info.role})")
+        audit_cli(s, "key.create", f"key {info.id} ({info.name}, {info.role})")
         return {"id": info.id, "name": info.name, "role": info.role, "key": key}
 
     with handle_errors():
@@ -93,7 +78,7 @@ def keys_revoke(
 
     def act(s: Services) -> dict[str, Any]:
         info = s.access.revoke_key(key_id)
-        _audit(s, "key.revoke", f"key {info.id} ({info.name})")
+        audit_cli(s, "key.revoke", f"key {info.id} ({info.name})")
         return key_view(info)
 
     with handle_errors():

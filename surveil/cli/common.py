@@ -5,6 +5,7 @@ Command output (tables, --json) goes to stdout; logs and progress go to stderr.
 
 from __future__ import annotations
 
+import getpass
 import json
 import sys
 from collections.abc import Callable, Iterator
@@ -16,7 +17,7 @@ import typer
 
 from surveil.config import Settings, load_settings
 from surveil.container import Services, build_services
-from surveil.domain import ConfigError, InputError, SurveilError
+from surveil.domain import ConfigError, InputError, NewAuditEntry, SurveilError
 from surveil.logs import configure_logging
 
 app = typer.Typer(
@@ -101,3 +102,18 @@ def with_services(
 
 def print_json(data: dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(data, indent=2) + "\n")
+
+
+def cli_actor() -> str:
+    """Who ran a CLI command, for the audit trail (the CLI has no API key)."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli:unknown"
+
+
+def audit_cli(services: Services, action: str, detail: str) -> None:
+    """Record an administrative CLI action in the audit trail, as the API does for its own."""
+    services.access.record(
+        NewAuditEntry(action=action, key_id=None, key_name=cli_actor(), role="cli", detail=detail)
+    )

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import structlog
 import typer
 
 from surveil.cli.common import app, cli_settings, handle_errors
-from surveil.container import build_services
+from surveil.container import Services, build_services
+
+if TYPE_CHECKING:
+    from surveil.ingest.live.service import LiveService
 
 log = structlog.get_logger(__name__)
 
@@ -29,14 +32,21 @@ def serve(
     import uvicorn
 
     from surveil.api.app import create_app
+    from surveil.jobs.scheduler import Scheduler
 
     with handle_errors():
         settings = cli_settings()
         services = build_services(settings)
     bind_host = host or settings.api.host
     bind_port = port or settings.api.port
+    jobs = Scheduler(services) if settings.scheduler.in_serve else None
+    live = _live(services) if settings.live.in_serve else None
     try:
         app_ = create_app(services)
+        if jobs is not None:
+            jobs.start()  # alert rules, webhooks, retention (scheduler.in_serve)
+        if live is not None:
+            live.start()  # the cameras' ingest, as `surveil run` does (live.in_serve)
         log.info("serve.start", url=f"http://{bind_host}:{bind_port}/")
         # One process: the models and index live in it; concurrency comes from threads.
         uvicorn.run(
@@ -49,4 +59,14 @@ def serve(
             timeout_graceful_shutdown=10,
         )
     finally:
+        if live is not None:
+            live.stop()  # uvicorn took SIGTERM/SIGINT; drain, commit, save the index
+        if jobs is not None:
+            jobs.stop()
         services.close()
+
+
+def _live(services: Services) -> LiveService:
+    from surveil.ingest.live.service import LiveService
+
+    return LiveService(services)

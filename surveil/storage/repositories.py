@@ -23,6 +23,7 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -57,6 +58,8 @@ ID_CHUNK = 10_000
 _keyframes = cast(Table, KeyframeRow.__table__)
 _appearances = cast(Table, AppearanceRow.__table__)
 _A = AppearanceRow
+#: pg_advisory_xact_lock key that serialises appearance inserts (any fixed 64-bit number).
+INSERT_ORDER_LOCK = 0x5375_7276_6569_6C01
 
 
 def _filter_clauses(filters: SearchFilters | None) -> list[ColumnElement[bool]]:
@@ -202,6 +205,10 @@ class SqlCatalog(IndexFeedQueries, BrowseQueries, CameraQueries):
             for kf in batch
         ]
         with self._sessions.begin() as session:
+            if session.get_bind().dialect.name == "postgresql":
+                # Appearance ids must become visible in id order: alert rules read "every id
+                # above my watermark", which a later-committing lower id would slip under.
+                session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": INSERT_ORDER_LOCK})
             # sort_by_parameter_order: ids come back in our row order, batched or not.
             kf_ids = (
                 session.execute(

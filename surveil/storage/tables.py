@@ -24,6 +24,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -86,6 +87,10 @@ class CameraRow(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), nullable=False, default=utcnow)
     # Stream address for live ingest; may carry credentials, so it is masked when shown.
     url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Legal hold: retention keeps everything of this camera while it is set.
+    legal_hold: Mapped[bool] = mapped_column(
+        Boolean, nullable=False, default=False, server_default=false()
+    )
 
 
 class SourceRow(Base):
@@ -158,6 +163,10 @@ class AppearanceRow(Base):
     # float32 little-endian bytes, `dim` values: the index is always rebuildable from here.
     embedding: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
     dim: Mapped[int] = mapped_column(Integer, nullable=False)
+    # Legal hold on this sighting: retention keeps it (and its keyframe) while set.
+    legal_hold: Mapped[bool] = mapped_column(
+        Boolean, nullable=False, default=False, server_default=false()
+    )
 
 
 class ApiKeyRow(Base):
@@ -205,6 +214,186 @@ class AuditRow(Base):
     result_count: Mapped[int | None] = mapped_column(Integer, nullable=True)
     client: Mapped[str | None] = mapped_column(Text, nullable=True)
     detail: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class AlertRuleRow(Base):
+    """A watchlist rule: examples (rule_examples) scored against every new appearance."""
+
+    __tablename__ = "alert_rules"
+    __table_args__ = (CheckConstraint("space IN ('person', 'general')", name="space"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(Text, nullable=False, unique=True)
+    space: Mapped[str] = mapped_column(Text, nullable=False)
+    threshold: Mapped[float] = mapped_column(Float, nullable=False)
+    cameras: Mapped[str] = mapped_column(Text, nullable=False)  # JSON list; [] = all
+    labels: Mapped[str] = mapped_column(Text, nullable=False)  # JSON list; [] = all
+    interval_s: Mapped[int] = mapped_column(Integer, nullable=False)
+    cooldown_s: Mapped[int] = mapped_column(Integer, nullable=False)
+    gap_s: Mapped[float] = mapped_column(Float, nullable=False)
+    enabled: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
+    webhooks: Mapped[str] = mapped_column(Text, nullable=False)  # JSON list of URLs
+    secret: Mapped[str | None] = mapped_column(Text, nullable=True)  # HMAC key for webhooks
+    # Highest appearance id already evaluated; moves only with the alerts it produced.
+    watermark: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), nullable=False, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), nullable=False, default=utcnow)
+    created_by: Mapped[str] = mapped_column(Text, nullable=False)
+
+
+class RuleExampleRow(Base):
+    """One example crop of a rule: its stored copy and its embedding in the rule's space."""
+
+    __tablename__ = "rule_examples"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    rule_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("alert_rules.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    crop_path: Mapped[str] = mapped_column(Text, nullable=False)
+    sha256: Mapped[str] = mapped_column(Text, nullable=False)
+    model_id: Mapped[str] = mapped_column(Text, nullable=False)
+    embedding: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    dim: Mapped[int] = mapped_column(Integer, nullable=False)
+
+
+class AlertRow(Base):
+    """One sighting that matched a rule: consecutive hits extend it instead of adding rows."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (
+        Index("ix_alerts_rule_id_camera_id_last_ts", "rule_id", "camera_id", "last_ts"),
+        Index("ix_alerts_created_at", "created_at"),
+        UniqueConstraint("rule_id", "appearance_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    rule_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("alert_rules.id", ondelete="CASCADE"), nullable=False
+    )
+    # The best-scoring hit; retention keeps it (and its keyframe) for evidence_days.
+    appearance_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("appearances.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    camera_id: Mapped[str] = mapped_column(Text, nullable=False)
+    label: Mapped[str] = mapped_column(Text, nullable=False)
+    score: Mapped[float] = mapped_column(Float, nullable=False)
+    ts: Mapped[datetime] = mapped_column(UtcDateTime(), nullable=False)  # first hit
+    last_ts: Mapped[datetime] = mapped_column(UtcDateTime(), nullable=False)  # latest hit
+    hits: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), nullable=False, default=utcnow)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    acknowledged_by: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class DeliveryRow(Base):
+    """A notification owed to one webhook for one alert (an outbox row, retried until done)."""
+
+    __tablename__ = "alert_deliveries"
+    __table_args__ = (
+        CheckConstraint("state IN ('pending', 'delivered', 'failed')", name="state"),
+        Index("ix_alert_deliveries_state_next_at", "state", "next_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    alert_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("alerts.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    url: Mapped[str] = mapped_column(Text, nullable=False)
+    state: Mapped[str] = mapped_column(Text, nullable=False, default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    next_at: Mapped[datetime] = mapped_column(UtcDateTime(), nullable=False, default=utcnow)
+    last_status: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+
+
+class DeliveryAttemptRow(Base):
+    """One POST of a delivery: when, what came back, how long it took."""
+
+    __tablename__ = "delivery_attempts"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    delivery_id: Mapped[int] = mapped_column(
+        BigInteger,
+        ForeignKey("alert_deliveries.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    )
+    ts: Mapped[datetime] = mapped_column(UtcDateTime(), nullable=False, default=utcnow)
+    status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    seconds: Mapped[float] = mapped_column(Float, nullable=False)
+
+
+class JobStateRow(Base):
+    """A scheduled job's schedule and lease: survives restarts, one runner at a time."""
+
+    __tablename__ = "job_state"
+
+    name: Mapped[str] = mapped_column(Text, primary_key=True)
+    next_run_at: Mapped[datetime] = mapped_column(UtcDateTime(), nullable=False)
+    lease_owner: Mapped[str | None] = mapped_column(Text, nullable=True)
+    lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    last_started_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    last_finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    last_status: Mapped[str | None] = mapped_column(Text, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    last_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
+    runs: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+
+
+class RetentionJournalRow(Base):
+    """What a retention batch deleted from the catalog but not yet from index and disk.
+
+    Written in the same transaction as the row deletes; emptied once vectors and files are
+    gone, so a run interrupted anywhere finishes the job on the next run.
+    """
+
+    __tablename__ = "retention_journal"
+    __table_args__ = (CheckConstraint("kind IN ('vector', 'file')", name="kind"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(Text, nullable=False)
+    item_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # vector id
+    space: Mapped[str | None] = mapped_column(Text, nullable=True)
+    ts: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)  # picks the shard
+    path: Mapped[str | None] = mapped_column(Text, nullable=True)  # blob key
+
+
+class CameraHealthRow(Base):
+    """A live camera's latest health, overwritten every few seconds by `surveil run`."""
+
+    __tablename__ = "camera_health"
+    __table_args__ = (
+        CheckConstraint(
+            "state IN ('connecting', 'online', 'stalled', 'offline', 'stopped')", name="state"
+        ),
+    )
+
+    camera_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    state: Mapped[str] = mapped_column(Text, nullable=False)
+    last_frame_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    fps: Mapped[float] = mapped_column(Float, nullable=False)
+    keyframes_per_s: Mapped[float] = mapped_column(Float, nullable=False)
+    keyframes: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    drops: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    reconnects: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), nullable=False)
+
+
+class CameraGapRow(Base):
+    """A time a live camera delivered nothing (offline from..to), and why."""
+
+    __tablename__ = "camera_gaps"
+    __table_args__ = (Index("ix_camera_gaps_camera_id_start_ts", "camera_id", "start_ts"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    camera_id: Mapped[str] = mapped_column(Text, nullable=False)
+    start_ts: Mapped[datetime] = mapped_column(UtcDateTime(), nullable=False)
+    end_ts: Mapped[datetime] = mapped_column(UtcDateTime(), nullable=False)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 metadata = Base.metadata

@@ -6,11 +6,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response
 
-from surveil.api.deps import Admin, ServicesDep, actor_of
+from surveil.api.deps import Admin, ServicesDep, record_action
 from surveil.api.schemas import AUTH_ERRORS, AuditList, ErrorBody, KeyCreate, KeyCreated, KeyInfo
 from surveil.api.schemas import KeyList as KeyListModel
 from surveil.api.views import API, audit_view, key_view
-from surveil.domain import NewAuditEntry, NotFoundError, parse_time
+from surveil.domain import NotFoundError, parse_time
 
 router = APIRouter(prefix=API, tags=["admin"])
 
@@ -18,20 +18,6 @@ Id = Annotated[int, Path(ge=1, le=2**63 - 1)]
 _ERRORS = {**AUTH_ERRORS, 404: {"model": ErrorBody, "description": "No such id."}}
 MAX_AUDIT_PAGE = 1000
 _MEDIA = {"jpg": "image/jpeg", "png": "image/png", "webp": "image/webp", "bmp": "image/bmp"}
-
-
-def _record(services: Any, caller: Any, request: Request, action: str, detail: str) -> None:
-    actor = actor_of(caller, request)
-    services.access.record(
-        NewAuditEntry(
-            action=action,
-            key_id=actor.key_id,
-            key_name=actor.name,
-            role=actor.role,
-            client=actor.client,
-            detail=detail,
-        )
-    )
 
 
 @router.get("/keys", response_model=KeyListModel, responses=AUTH_ERRORS)
@@ -46,7 +32,9 @@ def create_key(
 ) -> dict[str, Any]:
     """A new key; the response is the only time the key is shown."""
     info, key = services.access.create_key(name=body.name, role=body.role)
-    _record(services, caller, request, "key.create", f"key {info.id} ({info.name}, {info.role})")
+    record_action(
+        services, caller, request, "key.create", f"key {info.id} ({info.name}, {info.role})"
+    )
     return {"id": info.id, "name": info.name, "role": info.role, "key": key}
 
 
@@ -56,7 +44,7 @@ def revoke_key(
 ) -> dict[str, Any]:
     """Revoke a key at once; its audit history stays."""
     info = services.access.revoke_key(key_id)
-    _record(services, caller, request, "key.revoke", f"key {info.id} ({info.name})")
+    record_action(services, caller, request, "key.revoke", f"key {info.id} ({info.name})")
     return key_view(info)
 
 

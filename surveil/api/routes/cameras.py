@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
 
-from surveil.api.deps import Admin, ServicesDep, Viewer, actor_of
+from surveil.api.deps import Admin, ServicesDep, Viewer, record_action
 from surveil.api.schemas import (
     AUTH_ERRORS,
     Camera,
@@ -18,7 +18,7 @@ from surveil.api.schemas import (
 )
 from surveil.api.views import API, camera_view, keyframe_summary
 from surveil.container import Services
-from surveil.domain import ApiKeyInfo, CameraInfo, NewAuditEntry, parse_time
+from surveil.domain import CameraInfo, parse_time
 
 router = APIRouter(prefix=API, tags=["cameras"])
 
@@ -29,31 +29,17 @@ MAX_KEYFRAMES_PAGE = 500
 
 def _view(services: Services, cam: CameraInfo) -> dict[str, Any]:
     stats = {s.camera_id: s for s in services.catalog.stats()}
-    return camera_view(cam, stats.get(cam.id))
-
-
-def _audit(
-    services: Services, caller: ApiKeyInfo, request: Request, action: str, detail: str
-) -> None:
-    actor = actor_of(caller, request)
-    services.access.record(
-        NewAuditEntry(
-            action=action,
-            key_id=actor.key_id,
-            key_name=actor.name,
-            role=actor.role,
-            client=actor.client,
-            detail=detail,
-        )
-    )
+    health = {h.camera_id: h for h in services.health.read()}
+    return camera_view(cam, stats.get(cam.id), health.get(cam.id))
 
 
 @router.get("/cameras", response_model=CameraList, responses=AUTH_ERRORS)
 def list_cameras(_: Viewer, services: ServicesDep) -> dict[str, Any]:
-    """Every camera with what the catalog holds for it."""
+    """Every camera with what the catalog holds for it, and its live ingest health."""
     stats = {s.camera_id: s for s in services.catalog.stats()}
+    health = {h.camera_id: h for h in services.health.read()}
     cams = services.catalog.list_cameras()
-    return {"cameras": [camera_view(c, stats.get(c.id)) for c in cams]}
+    return {"cameras": [camera_view(c, stats.get(c.id), health.get(c.id)) for c in cams]}
 
 
 @router.post(
@@ -69,7 +55,7 @@ def create_camera(
     cam = services.catalog.create_camera(
         camera_id=body.id, name=body.name, url=body.url, enabled=body.enabled
     )
-    _audit(services, caller, request, "camera.create", f"camera {cam.id}")
+    record_action(services, caller, request, "camera.create", f"camera {cam.id}")
     return _view(services, cam)
 
 
@@ -86,7 +72,7 @@ def update_camera(
         camera_id, name=body.name, url=body.url, enabled=body.enabled
     )
     changed = ", ".join(sorted(body.model_dump(exclude_unset=True))) or "nothing"
-    _audit(services, caller, request, "camera.update", f"camera {cam.id}: {changed}")
+    record_action(services, caller, request, "camera.update", f"camera {cam.id}: {changed}")
     return _view(services, cam)
 
 
@@ -96,7 +82,7 @@ def disable_camera(
 ) -> dict[str, Any]:
     """Stop a camera's ingest; what it recorded stays searchable."""
     cam = services.catalog.update_camera(camera_id, enabled=False)
-    _audit(services, caller, request, "camera.disable", f"camera {cam.id}")
+    record_action(services, caller, request, "camera.disable", f"camera {cam.id}")
     return _view(services, cam)
 
 

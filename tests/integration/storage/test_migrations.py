@@ -21,6 +21,7 @@ def test_upgrade_to_head_creates_tables(database_url: str) -> None:
         require_current(engine)
         tables = set(inspect(engine).get_table_names())
         assert {"cameras", "sources", "keyframes", "appearances", "api_keys", "audit_log"} <= tables
+        assert {"alert_rules", "alerts", "alert_deliveries", "job_state"} <= tables
     finally:
         engine.dispose()
 
@@ -40,7 +41,7 @@ def test_models_and_migrations_agree(database_url: str) -> None:
 def test_require_current_refuses_an_empty_database(database_url: str) -> None:
     engine = make_engine(database_url)
     try:
-        with pytest.raises(ConfigError, match=r"not migrated \(at nothing, need 0002\)") as info:
+        with pytest.raises(ConfigError, match=r"not migrated \(at nothing, need 0004\)") as info:
             require_current(engine)
         assert "surveil db upgrade" in str(info.value)
     finally:
@@ -71,7 +72,7 @@ def test_unreachable_database_names_the_url_without_password() -> None:
 
 
 def test_0001_catalog_upgrades_to_head_keeping_its_rows(database_url: str) -> None:
-    """A catalog made by the first release gains keys, audit and camera URLs, data intact."""
+    """A first-release catalog gains keys, audit, URLs, holds and rules, its data intact."""
     from sqlalchemy import text
 
     upgrade(database_url, "0001")
@@ -84,8 +85,8 @@ def test_0001_catalog_upgrades_to_head_keeping_its_rows(database_url: str) -> No
             )
         upgrade(database_url)
         with engine.connect() as conn:
-            row = conn.execute(text("SELECT id, name, url FROM cameras")).one()
-        assert tuple(row) == ("lobby", "Lobby", None)
-        assert current_revision(engine) == head_revision() == "0002"
+            row = conn.execute(text("SELECT id, name, url, legal_hold FROM cameras")).one()
+        assert tuple(row) == ("lobby", "Lobby", None, False)
+        assert current_revision(engine) == head_revision() == "0004"
     finally:
         engine.dispose()

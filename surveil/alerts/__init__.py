@@ -1,0 +1,1 @@
+"""Watchlist alert rules: their data, their pure evaluation, and notifiers."""

@@ -1,0 +1,122 @@
+"""Request and response models of the rules and alerts API."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from surveil.api.schemas import _Model
+
+
+class RuleExampleOut(_Model):
+    id: int
+    sha256: str
+    crop_url: str
+
+
+class RuleOut(_Model):
+    id: int
+    name: str
+    space: str = Field(description="Embedding space: person or general.")
+    threshold: float
+    cameras: list[str] = Field(description="Empty: every camera.")
+    labels: list[str] = Field(description="Empty: every label of the space.")
+    interval: int = Field(description="Seconds between evaluations.")
+    cooldown: int = Field(description="No second alert per camera this soon (seconds).")
+    gap: float = Field(description="Hits this close in time are one sighting (seconds).")
+    enabled: bool
+    webhooks: list[str]
+    has_secret: bool = Field(description="Whether webhooks are HMAC-signed; never the secret.")
+    watermark: int = Field(description="Highest appearance id already evaluated.")
+    examples: list[RuleExampleOut]
+    created_at: str
+    updated_at: str
+    created_by: str
+
+
+class RuleList(_Model):
+    rules: list[RuleOut]
+
+
+class RuleUpdate(_Model):
+    name: str | None = Field(None, min_length=1, max_length=200)
+    threshold: float | None = Field(None, ge=-1.0, le=1.0)
+    cameras: list[str] | None = Field(None, max_length=64)
+    labels: list[str] | None = Field(None, max_length=64)
+    interval: int | None = Field(None, ge=1, le=604800)
+    cooldown: int | None = Field(None, ge=0, le=604800)
+    gap: float | None = Field(None, ge=0.0, le=86400.0)
+    webhooks: list[str] | None = Field(None, max_length=16)
+    secret: str | None = Field(None, min_length=16, max_length=200)
+    enabled: bool | None = None
+
+
+class RuleDeleted(_Model):
+    id: int
+    name: str
+    deleted: bool
+
+
+class RuleTest(_Model):
+    since: str = Field(description="Evaluate appearances from this time (ISO 8601).")
+
+
+class TestAlert(_Model):
+    appearance_id: int
+    camera_id: str
+    label: str
+    score: float
+    ts: str
+    last_ts: str
+    hits: int
+
+
+class RuleTestReport(_Model):
+    rule_id: int
+    scanned: int
+    hits: int
+    new_alerts: int
+    extended: int
+    watermark: int
+    top_scores: list[float] = Field(description="The best scores seen, to tune the threshold.")
+    alerts: list[TestAlert] = Field(description="What the rule would have raised.")
+
+
+class AlertOut(_Model):
+    id: int
+    rule_id: int
+    rule_name: str
+    appearance_id: int
+    camera_id: str
+    label: str
+    score: float
+    ts: str = Field(description="First hit (capture time).")
+    last_ts: str = Field(description="Latest hit folded into this alert.")
+    hits: int
+    created_at: str
+    acknowledged: bool
+    acknowledged_at: str | None
+    acknowledged_by: str | None
+    crop_url: str
+
+
+class AlertList(_Model):
+    alerts: list[AlertOut]
+
+
+class Attempt(_Model):
+    ts: str
+    status: int | None
+    error: str | None
+    seconds: float
+
+
+class DeliveryOut(_Model):
+    id: int
+    url: str
+    state: str = Field(description="pending, delivered or failed.")
+    attempts: list[Attempt]
+    delivered_at: str | None
+
+
+class AlertDetail(AlertOut):
+    deliveries: list[DeliveryOut]

@@ -1,0 +1,1 @@
+"""Unattended work: the job registry, its runner and APScheduler wiring, alerting, retention."""

@@ -1,0 +1,53 @@
+"""The explicit job registry: every scheduled job, built from the services and the rules.
+
+Nothing registers itself on import; adding a job means adding it here.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from surveil.alerts.model import Rule
+from surveil.alerts.notify import WebhookSender
+from surveil.container import Services
+from surveil.jobs.alerting import deliver_due, evaluate_rule
+from surveil.jobs.runner import Job
+
+DELIVER = "alerts.deliver"
+RULE_PREFIX = "rule:"
+
+
+def rule_job_name(rule_id: int) -> str:
+    """A rule's job name (its state row in job_state)."""
+    return f"{RULE_PREFIX}{rule_id}"
+
+
+def rule_job(services: Services, rule: Rule) -> Job:
+    """Evaluate one rule over what arrived since its watermark."""
+    batch = services.settings.alerts.evaluate_batch
+
+    def run() -> dict[str, object]:
+        report = evaluate_rule(services.alerts, rule.id, batch=batch)
+        return {k: v for k, v in report.to_dict().items() if k not in ("alerts", "top_scores")}
+
+    return Job(rule_job_name(rule.id), timedelta(seconds=rule.spec.interval_s), run)
+
+
+def delivery_job(services: Services, sender: WebhookSender) -> Job:
+    """Send due webhook deliveries (first tries and retries)."""
+    settings = services.settings.alerts
+
+    def run() -> dict[str, int]:
+        return deliver_due(services.alerts, sender, settings)
+
+    return Job(DELIVER, timedelta(seconds=settings.delivery_poll_seconds), run)
+
+
+def build_jobs(services: Services, sender: WebhookSender) -> list[Job]:
+    """Every job, in the order `--once` runs them: rules, then deliveries, then retention."""
+    from surveil.jobs.retention import retention_job
+
+    jobs = [rule_job(services, r) for r in services.alerts.list_rules(enabled_only=True)]
+    jobs.append(delivery_job(services, sender))
+    jobs.append(retention_job(services))
+    return jobs

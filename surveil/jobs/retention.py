@@ -1,0 +1,343 @@
+"""Retention: forget what policy says must be forgotten, from rows, index and disk together.
+
+Rows go first, in bounded transactions that journal the vectors and files they leave
+behind; the journal is then worked off (index, then disk) and emptied. A run killed at
+any point leaves rows with everything they own, or a journal that the next run finishes
+before anything else, so every run ends in the same state with no orphans. A day whose
+appearances all went costs a shard file delete, never a pass over the index.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Literal, cast
+
+import numpy as np
+import structlog
+
+from surveil.config import RetentionSettings
+from surveil.container import Services
+from surveil.domain import Space
+from surveil.index.reconcile import CatalogVectors
+from surveil.index.sharded import UNSHARDED_DAY
+from surveil.jobs.retention_sweep import SWEEP_GRACE, SweepReport, sweep
+from surveil.jobs.runner import Job, utc_now
+from surveil.ports import Ids, VectorIndex
+from surveil.search.render import iso
+from surveil.storage.retention import (
+    FILE,
+    VECTOR,
+    Doomed,
+    JournalEntry,
+    RetentionPolicy,
+    SqlRetention,
+)
+from surveil.storage.retention_files import LocalBlobFiles, run_lock
+
+log = structlog.get_logger(__name__)
+
+JOB_NAME = "retention"
+#: Journal entries worked off per round (bounds memory when a backlog is large).
+JOURNAL_PAGE = 50_000
+#: Journal entries a run may accumulate before working them off mid-run. Letting a whole
+#: expired day accumulate first is what lets its shard be dropped instead of edited.
+DRAIN_AT = 200_000
+
+
+@dataclass
+class Tally:
+    """What went (or would go) for one camera."""
+
+    appearances: int = 0
+    keyframes: int = 0
+    files: int = 0
+    bytes: int = 0
+
+
+@dataclass
+class IndexCost:
+    """What the vector index work cost: whole-day shards dropped vs. shards edited."""
+
+    shards_dropped: int = 0
+    shards_edited: int = 0
+    seconds: float = 0.0
+
+
+@dataclass
+class RetentionReport:
+    """One run's (or dry run's) counts; `to_dict` is the CLI's --json contract."""
+
+    now: datetime
+    dry_run: bool
+    appearances: int = 0
+    keyframes: int = 0
+    vectors: int = 0
+    files: int = 0
+    bytes: int = 0
+    resumed: int = 0
+    per_camera: dict[str, Tally] = field(default_factory=lambda: defaultdict(Tally))
+    index: IndexCost = field(default_factory=IndexCost)
+    orphans: SweepReport | None = None
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """The five contract counts first, then per camera, index cost, orphans, timing."""
+        return {
+            "appearances": self.appearances,
+            "keyframes": self.keyframes,
+            "vectors": self.vectors,
+            "files": self.files,
+            "bytes": self.bytes,
+            "dry_run": self.dry_run,
+            "now": iso(self.now),
+            "resumed": self.resumed,
+            "per_camera": {cam: vars(t) for cam, t in sorted(self.per_camera.items())},
+            "index": {
+                "shards_dropped": self.index.shards_dropped,
+                "shards_edited": self.index.shards_edited,
+                "seconds": round(self.index.seconds, 3),
+            },
+            "orphans": None if self.orphans is None else self.orphans.to_dict(),
+            "seconds": round(self.seconds, 3),
+        }
+
+
+@dataclass(frozen=True)
+class RetentionParts:
+    """What a run works on: the catalog's retention queries, the index and the blob files."""
+
+    store: SqlRetention
+    catalog: CatalogVectors
+    index: VectorIndex
+    files: LocalBlobFiles
+
+
+def retention_parts(services: Services) -> RetentionParts:
+    """The parts of a service container retention uses."""
+    return RetentionParts(
+        services.retention, services.catalog, services.index, LocalBlobFiles.of(services.blobs)
+    )
+
+
+def policy_for(settings: RetentionSettings, now: datetime) -> RetentionPolicy:
+    """The configured policy as of `now`."""
+    return RetentionPolicy(
+        now=now.astimezone(UTC),
+        days=settings.days,
+        cameras=dict(settings.cameras),
+        labels=dict(settings.labels),
+        evidence_days=settings.evidence_days,
+    )
+
+
+def run_retention(
+    parts: RetentionParts,
+    settings: RetentionSettings,
+    *,
+    now: datetime,
+    dry_run: bool = False,
+    sweep_orphans: bool | None = None,
+    grace: timedelta = SWEEP_GRACE,
+) -> RetentionReport:
+    """Remove (or, dry, only count) what expired as of `now`, then sweep orphans."""
+    started = time.perf_counter()
+    report = RetentionReport(now=now.astimezone(UTC), dry_run=dry_run)
+    policy = policy_for(settings, now)
+    with run_lock(parts.files.root):
+        parts.index.refresh()  # shards other processes saved or dropped since we loaded
+        if dry_run:
+            _preview(parts, policy, settings.batch_size, report)
+        else:
+            report.resumed = _drain(parts, report)
+            if report.resumed:
+                log.warning("retention.resumed", entries=report.resumed)
+            # Appearances first: a keyframe goes only once nothing it shows is left.
+            _delete(parts, policy, settings.batch_size, report, "appearances")
+            _delete(parts, policy, settings.batch_size, report, "keyframes")
+        if settings.sweep if sweep_orphans is None else sweep_orphans:
+            report.orphans = sweep(
+                parts.store, parts.files, parts.index, parts.catalog, dry_run=dry_run, grace=grace
+            )
+    report.seconds = time.perf_counter() - started
+    _log(report)
+    return report
+
+
+def _log(report: RetentionReport) -> None:
+    summary = report.to_dict()
+    orphans = summary.pop("orphans") or {}
+    summary.pop("per_camera")
+    log.info(
+        "retention.dry_run" if report.dry_run else "retention.done",
+        **summary,
+        orphan_files=orphans.get("files", 0),
+        orphan_vectors=orphans.get("vectors", 0),
+        rows_missing_files=orphans.get("rows_missing_files", {}),
+    )
+
+
+# ---- the real run --------------------------------------------------------------------
+
+
+def _delete(
+    parts: RetentionParts,
+    policy: RetentionPolicy,
+    batch: int,
+    report: RetentionReport,
+    kind: Literal["appearances", "keyframes"],
+) -> None:
+    """Delete expired rows batch by batch, then work off the journal they wrote."""
+    store = parts.store
+    delete = store.delete_appearances if kind == "appearances" else store.delete_keyframes
+    journalled, after = 0, 0
+    while doomed := delete(policy, after_id=after, limit=batch):
+        after = doomed[-1].id
+        _tally(parts.files, doomed, report, kind)
+        journalled += len(doomed) * (2 if kind == "appearances" else 1)  # vector + file
+        log.debug("retention.batch", kind=kind, rows=len(doomed), last_id=after)
+        if journalled >= DRAIN_AT:
+            _drain(parts, report)
+            journalled = 0
+    _drain(parts, report)
+
+
+def _tally(
+    files: LocalBlobFiles,
+    doomed: Sequence[Doomed],
+    report: RetentionReport,
+    kind: Literal["appearances", "keyframes"],
+) -> None:
+    """Count rows and their (still present) files per camera; totals count actual deletes."""
+    for d in doomed:
+        tally = report.per_camera[d.camera_id]
+        if kind == "appearances":
+            tally.appearances += 1
+        else:
+            tally.keyframes += 1
+        size = files.size(d.path) if d.path else None
+        if size is not None:
+            tally.files += 1
+            tally.bytes += size
+    if kind == "appearances":
+        report.appearances += len(doomed)
+    else:
+        report.keyframes += len(doomed)
+
+
+def _drain(parts: RetentionParts, report: RetentionReport) -> int:
+    """Work off the journal: vectors out of the index (saved), files off disk, entries gone.
+
+    Each step is idempotent, so entries a crash left behind are simply done again.
+    """
+    done = 0
+    while entries := parts.store.journal(limit=JOURNAL_PAGE):
+        started = time.perf_counter()
+        report.vectors += _remove_vectors(parts, [e for e in entries if e.kind == VECTOR], report)
+        parts.index.save()
+        report.index.seconds += time.perf_counter() - started
+        paths = [e.path for e in entries if e.kind == FILE and e.path]
+        for size in parts.files.delete_many(paths):
+            if size is not None:
+                report.files += 1
+                report.bytes += size
+        parts.store.forget([e.id for e in entries])
+        done += len(entries)
+    return done
+
+
+def _remove_vectors(
+    parts: RetentionParts, entries: Sequence[JournalEntry], report: RetentionReport
+) -> int:
+    """Remove journalled vectors per (space, day): drop a day's shard when no row is left."""
+    by_space: dict[str, dict[date, list[int]]] = defaultdict(lambda: defaultdict(list))
+    for e in entries:
+        if e.item_id is not None and e.space is not None and e.ts is not None:
+            by_space[e.space][e.ts.astimezone(UTC).date()].append(e.item_id)
+    removed = 0
+    for space_name, days in by_space.items():
+        space = cast(Space, space_name)  # the catalog's check constraint vouches for it
+        counts = parts.index.counts_by_day(space)
+        if UNSHARDED_DAY in counts:  # shard_by="none": one file holds every day
+            removed += parts.index.remove(space, _ids(days.values()))
+            report.index.shards_edited += 1
+            continue
+        for day, ids in sorted(days.items()):
+            if day not in counts:
+                continue  # already dropped (an earlier round or run), or never indexed
+            if parts.store.has_appearances_on(space, day):
+                removed += parts.index.remove(space, _ids([ids]), days=[day])
+                report.index.shards_edited += 1
+            elif parts.index.drop_shard(space, day):
+                removed += counts[day]
+                report.index.shards_dropped += 1
+    return removed
+
+
+def _ids(groups: Iterable[list[int]]) -> Ids:
+    return np.fromiter(itertools.chain.from_iterable(groups), dtype=np.int64)
+
+
+# ---- the dry run ---------------------------------------------------------------------
+
+
+def _preview(
+    parts: RetentionParts, policy: RetentionPolicy, batch: int, report: RetentionReport
+) -> None:
+    """Count what a run would remove now (its pending journal included); change nothing."""
+    pending = parts.store.journal_counts()
+    report.resumed = sum(pending.values())
+    per_day: dict[tuple[str, date], int] = defaultdict(int)
+    after = 0
+    while doomed := parts.store.expired_appearances(policy, after_id=after, limit=batch):
+        after = doomed[-1].id
+        _tally(parts.files, doomed, report, "appearances")
+        for d in doomed:
+            if d.space is not None and d.ts is not None:
+                per_day[(d.space, d.ts.astimezone(UTC).date())] += 1
+    after = 0
+    while doomed := parts.store.expired_keyframes(policy, after_id=after, limit=batch):
+        after = doomed[-1].id
+        _tally(parts.files, doomed, report, "keyframes")
+    tallies = report.per_camera.values()
+    report.vectors = report.appearances + pending.get(VECTOR, 0)
+    report.files = sum(t.files for t in tallies) + pending.get(FILE, 0)
+    report.bytes = sum(t.bytes for t in tallies)
+    _preview_index(parts, per_day, report)
+
+
+def _preview_index(
+    parts: RetentionParts, per_day: dict[tuple[str, date], int], report: RetentionReport
+) -> None:
+    """Which shards the run would drop whole (every row of the day expires) or edit."""
+    for space in sorted({s for s, _ in per_day}):
+        in_catalog = parts.catalog.counts_by_day(cast(Space, space))
+        in_index = parts.index.counts_by_day(cast(Space, space))
+        for (s, day), n in per_day.items():
+            if s != space or day not in in_index:
+                continue
+            if n >= in_catalog.get(day, 0):
+                report.index.shards_dropped += 1
+            else:
+                report.index.shards_edited += 1
+
+
+# ---- the scheduled job ---------------------------------------------------------------
+
+
+def retention_job(services: Services) -> Job:
+    """The daily cleanup for the scheduler; its first run waits one interval after install."""
+    settings = services.settings.retention
+    interval = timedelta(hours=settings.interval_hours)
+
+    def run() -> dict[str, Any]:
+        report = run_retention(retention_parts(services), settings, now=utc_now())
+        summary = report.to_dict()
+        summary.pop("per_camera")
+        return summary
+
+    return Job(JOB_NAME, interval, run, first_delay=interval)

@@ -1,0 +1,147 @@
+"""One job run: win the lease, time it, log it, record the outcome, never raise.
+
+Every scheduled job goes through `JobRunner.run_if_due`, whether APScheduler fired it
+inside `surveil serve`, inside `surveil scheduler`, or `surveil scheduler --once` did.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+
+from surveil.storage.jobs import SqlJobs
+
+log = structlog.get_logger(__name__)
+
+
+def utc_now() -> datetime:
+    """Wall-clock UTC: job schedules are shared between processes through the database."""
+    return datetime.now(UTC)
+
+
+def runner_id() -> str:
+    """Who holds a lease: host, pid and a random tag (pids repeat across restarts)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+def dead_local_owner(owner: str | None) -> str | None:
+    """`owner` if it names a process on this host that no longer runs, else None.
+
+    A crashed scheduler's lease would block its jobs until it expires; on the same host
+    we can see the process is gone and take over at once.
+    """
+    if not owner:
+        return None
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return None
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return owner
+    except PermissionError:
+        return None  # alive, owned by another user
+    return None
+
+
+@dataclass(frozen=True)
+class Job:
+    """A named unit of scheduled work; `run` returns a summary that is logged with the run."""
+
+    name: str
+    interval: timedelta
+    run: Callable[[], Mapping[str, Any]]
+    # How long after the scheduler first meets the job its first run is due (retention
+    # waits a day, so a fresh install does not purge imported footage at first start).
+    first_delay: timedelta = timedelta(0)
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    """What one run did."""
+
+    name: str
+    status: str  # "ok" or "error"
+    seconds: float
+    summary: Mapping[str, Any]
+    error: str | None = None
+
+
+class JobRunner:
+    """Runs jobs under a database lease so that one process at a time runs each job."""
+
+    def __init__(
+        self,
+        jobs: SqlJobs,
+        *,
+        owner: str | None = None,
+        lease: timedelta = timedelta(minutes=15),
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self._jobs = jobs
+        self.owner = owner or runner_id()
+        self._lease = lease
+        self._clock = clock
+
+    def next_run_at(self, job: Job) -> datetime:
+        """When the job is due (now for a job never run before)."""
+        return self._jobs.ensure(job.name, first_run_at=self._clock() + job.first_delay).next_run_at
+
+    def _claim(self, job: Job, now: datetime, slack: timedelta) -> bool:
+        def claim(dead: str | None = None) -> bool:
+            return self._jobs.claim(
+                job.name, owner=self.owner, now=now, lease=self._lease, slack=slack, dead_owner=dead
+            )
+
+        if claim():
+            return True
+        dead = dead_local_owner(self._jobs.get(job.name).lease_owner)
+        if dead is None or not claim(dead):
+            return False
+        log.warning("job.lease_taken_over", job=job.name, dead_owner=dead)
+        return True
+
+    def run_if_due(self, job: Job) -> JobOutcome | None:
+        """Run the job if it is due and no other runner holds it; None when skipped."""
+        now = self._clock()
+        self._jobs.ensure(job.name, first_run_at=now + job.first_delay)
+        # A timer firing a hair early must not push the run a whole interval back.
+        slack = min(timedelta(seconds=1), job.interval / 10)
+        if not self._claim(job, now, slack):
+            return None
+        started = time.perf_counter()
+        summary: Mapping[str, Any] = {}
+        error: str | None = None
+        try:
+            summary = job.run()
+        except Exception as exc:  # a failing job must not stop the scheduler
+            error = f"{type(exc).__name__}: {exc}"
+            log.exception("job.failed", job=job.name, error=error)
+        seconds = time.perf_counter() - started
+        status = "ok" if error is None else "error"
+        kept = self._jobs.finish(
+            job.name,
+            owner=self.owner,
+            now=self._clock(),
+            next_run_at=now + job.interval,
+            status=status,
+            error=error,
+            seconds=seconds,
+        )
+        if not kept:
+            log.warning("job.lease_lost", job=job.name, seconds=round(seconds, 3))
+        if error is None:
+            log.info("job.done", job=job.name, seconds=round(seconds, 3), **dict(summary))
+        return JobOutcome(job.name, status, seconds, summary, error)

@@ -1,0 +1,372 @@
+"""`SqlRetention`: what retention may delete, the deletion journal, legal holds, sweep reads.
+
+Each delete batch is one transaction that also writes the journal of what must still leave
+the vector index and the disk (retention_journal); the job empties the journal once those
+are gone, so a run killed anywhere is finished by the next (see surveil/jobs/retention.py).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, Literal, cast
+
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Select,
+    String,
+    Table,
+    and_,
+    any_,
+    bindparam,
+    delete,
+    exists,
+    false,
+    func,
+    insert,
+    or_,
+    select,
+    true,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
+
+from surveil.domain import SPACES, NotFoundError
+from surveil.storage.tables import (
+    AlertRow,
+    AppearanceRow,
+    CameraRow,
+    DeliveryAttemptRow,
+    DeliveryRow,
+    KeyframeRow,
+    RetentionJournalRow,
+)
+
+_A = AppearanceRow
+_K = KeyframeRow
+_J = RetentionJournalRow
+_journal = cast(Table, RetentionJournalRow.__table__)
+
+VECTOR: Literal["vector"] = "vector"
+FILE: Literal["file"] = "file"
+#: Rows fetched per round trip when streaming blob keys for the orphan sweep.
+STREAM_CHUNK = 20_000
+
+Kind = Literal["appearances", "keyframes"]
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionPolicy:
+    """How long things are kept, as of `now`; days per label win over days per camera."""
+
+    now: datetime
+    days: float
+    cameras: Mapping[str, float]
+    labels: Mapping[str, float]
+    evidence_days: float
+
+    def cutoff(self, days: float) -> datetime:
+        """Things stamped before this are older than `days`."""
+        return self.now - timedelta(days=days)
+
+    @property
+    def shortest_days(self) -> float:
+        """The shortest period anything is kept: nothing younger can expire."""
+        return min([self.days, *self.cameras.values(), *self.labels.values()])
+
+    def days_for(self, *, camera: str, label: str | None = None) -> float:
+        """Days an appearance (with `label`) or a keyframe (without) of `camera` is kept."""
+        if label is not None and label in self.labels:
+            return self.labels[label]
+        return self.cameras.get(camera, self.days)
+
+
+@dataclass(frozen=True, slots=True)
+class Doomed:
+    """A row retention deletes, with what it leaves in the index (space, ts) and on disk."""
+
+    id: int
+    camera_id: str
+    path: str | None
+    space: str | None = None
+    ts: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JournalEntry:
+    """A vector or file whose row is gone but which may still be in the index or on disk."""
+
+    id: int
+    kind: str
+    item_id: int | None
+    space: str | None
+    ts: datetime | None
+    path: str | None
+
+
+def _among(column: InstrumentedAttribute[int], ids: Sequence[int], dialect: str) -> Any:
+    """`column IN ids` as one bound parameter where the dialect allows (batches reach 100k)."""
+    wanted = [int(i) for i in ids]
+    if dialect == "postgresql":
+        return column == any_(bindparam("ids", wanted, type_=ARRAY(BigInteger)))
+    if dialect == "sqlite":
+        listed = func.json_each(bindparam("ids", json.dumps(wanted), type_=String))
+        return column.in_(select(listed.table_valued("value").c.value))
+    return column.in_(wanted)
+
+
+def _camera_held(camera: InstrumentedAttribute[str]) -> ColumnElement[bool]:
+    return exists().where(CameraRow.id == camera, CameraRow.legal_hold.is_(true()))
+
+
+def expired_appearance(policy: RetentionPolicy) -> ColumnElement[bool]:
+    """SQL: the appearance is past its days, not held, and not evidence still kept.
+
+    One OR branch per override keeps each comparison on plain columns, so the
+    (label, ts) and (camera_id, ts) indexes can serve them.
+    """
+    labels, cameras = sorted(policy.labels), sorted(policy.cameras)
+    no_label_rule = _A.label.not_in(labels) if labels else true()
+    branches = [and_(_A.label == lb, _A.ts < policy.cutoff(policy.labels[lb])) for lb in labels]
+    branches += [
+        and_(no_label_rule, _A.camera_id == cam, _A.ts < policy.cutoff(policy.cameras[cam]))
+        for cam in cameras
+    ]
+    by_default = [no_label_rule, _A.ts < policy.cutoff(policy.days)]
+    if cameras:
+        by_default.append(_A.camera_id.not_in(cameras))
+    branches.append(and_(*by_default))
+    evidence = exists().where(AlertRow.appearance_id == _A.id)
+    return and_(
+        # Implied by the branches, but index-friendly: the planner can range-scan
+        # (space, ts) for rows older than the shortest period instead of reading every row.
+        _A.space.in_(SPACES),
+        _A.ts < policy.cutoff(policy.shortest_days),
+        or_(*branches),
+        _A.legal_hold.is_(false()),
+        ~_camera_held(_A.camera_id),
+        or_(~evidence, _A.ts < policy.cutoff(policy.evidence_days)),
+    )
+
+
+def expired_keyframe(policy: RetentionPolicy, *, kept_only: bool) -> ColumnElement[bool]:
+    """SQL: the keyframe is past its camera's days, not held, and shows no appearance.
+
+    `kept_only` looks only at appearances this policy keeps (what a dry run predicts);
+    the real run requires no appearance at all, since deleting a keyframe cascades.
+    """
+    cameras = sorted(policy.cameras)
+    branches = [
+        and_(_K.camera_id == cam, _K.ts < policy.cutoff(policy.cameras[cam])) for cam in cameras
+    ]
+    default = [_K.ts < policy.cutoff(policy.days)]
+    if cameras:
+        default.append(_K.camera_id.not_in(cameras))
+    branches.append(and_(*default))
+    shown = [_A.keyframe_id == _K.id]
+    if kept_only:
+        shown.append(~expired_appearance(policy))
+    return and_(or_(*branches), ~_camera_held(_K.camera_id), ~exists().where(*shown))
+
+
+def _appearance_batch(
+    policy: RetentionPolicy, after_id: int, limit: int
+) -> Select[int, str, str, str, datetime]:
+    return (
+        select(_A.id, _A.camera_id, _A.crop_path, _A.space, _A.ts)
+        .where(_A.id > after_id, expired_appearance(policy))
+        .order_by(_A.id)
+        .limit(limit)
+    )
+
+
+def _keyframe_batch(
+    policy: RetentionPolicy, after_id: int, limit: int, *, kept_only: bool
+) -> Select[int, str, str | None]:
+    return (
+        select(_K.id, _K.camera_id, _K.image_path)
+        .where(_K.id > after_id, expired_keyframe(policy, kept_only=kept_only))
+        .order_by(_K.id)
+        .limit(limit)
+    )
+
+
+def _doomed_appearances(rows: Sequence[Any]) -> list[Doomed]:
+    return [Doomed(r[0], r[1], r[2], r[3], r[4]) for r in rows]
+
+
+def _journal_rows(doomed: Sequence[Doomed]) -> list[dict[str, Any]]:
+    # Every row names every column: one executemany statement for the whole batch.
+    none = {"item_id": None, "space": None, "ts": None, "path": None}
+    rows: list[dict[str, Any]] = []
+    for d in doomed:
+        if d.space is not None:
+            rows.append({**none, "kind": VECTOR, "item_id": d.id, "space": d.space, "ts": d.ts})
+        if d.path:
+            rows.append({**none, "kind": FILE, "path": d.path})
+    return rows
+
+
+def _day_range(day: date) -> tuple[datetime, datetime]:
+    start = datetime.combine(day, time(), tzinfo=UTC)
+    return start, start + timedelta(days=1)
+
+
+class SqlRetention:
+    """Retention's queries over the catalog; each public method is one bounded transaction."""
+
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self._sessions = sessions
+
+    # ---- what would go (dry run) -------------------------------------------------------
+
+    def expired_appearances(
+        self, policy: RetentionPolicy, *, after_id: int = 0, limit: int
+    ) -> list[Doomed]:
+        """The next `limit` expired appearances by id after `after_id`; nothing changes."""
+        with self._sessions() as session:
+            rows = session.execute(_appearance_batch(policy, after_id, limit)).all()
+        return _doomed_appearances(rows)
+
+    def expired_keyframes(
+        self, policy: RetentionPolicy, *, after_id: int = 0, limit: int
+    ) -> list[Doomed]:
+        """Keyframes that expire once this policy's appearances are gone; nothing changes."""
+        stmt = _keyframe_batch(policy, after_id, limit, kept_only=True)
+        with self._sessions() as session:
+            return [Doomed(r[0], r[1], r[2]) for r in session.execute(stmt)]
+
+    # ---- deleting, journalled ----------------------------------------------------------
+
+    def delete_appearances(
+        self, policy: RetentionPolicy, *, after_id: int = 0, limit: int
+    ) -> list[Doomed]:
+        """Delete the next batch of expired appearances and their alerts; journal the rest."""
+        with self._sessions.begin() as session:
+            dialect = self._lock_holds(session)
+            stmt = _appearance_batch(policy, after_id, limit).with_for_update(of=_A)
+            doomed = _doomed_appearances(session.execute(stmt).all())
+            if not doomed:
+                return []
+            ids = [d.id for d in doomed]
+            alerts = select(AlertRow.id).where(_among(AlertRow.appearance_id, ids, dialect))
+            deliveries = select(DeliveryRow.id).where(DeliveryRow.alert_id.in_(alerts))
+            # Children first: FKs cascade on PostgreSQL, but nothing here relies on that.
+            session.execute(
+                delete(DeliveryAttemptRow).where(DeliveryAttemptRow.delivery_id.in_(deliveries))
+            )
+            session.execute(delete(DeliveryRow).where(DeliveryRow.alert_id.in_(alerts)))
+            session.execute(delete(AlertRow).where(_among(AlertRow.appearance_id, ids, dialect)))
+            session.execute(delete(_A).where(_among(_A.id, ids, dialect)))
+            session.execute(insert(_journal), _journal_rows(doomed))
+        return doomed
+
+    def delete_keyframes(
+        self, policy: RetentionPolicy, *, after_id: int = 0, limit: int
+    ) -> list[Doomed]:
+        """Delete the next batch of expired keyframes that show nothing; journal their files."""
+        with self._sessions.begin() as session:
+            dialect = self._lock_holds(session)
+            stmt = _keyframe_batch(policy, after_id, limit, kept_only=False)
+            doomed = [Doomed(r[0], r[1], r[2]) for r in session.execute(stmt.with_for_update())]
+            if not doomed:
+                return []
+            session.execute(delete(_K).where(_among(_K.id, [d.id for d in doomed], dialect)))
+            rows = _journal_rows(doomed)
+            if rows:
+                session.execute(insert(_journal), rows)
+        return doomed
+
+    @staticmethod
+    def _lock_holds(session: Session) -> str:
+        """On PostgreSQL, share-lock the cameras: a hold being set waits for this batch."""
+        dialect = session.get_bind().dialect.name
+        if dialect == "postgresql":
+            session.execute(select(CameraRow.id).with_for_update(read=True))
+        return dialect
+
+    # ---- the journal -------------------------------------------------------------------
+
+    def journal(self, *, limit: int) -> list[JournalEntry]:
+        """The oldest `limit` journal entries (work a batch or an interrupted run left)."""
+        stmt = select(_J.id, _J.kind, _J.item_id, _J.space, _J.ts, _J.path).order_by(_J.id)
+        with self._sessions() as session:
+            return [JournalEntry(*row) for row in session.execute(stmt.limit(limit))]
+
+    def journal_counts(self) -> dict[str, int]:
+        """Pending journal entries by kind ('vector', 'file')."""
+        stmt = select(_J.kind, func.count()).group_by(_J.kind)
+        with self._sessions() as session:
+            return {str(kind): int(n) for kind, n in session.execute(stmt)}
+
+    def forget(self, entry_ids: Sequence[int]) -> None:
+        """Drop journal entries whose vectors and files are gone."""
+        if not entry_ids:
+            return
+        with self._sessions.begin() as session:
+            dialect = session.get_bind().dialect.name
+            session.execute(delete(_J).where(_among(_J.id, entry_ids, dialect)))
+
+    def has_appearances_on(self, space: str, day: date) -> bool:
+        """Whether any appearance of `space` is stamped on that UTC day (a shard still used)."""
+        start, end = _day_range(day)
+        stmt = select(exists().where(_A.space == space, _A.ts >= start, _A.ts < end))
+        with self._sessions() as session:
+            return bool(session.scalar(stmt))
+
+    # ---- legal holds -------------------------------------------------------------------
+
+    def set_camera_hold(self, camera_id: str, held: bool) -> None:
+        """Set or clear a camera's legal hold; NotFoundError for an unknown camera."""
+        with self._sessions.begin() as session:
+            row = session.get(CameraRow, camera_id)
+            if row is None:
+                raise NotFoundError(f"no camera {camera_id!r}")
+            row.legal_hold = held
+
+    def set_appearance_holds(self, ids: Sequence[int], held: bool) -> None:
+        """Set or clear the hold on appearances: all of them, or none if one is unknown."""
+        wanted = sorted({int(i) for i in ids})
+        with self._sessions.begin() as session:
+            dialect = session.get_bind().dialect.name
+            found = set(session.scalars(select(_A.id).where(_among(_A.id, wanted, dialect))))
+            missing = [i for i in wanted if i not in found]
+            if missing:
+                listed = ", ".join(map(str, missing[:10])) + (" ..." if len(missing) > 10 else "")
+                raise NotFoundError(f"no appearance with id {listed}")
+            stmt = update(_A).where(_among(_A.id, wanted, dialect)).values(legal_hold=held)
+            session.execute(stmt)
+
+    def camera_hold(self, camera_id: str) -> bool:
+        """Whether a camera is under legal hold; NotFoundError for an unknown camera."""
+        with self._sessions() as session:
+            held = session.scalar(select(CameraRow.legal_hold).where(CameraRow.id == camera_id))
+        if held is None:
+            raise NotFoundError(f"no camera {camera_id!r}")
+        return bool(held)
+
+    # ---- the orphan sweep --------------------------------------------------------------
+
+    def stored_paths(self, kind: Kind, prefix: str) -> Iterator[str]:
+        """Blob keys under `prefix` that rows of `kind` reference, in code-point order.
+
+        Code-point order (PostgreSQL's "C" collation, SQLite's BINARY) is the order the
+        sweep walks the disk in, so both sides merge in one pass with no set in memory.
+        """
+        column = _A.crop_path if kind == "appearances" else _K.image_path
+        upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+        with self._sessions() as session:
+            dialect = session.get_bind().dialect.name
+            key = column.collate("C") if dialect == "postgresql" else column
+            stmt = (
+                select(column)
+                .where(key >= prefix, key < upper)
+                .order_by(key)
+                .execution_options(yield_per=STREAM_CHUNK)
+            )
+            for (path,) in session.execute(stmt):
+                yield str(path)
