@@ -10,6 +10,7 @@ PYTHON=${PYTHON:-python3}
 .venv/bin/python -m pip install -q -e '.[dev]'
 bash scripts/ensure-postgres.sh
 bash scripts/ensure-chromium.sh
+bash scripts/ensure-streaming.sh
 
 echo "== ruff"; .venv/bin/ruff check . && .venv/bin/ruff format --check .
 echo "== mypy"; .venv/bin/mypy

@@ -37,6 +37,7 @@ from surveil.domain import (
     space_for,
     validate_camera_id,
 )
+from surveil.ingest.batches import BatchKeys, PreparedBatch
 from surveil.ingest.keyframes import KeyframeSelector
 from surveil.ingest.reuse import static_matches
 from surveil.ports import BlobStore, Catalog, Detector, Embedder, FrameSource, VectorIndex
@@ -68,54 +69,12 @@ class StageTimer:
 
 
 @dataclass(frozen=True)
-class _BatchKeys:
-    """Blob keys of one batch, fixed before anything is written so a failure can undo it."""
-
-    keyframes: list[str | None]
-    crops: list[list[str]]
-
-    @classmethod
-    def of(
-        cls,
-        batch: Sequence[Keyframe],
-        crops: Sequence[Sequence[Crop]],
-        source_id: int,
-        camera_id: str,
-        keep_keyframes: bool,
-    ) -> _BatchKeys:
-        return cls(
-            keyframes=[
-                keyframe_key(camera_id, source_id, k.frame.index) if keep_keyframes else None
-                for k in batch
-            ],
-            crops=[
-                [crop_key(camera_id, source_id, k.frame.index, n) for n in range(len(c))]
-                for k, c in zip(batch, crops, strict=True)
-            ],
-        )
-
-    def all(self) -> list[str]:
-        """Every key of the batch."""
-        return [k for k in self.keyframes if k] + [k for ks in self.crops for k in ks]
-
-
-@dataclass(frozen=True)
 class IngestOptions:
     """Per-run choices from the command line."""
 
     camera_id: str
     all_frames: bool = False
     progress: bool = False
-
-
-def keyframe_key(camera_id: str, source_id: int, frame_index: int) -> str:
-    """Deterministic blob key, so a resumed ingest overwrites rather than orphans files."""
-    return f"keyframes/{camera_id}/{source_id}/{frame_index:08d}.jpg"
-
-
-def crop_key(camera_id: str, source_id: int, frame_index: int, n: int) -> str:
-    """Deterministic blob key for the n-th crop of a keyframe."""
-    return f"crops/{camera_id}/{source_id}/{frame_index:08d}_{n:03d}.jpg"
 
 
 class IngestPipeline:
@@ -149,8 +108,9 @@ class IngestPipeline:
         self._keep_keyframes = keep_keyframes
         self.timer = StageTimer()
         self.reused = 0
-        #: The last keyframe's crops and embeddings, for static-object reuse across batches.
-        self._carry: tuple[list[Crop], list[Embedding]] | None = None
+        #: Per camera, the last keyframe's crops and embeddings, for static-object reuse
+        #: across batches (live batches mix cameras; a box is only "unmoved" on its own).
+        self._carry: dict[str, tuple[list[Crop], list[Embedding]]] = {}
         self._executor: ThreadPoolExecutor | None = None
 
     def run(self, source: FrameSource, options: IngestOptions) -> IngestStats:
@@ -175,7 +135,7 @@ class IngestPipeline:
             log.warning("ingest.resume", source_id=record.id, after_frame=resume_after)
         self.timer = StageTimer()
         self.reused = 0
-        self._carry = None
+        self._carry = {}
         selector = KeyframeSelector(self._keyframe_settings, all_frames=options.all_frames)
         frames_read = keyframes = appearances = unsaved = 0
         batch: list[Keyframe] = []
@@ -198,7 +158,7 @@ class IngestPipeline:
                     continue
                 batch.append(kept)
                 if len(batch) >= self._ingest.batch_size:
-                    added = self._process(batch, record.id, options.camera_id)
+                    added = self.process(batch, [record.id] * len(batch))
                     appearances += added
                     unsaved += added
                     keyframes += len(batch)
@@ -208,13 +168,11 @@ class IngestPipeline:
                     self._save_index()
                     unsaved = 0
             if batch:
-                appearances += self._process(batch, record.id, options.camera_id)
+                appearances += self.process(batch, [record.id] * len(batch))
                 keyframes += len(batch)
         finally:
             bar.close()
-            if self._executor is not None:
-                self._executor.shutdown(wait=True)
-                self._executor = None
+            self.close()
         if frames_read == 0:
             raise InputError(
                 f"{info.uri}: no frame could be decoded "
@@ -246,11 +204,34 @@ class IngestPipeline:
         with self.timer.stage("index_save"):
             self._index.save()
 
-    def _process(self, batch: Sequence[Keyframe], source_id: int, camera_id: str) -> int:
-        """Detect, crop, embed, write files, commit, index: one batch, all or nothing.
+    def warm_up(self) -> None:
+        """Load every model now (they load lazily), so live cameras do not start by dropping."""
+        with self.timer.stage("warm_up"):
+            self._detector.detect([np.zeros((64, 64, 3), dtype=np.uint8)])
+            for embedder in self._embedders.values():
+                embedder.embed([np.zeros((64, 32, 3), dtype=np.uint8)])
+
+    def close(self) -> None:
+        """Stop the file-writer thread; the pipeline starts a new one if used again."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+
+    def process(self, batch: Sequence[Keyframe], source_ids: Sequence[int]) -> int:
+        """Prepare and commit one batch, all or nothing; returns the appearances added."""
+        prepared = self.prepare(batch, source_ids)
+        try:
+            self.commit(prepared)
+        except BaseException:
+            self.discard(prepared)
+            raise
+        return prepared.appearances
+
+    def prepare(self, batch: Sequence[Keyframe], source_ids: Sequence[int]) -> PreparedBatch:
+        """Detect, crop, embed and write files for keyframes of any cameras and sources.
 
         JPEG encoding and writing (fsync-bound) run on a writer thread while the
-        embedder runs; the commit waits for both, so no row points at a missing file.
+        embedder runs; the result waits for both, so no row points at a missing file.
         """
         with self.timer.stage("detect"):
             detections = self._detector.detect([k.frame.image for k in batch])
@@ -261,23 +242,41 @@ class IngestPipeline:
                 )
                 for k, d in zip(batch, detections, strict=True)
             ]
-        keys = _BatchKeys.of(batch, crops, source_id, camera_id, self._keep_keyframes)
+        keys = BatchKeys.of(batch, crops, source_ids, self._keep_keyframes)
         writing = self._writer().submit(self._write_files, batch, crops, keys)
         try:
-            vectors = self._embed(crops)
+            vectors = self._embed(batch, crops)
             with self.timer.stage("files_wait"):
                 self.timer.seconds["files_background"] += writing.result()
-            new = self._rows(batch, crops, vectors, keys, source_id, camera_id)
-            with self.timer.stage("catalog"):
-                ids = self._catalog.add_keyframes(new)
         except BaseException:
             futures.wait([writing])
-            for key in keys.all():  # deterministic keys: whatever was written is named here
-                self._blobs.delete(key)
+            self._delete(keys.all())
             raise
+        return PreparedBatch(self._rows(batch, crops, vectors, keys, source_ids), keys.all())
+
+    def commit(self, prepared: PreparedBatch) -> list[list[int]]:
+        """Commit a prepared batch in ONE transaction, then add it to the vector index.
+
+        A failed commit leaves the files in place, so the caller may retry it (live
+        ingest during a catalog outage) or `discard` it (recorded ingest).
+        """
+        with self.timer.stage("catalog"):
+            ids = self._catalog.add_keyframes(prepared.rows)
         with self.timer.stage("index_add"):
-            self._add_to_index(new, ids)
-        return sum(len(i) for i in ids)
+            self._add_to_index(prepared.rows, ids)
+        return ids
+
+    def discard(self, prepared: PreparedBatch) -> None:
+        """Remove an uncommitted batch's files (its keys are deterministic, so all named)."""
+        self._delete(prepared.keys)
+
+    def save_index(self) -> None:
+        """Persist the vector index (atomic per shard)."""
+        self._save_index()
+
+    def _delete(self, keys: Sequence[str]) -> None:
+        for key in keys:
+            self._blobs.delete(key)
 
     def _writer(self) -> ThreadPoolExecutor:
         if self._executor is None:
@@ -285,7 +284,7 @@ class IngestPipeline:
         return self._executor
 
     def _write_files(
-        self, batch: Sequence[Keyframe], crops: Sequence[Sequence[Crop]], keys: _BatchKeys
+        self, batch: Sequence[Keyframe], crops: Sequence[Sequence[Crop]], keys: BatchKeys
     ) -> float:
         """Encode and store the batch's keyframe and crop JPEGs; returns seconds taken."""
         started = time.perf_counter()
@@ -303,9 +302,12 @@ class IngestPipeline:
         self._blobs.put_many(files)
         return time.perf_counter() - started
 
-    def _embed(self, crops: Sequence[Sequence[Crop]]) -> list[list[Embedding]]:
+    def _embed(
+        self, batch: Sequence[Keyframe], crops: Sequence[Sequence[Crop]]
+    ) -> list[list[Embedding]]:
         """Embed the batch's crops, one model call per space, reusing static objects'."""
-        sources = self._static_sources(crops)
+        cameras = [k.frame.camera_id for k in batch]
+        sources = self._static_sources(cameras, crops)
         by_space: dict[Space, list[tuple[int, int]]] = defaultdict(list)
         for k, frame_crops in enumerate(crops):
             for n, crop in enumerate(frame_crops):
@@ -319,28 +321,31 @@ class IngestPipeline:
             for slot, vec in zip(slots, matrix, strict=True):
                 computed[slot] = (space, vec, embedder.model_id)
         out: list[list[Embedding]] = []
-        previous = self._carry[1] if self._carry else []
+        previous = {cam: carried[1] for cam, carried in self._carry.items()}
         for k, frame_sources in enumerate(sources):
+            before = previous.get(cameras[k], [])
             row = [
-                computed[(k, n)] if src is None else previous[src]
+                computed[(k, n)] if src is None else before[src]
                 for n, src in enumerate(frame_sources)
             ]
             self.reused += sum(src is not None for src in frame_sources)
             out.append(row)
-            previous = row
-        if crops:
-            self._carry = (list(crops[-1]), out[-1])
+            previous[cameras[k]] = row
+            self._carry[cameras[k]] = (list(crops[k]), row)
         return out
 
-    def _static_sources(self, crops: Sequence[Sequence[Crop]]) -> list[list[int | None]]:
-        """Per crop, the index in the previous keyframe whose embedding it may reuse."""
+    def _static_sources(
+        self, cameras: Sequence[str], crops: Sequence[Sequence[Crop]]
+    ) -> list[list[int | None]]:
+        """Per crop, the index in its camera's previous keyframe whose embedding it reuses."""
         if not self._ingest.reuse_static_embeddings:
             return [[None] * len(c) for c in crops]
-        previous: Sequence[Crop] = self._carry[0] if self._carry else []
+        previous: dict[str, Sequence[Crop]] = {cam: c[0] for cam, c in self._carry.items()}
         sources = []
-        for frame_crops in crops:
-            sources.append(static_matches(previous, frame_crops, min_iou=self._ingest.static_iou))
-            previous = frame_crops
+        for camera, frame_crops in zip(cameras, crops, strict=True):
+            before = previous.get(camera, [])
+            sources.append(static_matches(before, frame_crops, min_iou=self._ingest.static_iou))
+            previous[camera] = frame_crops
         return sources
 
     @staticmethod
@@ -348,14 +353,13 @@ class IngestPipeline:
         batch: Sequence[Keyframe],
         crops: Sequence[Sequence[Crop]],
         vectors: Sequence[Sequence[Embedding]],
-        keys: _BatchKeys,
-        source_id: int,
-        camera_id: str,
+        keys: BatchKeys,
+        source_ids: Sequence[int],
     ) -> list[NewKeyframe]:
         """Describe the keyframe and appearance rows to insert for one batch."""
         out = []
-        for kf, frame_crops, frame_vecs, kf_key, crop_keys in zip(
-            batch, crops, vectors, keys.keyframes, keys.crops, strict=True
+        for kf, frame_crops, frame_vecs, kf_key, crop_keys, source_id in zip(
+            batch, crops, vectors, keys.keyframes, keys.crops, source_ids, strict=True
         ):
             apps = tuple(
                 NewAppearance(
@@ -374,7 +378,7 @@ class IngestPipeline:
             h, w = kf.frame.image.shape[:2]
             out.append(
                 NewKeyframe(
-                    camera_id=camera_id,
+                    camera_id=kf.frame.camera_id,
                     source_id=source_id,
                     frame_index=kf.frame.index,
                     ts=kf.frame.ts,
