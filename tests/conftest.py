@@ -23,7 +23,7 @@ from psycopg import sql
 from surveil.config import Settings, load_settings
 
 REPO = Path(__file__).resolve().parent.parent
-PG_URL = os.environ.get("TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+PG_URL: str = os.environ.get("TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
 def _shared_data_dir() -> Path:
@@ -139,3 +139,5 @@ def offline_settings(
 # The API's session fixtures live in their own module; importing them here shares them
 # with tests/api (HTTP tests, fuzzing) and tests/e2e (the browser test).
 from api_world import api_world, client, live_server  # noqa: E402, F401
+from chromium import browser, shots  # noqa: E402, F401
+from streams import http_stream_factory, postgres_cluster, rtsp_stream_factory  # noqa: E402, F401

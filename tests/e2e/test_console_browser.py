@@ -9,7 +9,6 @@ status and path. Screenshots go to $SURVEIL_TEST_OUTPUT/console (default test-ou
 from __future__ import annotations
 
 import base64
-import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -24,13 +23,12 @@ from playwright.sync_api import (
     Page,
     ViewportSize,
     expect,
-    sync_playwright,
 )
 from playwright.sync_api import Error as PlaywrightError
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
-CHROMIUM = Path(os.environ.get("SURVEIL_CHROMIUM", "/usr/bin/chromium"))
+
 VIEWPORT: ViewportSize = {"width": 1366, "height": 768}
 #: Searches embed the crop with real models on a two-core machine: generous, not endless.
 TIMEOUT_MS = 60_000
@@ -74,33 +72,6 @@ class Console:
 
         unexpected = [m for m in self.errors if not expected(m)]
         assert not unexpected, "browser reported errors:\n" + "\n".join(unexpected)
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Browser]:
-    """Debian's Chromium (never a browser Playwright downloads)."""
-    if not (CHROMIUM.is_file() and os.access(CHROMIUM, os.X_OK)):
-        reason = (
-            f"Chromium not found at {CHROMIUM}: run scripts/ensure-chromium.sh "
-            "(Debian's chromium package) or set SURVEIL_CHROMIUM"
-        )
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-
-
-@pytest.fixture(scope="session")
-def shots(request: pytest.FixtureRequest) -> Path:
-    out = Path(os.environ.get("SURVEIL_TEST_OUTPUT", "test-output"))
-    folder = request.config.rootpath / out / "console"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 @pytest.fixture

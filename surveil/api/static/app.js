@@ -1,21 +1,22 @@
-// surveil operator console: plain ES module, no build step, no dependencies.
-// Every API call carries the key as a bearer header; images are fetched the same way and
-// shown through blob: URLs (the page's CSP allows img-src 'self' blob: data:).
+// surveil operator console: plain ES modules, no build step, no dependencies.
+// app.js: log in, the Search view (query, filters, timeline, list, detail, keyframes) and
+// the header's view tabs; core.js holds HTTP, images and formatting; alerts.js the Alerts
+// view (alerts, their detail, and the alert rules); cameras.js the Cameras view (health).
 
-const API = "/api/v1";
+import {
+  $, API, ApiError, authedImageUrl, canWrite, clearError, clearImageCache, el, errorFrom,
+  fmtDateTime, fmtDayShort, fmtDuration, fmtHourMin, fmtRange, fmtTime, fmtTimeMs,
+  fmtTimeTenths, getJson, guarded, hooks, isoToLocal, lazyImage, loadInto, localToIso, plural,
+  request, sameDay, scoreClass, showError, state, svg, withQuery,
+} from "./core.js";
+import * as alerts from "./alerts.js";
+import * as cameras from "./cameras.js";
+
 const KEY_STORAGE = "surveil.key";
-const SEARCH_ROLES = new Set(["operator", "admin"]);
 const IMAGE_TYPES = new Set(["image/jpeg", "image/png", "image/webp", "image/bmp"]);
 const KEYFRAME_PAGE = 24;
-const BLOB_CACHE_MAX = 800;
-const SVG_NS = "http://www.w3.org/2000/svg";
 
-const $ = (id) => document.getElementById(id);
-
-const state = {
-  key: null,
-  me: null,
-  cameras: [],
+Object.assign(state, {
   /** {kind: "image", blob, name, url} | {kind: "appearance", id, cropUrl, label}
    *  | {kind: "keyframe_box", keyframe, box, image} */
   query: null,
@@ -25,213 +26,8 @@ const state = {
   searching: null, // AbortController of the search in flight
   keyframes: { camera: null, items: [], seen: new Set() },
   dialog: null, // {keyframe, image, box, drag}
-};
-
-// ---------------------------------------------------------------------------------------
-// HTTP
-
-class ApiError extends Error {
-  constructor(status, code, message) {
-    super(message);
-    this.name = "ApiError";
-    this.status = status;
-    this.code = code;
-  }
-}
-
-async function errorFrom(response) {
-  try {
-    const body = await response.json();
-    if (body && body.error && body.error.message) {
-      return new ApiError(response.status, body.error.code || "error", body.error.message);
-    }
-  } catch {
-    // not JSON: fall through to the status line
-  }
-  const text = response.statusText || "request failed";
-  return new ApiError(response.status, `http_${response.status}`, `${response.status} ${text}`);
-}
-
-async function request(path, { method = "GET", body, signal, key = state.key } = {}) {
-  let response;
-  try {
-    response = await fetch(path, {
-      method,
-      body,
-      signal,
-      headers: { Authorization: `Bearer ${key}` },
-      cache: "default",
-    });
-  } catch (err) {
-    if (err.name === "AbortError") throw err;
-    throw new ApiError(0, "network", "Could not reach the server. Check the connection and retry.");
-  }
-  if (!response.ok) {
-    const err = await errorFrom(response);
-    if (response.status === 401 && key === state.key && state.key) sessionExpired(err);
-    throw err;
-  }
-  return response;
-}
-
-async function getJson(path, options) {
-  const response = await request(path, options);
-  return response.json();
-}
-
-function withQuery(path, params) {
-  const qs = new URLSearchParams();
-  for (const [k, v] of Object.entries(params)) {
-    if (v !== undefined && v !== null && v !== "") qs.append(k, String(v));
-  }
-  const s = qs.toString();
-  return s ? `${path}?${s}` : path;
-}
-
-// ---------------------------------------------------------------------------------------
-// Authenticated images: fetched once, kept as blob: URLs, loaded when scrolled into view.
-
-const blobUrls = new Map(); // API url -> Promise<blob: url>
-
-function authedImageUrl(url) {
-  let entry = blobUrls.get(url);
-  if (entry) {
-    blobUrls.delete(url); // re-insert: most recently used last
-    blobUrls.set(url, entry);
-    return entry;
-  }
-  entry = request(url)
-    .then((r) => r.blob())
-    .then((blob) => URL.createObjectURL(blob));
-  entry.catch(() => blobUrls.delete(url));
-  blobUrls.set(url, entry);
-  while (blobUrls.size > BLOB_CACHE_MAX) {
-    const [oldest, promise] = blobUrls.entries().next().value;
-    blobUrls.delete(oldest);
-    promise.then((u) => URL.revokeObjectURL(u), () => {});
-  }
-  return entry;
-}
-
-function clearImageCache() {
-  for (const promise of blobUrls.values()) promise.then((u) => URL.revokeObjectURL(u), () => {});
-  blobUrls.clear();
-}
-
-function loadInto(img, url) {
-  img.dataset.src = url;
-  img.classList.add("loading");
-  authedImageUrl(url).then(
-    (blobUrl) => {
-      if (img.dataset.src !== url) return;
-      img.src = blobUrl;
-      img.classList.remove("loading");
-    },
-    (err) => {
-      if (img.dataset.src !== url) return;
-      img.classList.remove("loading");
-      img.classList.add("broken");
-      img.title = err.message || "image unavailable";
-    },
-  );
-}
-
-const lazy = new IntersectionObserver(
-  (entries) => {
-    for (const entry of entries) {
-      if (!entry.isIntersecting) continue;
-      lazy.unobserve(entry.target);
-      loadInto(entry.target, entry.target.dataset.lazy);
-    }
-  },
-  { rootMargin: "300px" },
-);
-
-function lazyImage(url, className, alt = "") {
-  const img = document.createElement("img");
-  img.className = className;
-  img.alt = alt;
-  img.decoding = "async";
-  img.dataset.lazy = url;
-  lazy.observe(img);
-  return img;
-}
-
-// ---------------------------------------------------------------------------------------
-// Formatting
-
-const fmtDateTime = new Intl.DateTimeFormat(undefined, {
-  day: "numeric", month: "short", year: "numeric",
-  hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23",
+  view: "search",
 });
-const fmtTime = new Intl.DateTimeFormat(undefined, {
-  hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23",
-});
-const fmtTimeMs = new Intl.DateTimeFormat(undefined, {
-  hour: "2-digit", minute: "2-digit", second: "2-digit", fractionalSecondDigits: 3,
-  hourCycle: "h23",
-});
-const fmtTimeTenths = new Intl.DateTimeFormat(undefined, {
-  hour: "2-digit", minute: "2-digit", second: "2-digit", fractionalSecondDigits: 1,
-  hourCycle: "h23",
-});
-const fmtHourMin = new Intl.DateTimeFormat(undefined, {
-  hour: "2-digit", minute: "2-digit", hourCycle: "h23",
-});
-const fmtDayShort = new Intl.DateTimeFormat(undefined, { day: "numeric", month: "short" });
-
-function sameDay(a, b) {
-  return a.getFullYear() === b.getFullYear() && a.getMonth() === b.getMonth()
-    && a.getDate() === b.getDate();
-}
-
-function fmtDuration(ms) {
-  if (ms <= 0) return "single frame";
-  const s = ms / 1000;
-  if (s < 60) return `${s < 10 ? s.toFixed(1) : Math.round(s)} s`;
-  if (s < 3600) return `${Math.floor(s / 60)} min ${String(Math.round(s % 60)).padStart(2, "0")} s`;
-  return `${Math.floor(s / 3600)} h ${String(Math.round((s % 3600) / 60)).padStart(2, "0")} min`;
-}
-
-function fmtRange(first, last) {
-  const a = new Date(first);
-  const b = new Date(last);
-  const end = sameDay(a, b) ? fmtTime.format(b) : fmtDateTime.format(b);
-  return `${fmtDateTime.format(a)} → ${end}`;
-}
-
-function plural(n, word) {
-  return `${n} ${word}${n === 1 ? "" : "s"}`;
-}
-
-/** datetime-local value (local wall time) -> ISO 8601 UTC; "" stays "". */
-function localToIso(value) {
-  if (!value) return "";
-  const d = new Date(value);
-  if (Number.isNaN(d.getTime())) throw new ApiError(0, "invalid_input", `"${value}" is not a time`);
-  return d.toISOString();
-}
-
-/** ISO 8601 -> datetime-local value in local wall time, to the second. */
-function isoToLocal(iso) {
-  const d = new Date(iso);
-  const pad = (n) => String(n).padStart(2, "0");
-  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T`
-    + `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
-}
-
-function el(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
-
-function svg(tag, attrs = {}) {
-  const node = document.createElementNS(SVG_NS, tag);
-  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, String(v));
-  return node;
-}
 
 function bestAppearance(sighting) {
   let best = sighting.appearances[0];
@@ -239,49 +35,15 @@ function bestAppearance(sighting) {
   return best;
 }
 
-function scoreClass(score) {
-  if (score >= 0.8) return "score-high";
-  if (score >= 0.6) return "score-mid";
-  return "score-low";
-}
-
-// ---------------------------------------------------------------------------------------
-// Messages
-
-function showError(err) {
-  if (err && err.name === "AbortError") return;
-  const box = $("error");
-  box.replaceChildren();
-  const code = err && err.code && !String(err.code).startsWith("http_") ? err.code : null;
-  if (code) box.append(el("strong", "alert-code", code.replace(/_/g, " ")), " ");
-  box.append(document.createTextNode(err && err.message ? err.message : String(err)));
-  box.hidden = false;
-}
-
-function clearError() {
-  $("error").hidden = true;
-  $("error").replaceChildren();
-}
-
-/** Run an async handler; its failure becomes a visible message, never an unhandled rejection. */
-function guarded(fn) {
-  return (...args) => {
-    Promise.resolve()
-      .then(() => fn(...args))
-      .catch(showError);
-  };
-}
-
 // ---------------------------------------------------------------------------------------
 // Log in / out
 
-function canSearch() {
-  return Boolean(state.me && SEARCH_ROLES.has(state.me.role));
-}
+const canSearch = canWrite;
 
 function showLogin(message, { keepKey = false } = {}) {
   $("app-view").hidden = true;
   $("whoami").hidden = true;
+  $("tabs").hidden = true;
   $("login-view").hidden = false;
   const err = $("login-error");
   err.textContent = message || "";
@@ -330,6 +92,9 @@ async function login(key) {
 
 function logout() {
   if (state.searching) state.searching.abort();
+  alerts.leave();
+  cameras.leave();
+  showView("search", { focus: false });
   sessionStorage.removeItem(KEY_STORAGE);
   state.key = null;
   state.me = null;
@@ -360,7 +125,38 @@ async function enterApp() {
   $("empty-role").textContent = canSearch()
     ? ""
     : "Your key is a viewer key: you can browse cameras and keyframes; searching needs an operator key.";
+  $("tabs").hidden = false;
   await loadCameras();
+  alerts.enter();
+  const fromHash = { "#alerts": "alerts", "#cameras": "cameras" }[window.location.hash];
+  if (fromHash) showView(fromHash, { focus: false });
+}
+
+// ---------------------------------------------------------------------------------------
+// Views: Search, Alerts and Cameras, as tabs in the header
+
+function showView(view, { focus = true } = {}) {
+  const changed = state.view !== view;
+  state.view = view;
+  for (const [name, tab, panel] of [
+    ["search", $("tab-search"), $("search-view")],
+    ["alerts", $("tab-alerts"), $("alerts-view")],
+    ["cameras", $("tab-cameras"), $("cameras-view")],
+  ]) {
+    const on = name === view;
+    tab.setAttribute("aria-selected", String(on));
+    tab.tabIndex = on ? 0 : -1;
+    panel.hidden = !on;
+  }
+  if (focus) $(`tab-${view}`).focus();
+  if (changed) clearError();
+  const hash = view === "search" ? "" : `#${view}`;
+  if (window.location.hash !== hash) {
+    window.history.replaceState(null, "", `${window.location.pathname}${window.location.search}${hash}`);
+  }
+  if (view === "alerts" && state.me) alerts.shown();
+  if (view === "cameras" && state.me) cameras.shown();
+  else cameras.hidden();
 }
 
 // ---------------------------------------------------------------------------------------
@@ -488,7 +284,8 @@ function updateSearchButton() {
     button.disabled = false;
     hint.textContent = "";
   }
-  for (const b of document.querySelectorAll(".find-similar")) b.disabled = !canSearch();
+  for (const b of document.querySelectorAll(".find-similar, .watch")) b.disabled = !canSearch();
+  alerts.queryChanged();
 }
 
 // ---------------------------------------------------------------------------------------
@@ -555,11 +352,23 @@ async function runSearch() {
 }
 
 function findSimilar(sighting) {
-  const best = bestAppearance(sighting);
+  return searchAppearance(bestAppearance(sighting));
+}
+
+/** Search by a stored appearance ({id, crop_url, camera_id, label}), in the Search view. */
+function searchAppearance(app) {
+  showView("search", { focus: false });
   setQuery({
-    kind: "appearance", id: best.id, cropUrl: best.crop_url, camera: best.camera_id, label: best.label,
+    kind: "appearance", id: app.id, cropUrl: app.crop_url, camera: app.camera_id, label: app.label,
   });
   return runSearch();
+}
+
+/** "Watch for this": the sighting's best appearance becomes an example of a new rule. */
+function watchSighting(sighting) {
+  const best = bestAppearance(sighting);
+  showView("alerts", { focus: false });
+  alerts.watch(best); // opens the new-rule form, now in sight, and focuses its name
 }
 
 // ---------------------------------------------------------------------------------------
@@ -762,7 +571,11 @@ function renderList() {
     similar.type = "button";
     similar.disabled = !canSearch();
     similar.title = `Search for the best appearance #${s.best.id}`;
-    li.append(open, similar);
+    const watch = el("button", "btn btn-small watch", "Watch for this");
+    watch.type = "button";
+    watch.disabled = !canSearch();
+    watch.title = `Make the best appearance #${s.best.id} an example of a new alert rule`;
+    li.append(open, similar, watch);
     frag.append(li);
   }
   list.replaceChildren(frag);
@@ -805,6 +618,10 @@ function openDetail(s) {
   similar.dataset.index = String(s.index);
   similar.disabled = !canSearch();
   similar.textContent = `Find similar to #${s.best.id}`;
+  const watch = $("detail-watch");
+  watch.dataset.index = String(s.index);
+  watch.disabled = !canSearch();
+  watch.title = `Make appearance #${s.best.id} an example of a new alert rule`;
 
   const list = $("detail-appearances");
   list.replaceChildren();
@@ -1173,6 +990,7 @@ function wire() {
     if (!li) return;
     const s = state.sightings[Number(li.dataset.index)];
     if (event.target.closest(".find-similar")) guarded(findSimilar)(s);
+    else if (event.target.closest(".watch")) watchSighting(s);
     else select(s.index, { scroll: false });
   });
   const timeline = $("timeline");
@@ -1193,8 +1011,31 @@ function wire() {
     if (s) return findSimilar(s);
     return undefined;
   }));
+  $("detail-watch").addEventListener("click", () => {
+    const s = state.sightings[Number($("detail-watch").dataset.index)];
+    if (s) watchSighting(s);
+  });
   document.addEventListener("keydown", (event) => {
-    if (event.key === "Escape" && !$("kf-dialog").open && !$("detail").hidden) closeDetail();
+    if (event.key !== "Escape" || document.querySelector("dialog[open]")) return;
+    if (state.view === "search" && !$("detail").hidden) closeDetail();
+    else if (state.view === "alerts") alerts.escape();
+  });
+
+  // Views: the header's tabs (arrow keys move between them, as in any tab list).
+  $("tab-search").addEventListener("click", () => showView("search"));
+  $("tab-alerts").addEventListener("click", () => showView("alerts"));
+  $("tab-cameras").addEventListener("click", () => showView("cameras"));
+  $("tabs").addEventListener("keydown", (event) => {
+    const order = ["search", "alerts", "cameras"];
+    let next = null;
+    if (event.key === "ArrowRight" || event.key === "ArrowLeft") {
+      const i = order.indexOf(state.view) + (event.key === "ArrowRight" ? 1 : -1);
+      next = order[(i + order.length) % order.length];
+    } else if (event.key === "Home") next = order[0];
+    else if (event.key === "End") next = order[order.length - 1];
+    if (!next) return;
+    event.preventDefault();
+    showView(next);
   });
 
   window.addEventListener("resize", () => {
@@ -1212,6 +1053,9 @@ function wire() {
 }
 
 function start() {
+  hooks.unauthorized = sessionExpired;
+  alerts.init({ currentQuery: () => state.query, searchAppearance, canSearch });
+  cameras.init();
   wire();
   const saved = sessionStorage.getItem(KEY_STORAGE);
   if (saved) login(saved);
