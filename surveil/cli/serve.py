@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+import signal
+from types import FrameType
+from typing import TYPE_CHECKING, Annotated, Any
 
 import structlog
 import typer
@@ -41,6 +43,7 @@ def serve(
     bind_port = port or settings.api.port
     jobs = Scheduler(services) if settings.scheduler.in_serve else None
     live = _live(services) if settings.live.in_serve else None
+    previous = _hold_stop_signals()
     try:
         app_ = create_app(services)
         if jobs is not None:
@@ -64,6 +67,23 @@ def serve(
         if jobs is not None:
             jobs.stop()
         services.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _hold_stop_signals() -> dict[signal.Signals, Any]:
+    """Keep SIGTERM/SIGINT from killing the process once uvicorn has shut down.
+
+    uvicorn handles the signal itself (graceful HTTP shutdown), then raises it again
+    with the handlers it found installed. With the defaults that kills the process
+    before the scheduler stops and live ingest drains and saves the index; with this
+    handler the re-raised signal is only logged and `serve` exits 0 after cleaning up.
+    """
+
+    def noted(signum: int, _frame: FrameType | None) -> None:
+        log.info("serve.signal", signal=signal.Signals(signum).name, hint="stopping")
+
+    return {s: signal.signal(s, noted) for s in (signal.SIGTERM, signal.SIGINT)}
 
 
 def _live(services: Services) -> LiveService:
