@@ -4,10 +4,46 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import Any, TextIO
 
 import structlog
 
 from surveil.config import LoggingSettings
+
+
+class _StderrLogger:
+    """Writes each line to whatever `sys.stderr` is at that moment.
+
+    A stream bound at configure time can be closed later (a test runner or an embedding
+    program swaps and closes stderr); logging must then go to the new stream, and a log
+    line must never raise into the code that logged it (an API request, an ingest).
+    """
+
+    def msg(self, message: str) -> None:
+        try:
+            sys.stderr.write(message + "\n")
+            sys.stderr.flush()
+        except (ValueError, OSError):
+            pass  # nowhere left to write; losing a log line beats failing the caller
+
+    log = debug = info = warn = warning = msg
+    err = error = critical = exception = fatal = failure = msg
+
+
+def _stderr_logger(*_args: Any) -> _StderrLogger:
+    return _StderrLogger()
+
+
+class _CurrentStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """The stdlib side of the same rule: always the current `sys.stderr`."""
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: object) -> None:
+        pass
 
 
 def configure_logging(settings: LoggingSettings) -> None:
@@ -30,10 +66,12 @@ def configure_logging(settings: LoggingSettings) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=_stderr_logger,
         cache_logger_on_first_use=False,
     )
-    logging.basicConfig(level=max(level, logging.WARNING), stream=sys.stderr, force=True)
+    logging.basicConfig(
+        level=max(level, logging.WARNING), handlers=[_CurrentStderrHandler()], force=True
+    )
     # Ultralytics and onnxruntime are chatty at INFO; their warnings still come through.
     for noisy in ("ultralytics", "onnxruntime", "alembic.runtime.migration"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
