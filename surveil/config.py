@@ -440,6 +440,14 @@ class AlertSettings(_Section):
     delivery_poll_seconds: float = Field(
         2.0, gt=0.0, title="Delivery poll", description="How often due webhook retries are sent."
     )
+    webhook_hosts: list[str] = Field(
+        default_factory=list,
+        title="Allowed webhook hosts",
+        description=(
+            "Where rules may send webhooks: host names, *.domain wildcards or CIDR networks; "
+            "empty allows any host. Checked when a rule is saved and before every POST."
+        ),
+    )
 
 
 class RetentionSettings(_Section):

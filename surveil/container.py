@@ -13,6 +13,7 @@ import structlog
 from sqlalchemy import Engine
 
 from surveil.alerts.rules import RuleService
+from surveil.alerts.targets import WebhookPolicy
 from surveil.config import Settings
 from surveil.domain import SPACES, IngestStats, Space
 from surveil.index.reconcile import ReconcileReport, reconcile
@@ -145,6 +146,7 @@ class Services:
             detector=self.detector,
             person_labels=self.settings.embedders.person_labels,
             jpeg_quality=self.settings.storage.jpeg_quality,
+            webhooks=WebhookPolicy(self.settings.alerts.webhook_hosts),
         )
 
     def refresh_index(self, *, every: float) -> None:

@@ -21,6 +21,7 @@ import httpx
 
 from surveil import __version__
 from surveil.alerts.model import Alert
+from surveil.alerts.targets import WebhookPolicy
 
 SIGNATURE_HEADER = "X-Surveil-Signature"
 TIMESTAMP_HEADER = "X-Surveil-Timestamp"
@@ -82,6 +83,8 @@ class PostResult:
     status_code: int | None
     error: str | None
     seconds: float
+    #: Not sent at all: the destination is not allowed (retrying cannot help).
+    refused: bool = False
 
     @property
     def ok(self) -> bool:
@@ -91,12 +94,16 @@ class PostResult:
 class WebhookSender:
     """POSTs signed JSON; one pooled client for every delivery."""
 
-    def __init__(self, *, timeout: float) -> None:
+    def __init__(self, *, timeout: float, policy: WebhookPolicy | None = None) -> None:
         self._client = httpx.Client(timeout=timeout, follow_redirects=False)
+        self._policy = policy or WebhookPolicy(())
 
     def post(self, url: str, body: bytes, request_headers: Mapping[str, str]) -> PostResult:
-        """One attempt; network errors come back as a result, never raised."""
+        """One attempt; network errors and refused destinations come back as a result."""
         started = time.perf_counter()
+        why = self._policy.refusal(url)
+        if why is not None:
+            return PostResult(None, why, 0.0, refused=True)
         try:
             response = self._client.post(url, content=body, headers=dict(request_headers))
         except httpx.HTTPError as exc:

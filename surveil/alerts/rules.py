@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from surveil.alerts.model import Rule, RuleSpec
+from surveil.alerts.targets import WebhookPolicy
 from surveil.domain import Image, InputError, Space, space_for
 from surveil.ports import BlobStore, Detector, Embedder
 from surveil.search.by_example import embed_example
@@ -44,6 +45,7 @@ class RuleService:
         detector: Callable[[], Detector],
         person_labels: Sequence[str],
         jpeg_quality: int,
+        webhooks: WebhookPolicy | None = None,
     ) -> None:
         self._alerts = alerts
         self._blobs = blobs
@@ -51,6 +53,7 @@ class RuleService:
         self._detector = detector
         self._person_labels = tuple(person_labels)
         self._jpeg_quality = jpeg_quality
+        self._webhooks = webhooks or WebhookPolicy(())
 
     def _space(self, spec: RuleSpec, first: Image) -> Space:
         spaces = {space_for(label, self._person_labels) for label in spec.labels}
@@ -74,6 +77,7 @@ class RuleService:
         """Embed and store the examples, then the rule (watermark = newest appearance)."""
         if not examples:
             raise InputError("give at least one example crop (--example)")
+        self._webhooks.check(spec.webhooks)
         space = self._space(spec, examples[0].image)
         embedder = self._embedder_for(space)
         label = spec.labels[0] if spec.labels else ("person" if space == "person" else None)
@@ -92,6 +96,11 @@ class RuleService:
                 self._blobs.put(key, encode_jpeg(ex.image, self._jpeg_quality))
             stored.append(NewExample(key, digest, embedder.model_id, query.vector))
         return self._alerts.create_rule(spec, space=space, examples=stored, created_by=created_by)
+
+    def update(self, rule_id: int, spec: RuleSpec) -> Rule:
+        """Save changed settings (examples and watermark stay), held to the webhook policy."""
+        self._webhooks.check(spec.webhooks)
+        return self._alerts.update_rule(rule_id, spec)
 
     def delete(self, rule_id: int) -> None:
         """Delete the rule and its alerts; example files go when no other rule uses them."""

@@ -168,7 +168,11 @@ def deliver_due(
         attempt = task.attempts + 1
         if result.ok:
             state, next_at = "delivered", None
-        elif retryable(result.status_code) and attempt < settings.delivery_attempts:
+        elif (
+            not result.refused
+            and retryable(result.status_code)
+            and attempt < settings.delivery_attempts
+        ):
             delay = backoff(
                 attempt, base=settings.backoff_seconds, cap=settings.backoff_max_seconds, rng=rng
             )

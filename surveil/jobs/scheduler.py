@@ -16,6 +16,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from surveil.alerts.notify import WebhookSender
+from surveil.alerts.targets import WebhookPolicy
 from surveil.container import Services
 from surveil.jobs.registry import RULE_PREFIX, build_jobs
 from surveil.jobs.runner import Job, JobOutcome, JobRunner
@@ -31,7 +32,10 @@ class Scheduler:
     def __init__(self, services: Services, *, workers: int = 4) -> None:
         self._services = services
         settings = services.settings
-        self._sender = WebhookSender(timeout=settings.alerts.webhook_timeout_seconds)
+        self._sender = WebhookSender(
+            timeout=settings.alerts.webhook_timeout_seconds,
+            policy=WebhookPolicy(settings.alerts.webhook_hosts),
+        )
         self._runner = JobRunner(
             services.jobs, lease=timedelta(seconds=settings.scheduler.lease_seconds)
         )

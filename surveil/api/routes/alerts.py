@@ -127,7 +127,7 @@ def update_rule(
     for cam in changes.get("cameras", ()):
         validate_camera_id(cam)
     spec = dataclasses.replace(rule.spec, **changes)
-    updated = services.alerts.update_rule(rule_id, spec)
+    updated = services.rules().update(rule_id, spec)
     changed = ", ".join(sorted(k for k in given if k != "secret")) or "nothing"
     record_action(services, caller, request, "rule.update", f"rule {rule_id}: {changed}")
     return updated.to_dict()

@@ -17,13 +17,17 @@ from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import numpy as np
 import pytest
 from synthetic import OTHER, T0, TARGET, make_rule, near, store_persons
 
+from surveil.alerts.model import RuleSpec
 from surveil.alerts.notify import WebhookSender
+from surveil.alerts.rules import ExampleImage
+from surveil.alerts.targets import WebhookPolicy
 from surveil.config import Settings
 from surveil.container import Services, build_services
-from surveil.domain import ConflictError
+from surveil.domain import ConflictError, InputError
 from surveil.jobs.alerting import deliver_due, dry_run_rule, evaluate_rule
 from surveil.storage.migrate import upgrade
 
@@ -215,3 +219,40 @@ def test_a_refused_webhook_fails_at_once_and_a_dead_one_after_its_attempts(
     assert gone["state"] == "failed" and [a["status"] for a in gone["attempts"]] == [410]
     assert closed["state"] == "failed" and len(closed["attempts"]) == 3
     assert all(a["status"] is None and a["error"] for a in closed["attempts"])
+
+
+def test_webhook_hosts_refuse_a_rule_and_stop_deliveries_to_other_hosts(
+    make_settings: Any, database_url: str, receiver: Receiver
+) -> None:
+    allowed = ["hooks.example.org", "10.20.0.0/16"]
+    settings: Settings = make_settings(
+        **{"database.url": database_url, "alerts.webhook_hosts": allowed}
+    )
+    upgrade(database_url)
+    services = build_services(settings)
+    try:
+        crop = ExampleImage(np.zeros((128, 64, 3), np.uint8), b"not-read")
+        spec = RuleSpec(name="ssrf", threshold=0.8, labels=("person",), webhooks=(receiver.url,))
+        with pytest.raises(InputError, match=r"'127\.0\.0\.1' is not allowed by alerts\.webhook"):
+            services.rules().create(spec, [crop], created_by="t")
+        assert services.alerts.list_rules() == []
+
+        # A rule saved before the policy was tightened: its deliveries are refused too,
+        # at once (no retries) and without a byte sent.
+        rule_id = make_rule(services, webhooks=(receiver.url,))
+        store_persons(services, "lobby", [(0, TARGET)])
+        evaluate_rule(services.alerts, rule_id, batch=100)
+        sender = WebhookSender(timeout=2, policy=WebhookPolicy(allowed))
+        try:
+            counts = deliver_due(services.alerts, sender, settings.alerts)
+        finally:
+            sender.close()
+        assert counts == {"delivered": 0, "retrying": 0, "failed": 1}
+        [alert] = services.alerts.list_alerts()
+        [delivery] = services.alerts.deliveries(alert.id)
+        assert delivery["state"] == "failed"
+        [attempt] = delivery["attempts"]
+        assert attempt["status"] is None and "alerts.webhook_hosts" in attempt["error"]
+        assert receiver.received == []
+    finally:
+        services.close()
