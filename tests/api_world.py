@@ -8,10 +8,10 @@ Imported into tests/conftest.py so API, fuzz and browser tests share it.
 from __future__ import annotations
 
 import os
-import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,6 +20,7 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from streams import free_port
 
 from surveil.api.app import create_app
 from surveil.config import Settings, load_settings
@@ -122,28 +123,27 @@ class LiveServer:
     example_crop: Path
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+@contextmanager
+def serving(app: FastAPI, *, name: str = "uvicorn") -> Iterator[str]:
+    """`app` served for real over HTTP on a free loopback port; yields its base URL."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None))
+    thread = threading.Thread(target=server.run, name=name, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not server.started:
+            if time.monotonic() > deadline or not thread.is_alive():
+                raise RuntimeError("uvicorn did not start within 30 s")
+            time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
 
 
 @pytest.fixture(scope="session")
 def live_server(api_world: ApiWorld) -> Iterator[LiveServer]:
     """The app served for real over HTTP on 127.0.0.1 (for browsers and load)."""
-    port = _free_port()
-    config = uvicorn.Config(api_world.app, host="127.0.0.1", port=port, log_config=None)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start within 30 s")
-        time.sleep(0.05)
-    try:
-        yield LiveServer(f"http://127.0.0.1:{port}", api_world.keys, api_world.example_crop)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with serving(api_world.app) as base_url:
+        yield LiveServer(base_url, api_world.keys, api_world.example_crop)

@@ -8,12 +8,19 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Page, ViewportSize, expect, sync_playwright
+from playwright.sync_api import Error as PlaywrightError
 
 CHROMIUM = Path(os.environ.get("SURVEIL_CHROMIUM", "/usr/bin/chromium"))
+#: A laptop screen: what the console is designed for.
+VIEWPORT: ViewportSize = {"width": 1366, "height": 768}
+#: Searches and rule examples are embedded by real models on two cores: generous, not endless.
+TIMEOUT_MS = 60_000
 
 
 @pytest.fixture(scope="session")
@@ -42,3 +49,33 @@ def shots(request: pytest.FixtureRequest) -> Path:
     folder = request.config.rootpath / out / "console"
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+@contextmanager
+def console_page(
+    browser: Browser, base_url: str, errors: list[str], **context_args: Any
+) -> Iterator[Page]:
+    """A fresh context (empty sessionStorage) at the console's login, on a laptop screen.
+
+    Console errors and uncaught page errors are appended to `errors`, for the test to
+    assert on; the context is closed afterwards.
+    """
+    context = browser.new_context(viewport=VIEWPORT, base_url=base_url, **context_args)
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+
+    def on_console(message: ConsoleMessage) -> None:
+        if message.type == "error":
+            errors.append(f"console: {message.text} @ {message.location.get('url', '')}")
+
+    def on_page_error(error: PlaywrightError) -> None:
+        errors.append(f"pageerror: {error.name}: {error.message}")
+
+    page.on("console", on_console)
+    page.on("pageerror", on_page_error)
+    try:
+        page.goto("/")
+        expect(page.locator("#login-view")).to_be_visible()
+        yield page
+    finally:
+        context.close()

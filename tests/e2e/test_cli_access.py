@@ -5,15 +5,16 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
+from cli_process import cli_json, run_cli
+from streams import free_port
 
 
 @pytest.fixture
@@ -25,21 +26,9 @@ def env(tmp_path: Path, database_url: str) -> dict[str, str]:
     return base
 
 
-def _run(env: dict[str, str], *args: str, code: int = 0) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(
-        [sys.executable, "-m", "surveil.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert proc.returncode == code, proc.stderr
-    return proc
-
-
-def _json(env: dict[str, str], *args: str) -> Any:
-    return json.loads(_run(env, *args, "--json").stdout)
+#: Key, audit and serve commands are quick: a hung one fails in 5 minutes, not 10.
+_run = partial(run_cli, timeout=300)
+_json = partial(cli_json, timeout=300)
 
 
 def test_keys_create_list_revoke_contract(env: dict[str, str]) -> None:
@@ -66,16 +55,9 @@ def test_keys_bad_input_is_one_error_line(env: dict[str, str]) -> None:
     assert "ISO 8601" in proc.stderr
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def test_serve_starts_answers_and_stops_on_sigterm(env: dict[str, str]) -> None:
     key = _json(env, "keys", "create", "--role", "viewer", "--name", "probe")["key"]
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "surveil.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
         env=env,

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_process import cli_json, run_cli
 from synthetic import T0, near, store_persons
 
 from surveil.config import load_settings
@@ -47,25 +48,8 @@ def env(tmp_path: Path, shared_data: Path, pg_url: str) -> dict[str, str]:
         SURVEIL_ALERTS__BACKOFF_SECONDS="0.05",
         SURVEIL_ALERTS__DELIVERY_POLL_SECONDS="0.05",
     )
-    _run(base, "db", "upgrade")
+    run_cli(base, "db", "upgrade")
     return base
-
-
-def _run(env: dict[str, str], *args: str, code: int = 0) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(
-        [sys.executable, "-m", "surveil.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert proc.returncode == code, proc.stderr
-    return proc
-
-
-def _json(env: dict[str, str], *args: str) -> Any:
-    return json.loads(_run(env, *args, "--json").stdout)
 
 
 def _services(env: dict[str, str]) -> Services:
@@ -105,7 +89,7 @@ def test_rule_alerts_on_new_footage_and_notifies_with_retries(
 ) -> None:
     url, received = receiver
     # Yesterday's footage: the example comes from it, but the rule must not alert on it.
-    _run(
+    run_cli(
         env,
         "ingest",
         str(shared_data / MOT09),
@@ -125,7 +109,7 @@ def test_rule_alerts_on_new_footage_and_notifies_with_retries(
         services.close()
     secret = tmp_path / "secret"
     secret.write_text(SECRET)
-    rule = _json(
+    rule = cli_json(
         env,
         "rules",
         "add",
@@ -146,10 +130,10 @@ def test_rule_alerts_on_new_footage_and_notifies_with_retries(
     )
     assert {"id", "name", "threshold", "watermark"} <= set(rule) and rule["name"] == "suspect"
 
-    first = _json(env, "scheduler", "--once")
+    first = cli_json(env, "scheduler", "--once")
     assert next(j for j in first["jobs"] if j["job"] == f"rule:{rule['id']}")["new_alerts"] == 0
     # The same person seen by another camera, after the rule existed.
-    _run(
+    run_cli(
         env,
         "ingest",
         str(shared_data / MOT09),
@@ -159,16 +143,16 @@ def test_rule_alerts_on_new_footage_and_notifies_with_retries(
         "--start",
         "2026-03-02T10:00:00Z",
     )
-    ran = {j["job"]: j for j in _json(env, "scheduler", "--once")["jobs"]}
+    ran = {j["job"]: j for j in cli_json(env, "scheduler", "--once")["jobs"]}
     assert ran[f"rule:{rule['id']}"]["new_alerts"] >= 1
     assert ran["alerts.deliver"]["retrying"] >= 1  # the receiver's first answer was 500
 
-    alerts = _json(env, "alerts", "list", "--rule", str(rule["id"]))["alerts"]
+    alerts = cli_json(env, "alerts", "list", "--rule", str(rule["id"]))["alerts"]
     assert alerts and {a["camera_id"] for a in alerts} == {"gate"}
     contract = {"id", "rule_id", "appearance_id", "camera_id", "score", "ts", "acknowledged"}
     assert all(contract <= set(a) and a["score"] >= 0.9 for a in alerts)
     time.sleep(0.3)  # past the backoff
-    _json(env, "scheduler", "--once")
+    cli_json(env, "scheduler", "--once")
     assert len(received) == len(alerts) + 1  # one retry, then each alert once
     headers, body = received[-1]
     mac = hmac.new(
@@ -177,16 +161,16 @@ def test_rule_alerts_on_new_footage_and_notifies_with_retries(
     assert headers["X-Surveil-Signature"] == f"sha256={mac}"
     assert json.loads(body)["alert"]["rule_id"] == rule["id"]
 
-    acked = _json(env, "alerts", "ack", str(alerts[0]["id"]))
+    acked = cli_json(env, "alerts", "ack", str(alerts[0]["id"]))
     assert acked["acknowledged"] is True
-    tried = _json(env, "rules", "test", "suspect", "--since", "2026-03-01T00:00:00Z")
+    tried = cli_json(env, "rules", "test", "suspect", "--since", "2026-03-01T00:00:00Z")
     assert {a["camera_id"] for a in tried["alerts"]} == {"plaza", "gate"}  # past data too
-    assert _json(env, "rules", "disable", "suspect")["enabled"] is False
-    assert [r["name"] for r in _json(env, "rules", "list")["rules"]] == ["suspect"]
+    assert cli_json(env, "rules", "disable", "suspect")["enabled"] is False
+    assert [r["name"] for r in cli_json(env, "rules", "list")["rules"]] == ["suspect"]
 
 
 def test_bad_rule_input_is_one_clear_error(env: dict[str, str], tmp_path: Path) -> None:
-    proc = _run(
+    proc = run_cli(
         env,
         "rules",
         "add",
@@ -199,9 +183,9 @@ def test_bad_rule_input_is_one_clear_error(env: dict[str, str], tmp_path: Path) 
         code=2,
     )
     assert proc.stderr.startswith("error: cannot read example")
-    proc = _run(env, "rules", "show", "nobody", code=2)
+    proc = run_cli(env, "rules", "show", "nobody", code=2)
     assert "no alert rule named 'nobody'" in proc.stderr
-    proc = _run(env, "alerts", "ack", "12345", code=2)
+    proc = run_cli(env, "alerts", "ack", "12345", code=2)
     assert "no alert with id 12345" in proc.stderr
 
 
@@ -244,7 +228,7 @@ def test_scheduler_killed_mid_evaluation_resumes_exactly(env: dict[str, str]) ->
                 killed_mid_way = True
                 break
         assert killed_mid_way, "no kill landed mid-evaluation in 5 tries"
-        _run(env, "scheduler", "--once")  # the restart finishes the job
+        run_cli(env, "scheduler", "--once")  # the restart finishes the job
         assert _watermark(services, rule_id) == end
         stored = services.alerts.list_alerts(rule_id=rule_id, limit=100_000)
     finally:

@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import threading
-import time
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -28,15 +26,13 @@ from zoneinfo import ZoneInfo
 import cv2
 import numpy as np
 import pytest
-import uvicorn
+from api_world import serving
+from chromium import TIMEOUT_MS, console_page
 from playwright.sync_api import (
     Browser,
-    ConsoleMessage,
     Page,
-    ViewportSize,
     expect,
 )
-from playwright.sync_api import Error as PlaywrightError
 from synthetic import T0, near
 
 from surveil.alerts.model import RuleSpec
@@ -53,9 +49,6 @@ from surveil.vision.images import decode_untrusted
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 
-VIEWPORT: ViewportSize = {"width": 1366, "height": 768}
-#: Creating a rule embeds its example with the real model: generous, not endless.
-TIMEOUT_MS = 60_000
 #: Not UTC, so that the console's local-time fields are really converted.
 TIMEZONE = "Europe/Berlin"
 MARKET = Path("reid/market1501_person_search_demo")
@@ -183,8 +176,6 @@ def world(
         )
         services = build_services(settings)
         hook = Hook(fail_first=1)
-        server: uvicorn.Server | None = None
-        thread: threading.Thread | None = None
         try:
             for cam, name in (("gate", "North gate"), ("yard", "Loading yard")):
                 services.catalog.create_camera(camera_id=cam, name=name, url=None)
@@ -193,40 +184,19 @@ def world(
                 for r in ("viewer", "operator")
             }
             crop = crops[1].read_bytes()
-            port = _free_port()
-            config = uvicorn.Config(
-                create_app(services), host="127.0.0.1", port=port, log_config=None
-            )
-            server = uvicorn.Server(config)
-            thread = threading.Thread(target=server.run, name="uvicorn-alerts", daemon=True)
-            thread.start()
-            deadline = time.monotonic() + 30
-            while not server.started:
-                if time.monotonic() > deadline or not thread.is_alive():
-                    raise RuntimeError("uvicorn did not start within 30 s")
-                time.sleep(0.05)
-            yield World(
-                services,
-                f"http://127.0.0.1:{port}",
-                keys,
-                crops[0],
-                crop,
-                _keyframe_image(shared_data, crop),
-                hook,
-            )
+            with serving(create_app(services), name="uvicorn-alerts") as base_url:
+                yield World(
+                    services,
+                    base_url,
+                    keys,
+                    crops[0],
+                    crop,
+                    _keyframe_image(shared_data, crop),
+                    hook,
+                )
         finally:
-            if server is not None and thread is not None:
-                server.should_exit = True
-                thread.join(timeout=10)
             hook.close()
             services.close()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @dataclass
@@ -262,27 +232,10 @@ class Console:
 
 @pytest.fixture
 def console(browser: Browser, world: World, shots: Path) -> Iterator[Console]:
-    """A fresh context (empty sessionStorage) on a laptop-sized screen, at the console."""
-    context = browser.new_context(viewport=VIEWPORT, base_url=world.base_url, timezone_id=TIMEZONE)
-    page = context.new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    con = Console(page, world, shots)
-
-    def on_console(message: ConsoleMessage) -> None:
-        if message.type == "error":
-            con.errors.append(f"console: {message.text} @ {message.location.get('url', '')}")
-
-    def on_page_error(error: PlaywrightError) -> None:
-        con.errors.append(f"pageerror: {error.name}: {error.message}")
-
-    page.on("console", on_console)
-    page.on("pageerror", on_page_error)
-    page.goto("/")
-    expect(page.locator("#login-view")).to_be_visible()
-    try:
-        yield con
-    finally:
-        context.close()
+    """A fresh console page at the login, in a non-UTC time zone, recording browser errors."""
+    errors: list[str] = []
+    with console_page(browser, world.base_url, errors, timezone_id=TIMEZONE) as page:
+        yield Console(page, world, shots, errors)
 
 
 def _local(ts: datetime) -> str:

@@ -17,21 +17,14 @@ from typing import Any
 
 import pytest
 from api_world import LiveServer
+from chromium import console_page
 from playwright.sync_api import (
     Browser,
-    ConsoleMessage,
     Page,
-    ViewportSize,
     expect,
 )
-from playwright.sync_api import Error as PlaywrightError
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
-
-
-VIEWPORT: ViewportSize = {"width": 1366, "height": 768}
-#: Searches embed the crop with real models on a two-core machine: generous, not endless.
-TIMEOUT_MS = 60_000
 
 
 @dataclass
@@ -76,28 +69,10 @@ class Console:
 
 @pytest.fixture
 def console(browser: Browser, live_server: LiveServer, shots: Path) -> Iterator[Console]:
-    """A fresh context (empty sessionStorage) on a laptop-sized screen, at the console."""
-    context = browser.new_context(viewport=VIEWPORT, base_url=live_server.base_url)
-    page = context.new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    con = Console(page, live_server, shots)
-
-    def on_console(message: ConsoleMessage) -> None:
-        if message.type == "error":
-            where = message.location.get("url", "")
-            con.errors.append(f"console: {message.text} @ {where}")
-
-    def on_page_error(error: PlaywrightError) -> None:
-        con.errors.append(f"pageerror: {error.name}: {error.message}")
-
-    page.on("console", on_console)
-    page.on("pageerror", on_page_error)
-    page.goto("/")
-    expect(page.locator("#login-view")).to_be_visible()
-    try:
-        yield con
-    finally:
-        context.close()
+    """A fresh console page at the login, recording what the browser reports."""
+    errors: list[str] = []
+    with console_page(browser, live_server.base_url, errors) as page:
+        yield Console(page, live_server, shots, errors)
 
 
 def _scores(page: Page) -> list[float]:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from cli_process import run_cli
 from sqlalchemy import create_engine, text
 from streams import free_port
 
@@ -33,17 +34,6 @@ SHUTDOWN_SECONDS = 12.0
 STATUS_KEYS = {"id", "state", "last_frame_at", "fps", "keyframes", "drops", "reconnects"}
 
 pytestmark = pytest.mark.timeout(300)
-
-
-def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "surveil.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def _committed_keyframes(url: str) -> int:
@@ -135,7 +125,9 @@ def test_run_stops_cleanly_on_sigterm_and_status_reports_every_camera(
     assert indexed == _catalog_ids(pg_url)
     assert indexed
 
-    status = _cli(env, "--config", str(config), "cameras", "status", "--json")
+    status = run_cli(
+        env, "--config", str(config), "cameras", "status", "--json", code=None, timeout=120
+    )
     assert status.returncode == 0, status.stderr
     assert SECRET not in status.stdout + status.stderr
     cameras = {c["id"]: c for c in json.loads(status.stdout)["cameras"]}
@@ -151,6 +143,6 @@ def test_run_stops_cleanly_on_sigterm_and_status_reports_every_camera(
     assert cameras["gate"]["last_frame_at"] is None
     assert "admin:***@" in cameras["gate"]["last_error"]
 
-    text_status = _cli(env, "--config", str(config), "cameras", "status")
+    text_status = run_cli(env, "--config", str(config), "cameras", "status", code=None, timeout=120)
     assert text_status.returncode == 0
     assert "lobby" in text_status.stdout and SECRET not in text_status.stdout
