@@ -3,7 +3,7 @@
 // enable/disable, delete, test runs to tune a threshold). Viewers read; operators change.
 
 import {
-  $, API, ApiError, button, canWrite, clearError, el, fmtDateTime, fmtDuration, fmtRange,
+  $, API, ApiError, button, cameraCheckbox, canWrite, clearError, el, fmtDateTime, fmtDuration, fmtRange,
   fmtTime, getJson, guarded, isoToLocal, lazyImage, loadInto, localToIso, plural, request,
   sameDay, scoreClass, state, withQuery,
 } from "./core.js";
@@ -161,15 +161,9 @@ function fillCameraPickers() {
   boxes.replaceChildren();
   if (!state.cameras.length) boxes.append(el("p", "muted small", "The catalog has no cameras yet."));
   for (const cam of state.cameras) {
-    const row = el("label", "check");
-    const box = document.createElement("input");
-    box.type = "checkbox";
-    box.name = "camera";
-    box.value = cam.id;
-    row.append(box, el("span", "", cam.id));
-    if (cam.name && cam.name !== cam.id) row.append(el("span", "muted small", ` ${cam.name}`));
-    if (!cam.enabled) row.append(el("span", "tag", "disabled"));
-    boxes.append(row);
+    const named = cam.name && cam.name !== cam.id;
+    const details = named ? [el("span", "muted small", ` ${cam.name}`)] : [];
+    boxes.append(cameraCheckbox(cam, ...details));
   }
 }
 

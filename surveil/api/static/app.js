@@ -4,7 +4,7 @@
 // view (alerts, their detail, and the alert rules); cameras.js the Cameras view (health).
 
 import {
-  $, API, ApiError, authedImageUrl, canWrite, clearError, clearImageCache, el, errorFrom,
+  $, API, ApiError, authedImageUrl, cameraCheckbox, canWrite, clearError, clearImageCache, el, errorFrom,
   fmtDateTime, fmtDayShort, fmtDuration, fmtHourMin, fmtRange, fmtTime, fmtTimeMs,
   fmtTimeTenths, getJson, guarded, hooks, isoToLocal, lazyImage, loadInto, localToIso, plural,
   request, sameDay, scoreClass, showError, state, svg, withQuery,
@@ -177,15 +177,8 @@ async function loadCameras() {
   for (const cam of state.cameras) {
     const label = cam.name && cam.name !== cam.id ? `${cam.id} — ${cam.name}` : cam.id;
     select.append(new Option(label, cam.id));
-    const row = el("label", "check");
-    const box = document.createElement("input");
-    box.type = "checkbox";
-    box.name = "camera";
-    box.value = cam.id;
-    row.append(box, el("span", "", cam.id));
-    row.append(el("span", "muted small", ` ${plural(cam.appearances, "appearance")}`));
-    if (!cam.enabled) row.append(el("span", "tag", "disabled"));
-    filter.append(row);
+    const count = el("span", "muted small", ` ${plural(cam.appearances, "appearance")}`);
+    filter.append(cameraCheckbox(cam, count));
   }
   onKeyframeCamera();
 }

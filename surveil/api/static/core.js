@@ -222,6 +222,18 @@ export function el(tag, className, text) {
   return node;
 }
 
+/** One camera as a labelled checkbox (name "camera"): the search filter and the rule form. */
+export function cameraCheckbox(cam, ...details) {
+  const row = el("label", "check");
+  const box = document.createElement("input");
+  box.type = "checkbox";
+  box.name = "camera";
+  box.value = cam.id;
+  row.append(box, el("span", "", cam.id), ...details);
+  if (!cam.enabled) row.append(el("span", "tag", "disabled"));
+  return row;
+}
+
 export function svg(tag, attrs = {}) {
   const node = document.createElementNS(SVG_NS, tag);
   for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, String(v));
