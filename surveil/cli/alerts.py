@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import signal
-import threading
 from pathlib import Path
-from types import FrameType
 from typing import Annotated, Any
 
 import typer
@@ -20,6 +17,7 @@ from surveil.cli.common import (
     cli_settings,
     handle_errors,
     print_json,
+    stop_signals,
     with_services,
 )
 from surveil.container import Services
@@ -326,16 +324,10 @@ def scheduler(
                 for row in ran:
                     typer.echo(f"{row['job']}: {row['status']} in {row['seconds']}s")
             return
-        stop = threading.Event()
-
-        def on_signal(signum: int, _: FrameType | None) -> None:
-            stop.set()
-
-        signal.signal(signal.SIGTERM, on_signal)
-        signal.signal(signal.SIGINT, on_signal)
-        runner.start()
-        while not stop.wait(1.0):
-            pass
+        with stop_signals("scheduler.signal") as stop:
+            runner.start()
+            while not stop.wait(1.0):
+                pass
     finally:
         runner.stop()
         services.close()

@@ -7,12 +7,16 @@ from __future__ import annotations
 
 import getpass
 import json
+import signal
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 from typing import Annotated, Any, TypeVar
 
+import structlog
 import typer
 
 from surveil.config import Settings, load_settings
@@ -34,6 +38,7 @@ app.add_typer(index_app, name="index")
 
 T = TypeVar("T")
 _state: dict[str, Any] = {}
+log = structlog.get_logger(__name__)
 
 ConfigOpt = Annotated[
     Path | None,
@@ -117,3 +122,24 @@ def audit_cli(services: Services, action: str, detail: str) -> None:
     services.access.record(
         NewAuditEntry(action=action, key_id=None, key_name=cli_actor(), role="cli", detail=detail)
     )
+
+
+@contextmanager
+def stop_signals(event: str) -> Iterator[threading.Event]:
+    """SIGTERM and SIGINT set the yielded event (logged as `event`) instead of killing.
+
+    Long-running commands (run, scheduler, serve) then drain, commit and save before they
+    exit 0; the handlers that were installed before come back afterwards.
+    """
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info(event, signal=signal.Signals(signum).name)
+        stop.set()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

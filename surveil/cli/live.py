@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import os
-import signal
 import sys
 import threading
 from pathlib import Path
-from types import FrameType
 from typing import Annotated
 
 import structlog
 import typer
 
-from surveil.cli.common import JsonOpt, _state, app, handle_errors, print_json, with_services
+from surveil.cli.common import (
+    JsonOpt,
+    _state,
+    app,
+    handle_errors,
+    print_json,
+    stop_signals,
+    with_services,
+)
 from surveil.container import Services
 from surveil.domain import ConfigError
 
@@ -45,19 +51,8 @@ def run(
     """
     if config is not None:
         _state["config"] = config
-    stop = threading.Event()
-
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        log.info("live.signal", signal=signal.Signals(signum).name)
-        stop.set()
-
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        with handle_errors():
-            report = with_services(lambda services: _run(services, stop))
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    with stop_signals("live.signal") as stop, handle_errors():
+        report = with_services(lambda services: _run(services, stop))
     if not report:
         # A model call or a blocking read still runs in a daemon thread; letting the
         # interpreter tear down around native code can abort, so leave at once (exit 0:

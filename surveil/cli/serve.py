@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import signal
-from types import FrameType
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import structlog
 import typer
 
-from surveil.cli.common import app, cli_settings, handle_errors
+from surveil.cli.common import app, cli_settings, handle_errors, stop_signals
 from surveil.container import Services, build_services
 
 if TYPE_CHECKING:
@@ -43,47 +41,33 @@ def serve(
     bind_port = port or settings.api.port
     jobs = Scheduler(services) if settings.scheduler.in_serve else None
     live = _live(services) if settings.live.in_serve else None
-    previous = _hold_stop_signals()
-    try:
-        app_ = create_app(services)
-        if jobs is not None:
-            jobs.start()  # alert rules, webhooks, retention (scheduler.in_serve)
-        if live is not None:
-            live.start()  # the cameras' ingest, as `surveil run` does (live.in_serve)
-        log.info("serve.start", url=f"http://{bind_host}:{bind_port}/")
-        # One process: the models and index live in it; concurrency comes from threads.
-        uvicorn.run(
-            app_,
-            host=bind_host,
-            port=bind_port,
-            log_config=None,
-            access_log=False,
-            server_header=False,
-            timeout_graceful_shutdown=10,
-        )
-    finally:
-        if live is not None:
-            live.stop()  # uvicorn took SIGTERM/SIGINT; drain, commit, save the index
-        if jobs is not None:
-            jobs.stop()
-        services.close()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
-def _hold_stop_signals() -> dict[signal.Signals, Any]:
-    """Keep SIGTERM/SIGINT from killing the process once uvicorn has shut down.
-
-    uvicorn handles the signal itself (graceful HTTP shutdown), then raises it again
-    with the handlers it found installed. With the defaults that kills the process
-    before the scheduler stops and live ingest drains and saves the index; with this
-    handler the re-raised signal is only logged and `serve` exits 0 after cleaning up.
-    """
-
-    def noted(signum: int, _frame: FrameType | None) -> None:
-        log.info("serve.signal", signal=signal.Signals(signum).name, hint="stopping")
-
-    return {s: signal.signal(s, noted) for s in (signal.SIGTERM, signal.SIGINT)}
+    # uvicorn handles SIGTERM/SIGINT itself (graceful HTTP shutdown), then raises the
+    # signal again with the handlers it found: ours only log it, so the scheduler and
+    # live ingest below still stop cleanly and serve exits 0.
+    with stop_signals("serve.signal"):
+        try:
+            app_ = create_app(services)
+            if jobs is not None:
+                jobs.start()  # alert rules, webhooks, retention (scheduler.in_serve)
+            if live is not None:
+                live.start()  # the cameras' ingest, as `surveil run` does (live.in_serve)
+            log.info("serve.start", url=f"http://{bind_host}:{bind_port}/")
+            # One process: the models and index live in it; concurrency comes from threads.
+            uvicorn.run(
+                app_,
+                host=bind_host,
+                port=bind_port,
+                log_config=None,
+                access_log=False,
+                server_header=False,
+                timeout_graceful_shutdown=10,
+            )
+        finally:
+            if live is not None:
+                live.stop()  # uvicorn took SIGTERM/SIGINT; drain, commit, save the index
+            if jobs is not None:
+                jobs.stop()
+            services.close()
 
 
 def _live(services: Services) -> LiveService:
