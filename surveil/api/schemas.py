@@ -50,6 +50,12 @@ class SightingOut(_Model):
 
 class SearchResponse(_Model):
     sightings: list[SightingOut] = Field(description="Ordered by first_seen.")
+    truncated: bool = Field(
+        description="More appearances matched than `limit` returned (raise it or narrow filters)."
+    )
+    warnings: list[str] = Field(
+        description="Degraded modes in effect for this result; empty when it is a full answer."
+    )
 
 
 class KeyframeSummary(_Model):

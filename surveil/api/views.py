@@ -15,11 +15,11 @@ from surveil.domain import (
     CameraInfo,
     CameraStats,
     KeyframeRecord,
-    Sighting,
     StoredAppearance,
     mask_credentials,
 )
-from surveil.search.render import hit_to_dict, iso, sightings_to_dict
+from surveil.search.by_example import SearchResult
+from surveil.search.render import hit_to_dict, iso, result_to_dict
 from surveil.storage.health import CameraHealth
 
 API = "/api/v1"
@@ -44,9 +44,9 @@ def with_urls(item: dict[str, Any]) -> dict[str, Any]:
     return item
 
 
-def search_view(sightings: Sequence[Sighting]) -> dict[str, Any]:
+def search_view(result: SearchResult) -> dict[str, Any]:
     """`surveil search --json`'s object, each appearance with crop_url and keyframe_url."""
-    body = sightings_to_dict(sightings)
+    body = result_to_dict(result)
     for sighting in body["sightings"]:
         sighting["appearances"] = [with_urls(a) for a in sighting["appearances"]]
     return body

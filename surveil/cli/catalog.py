@@ -85,7 +85,7 @@ def search(
     as_json: JsonOpt = False,
 ) -> None:
     """Find every sighting of the object in CROP, across cameras, ordered by time."""
-    from surveil.search.render import sightings_table, sightings_to_dict
+    from surveil.search.render import result_table, result_to_dict
     from surveil.vision.crops import read_image
 
     with handle_errors():
@@ -109,9 +109,9 @@ def search(
             settings=settings,
         )
     if as_json:
-        print_json(sightings_to_dict(result.sightings))
+        print_json(result_to_dict(result))
     else:
-        typer.echo(sightings_table(result.sightings))
+        typer.echo(result_table(result))
 
 
 @db_app.command("upgrade")

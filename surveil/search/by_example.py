@@ -46,6 +46,12 @@ class SearchResult:
     candidates: int
     rounds: int
     seconds: float
+    #: More matches passed the filters than `limit` let through (or the search hit
+    #: search.max_candidates with candidates left): the operator must be told.
+    truncated: bool = False
+    #: Degraded modes in effect for this result (e.g. a motion-fallback detector),
+    #: said in every output so nobody takes a degraded answer for a full one.
+    warnings: tuple[str, ...] = ()
 
 
 def _label_from_detector(detector: Detector, image: Image) -> str | None:
@@ -141,6 +147,8 @@ def search_by_example(
             break
         k = min(k * 4, max_candidates)
     kept = hits[: query.limit]
+    deepest = k >= max_candidates and len(found) >= k and len(above) == len(found)
+    truncated = len(hits) > query.limit or deepest
     sightings = group_sightings(kept, gap_seconds=query.gap_seconds, groups=label_groups)
     elapsed = time.perf_counter() - started
     log.info(
@@ -152,4 +160,10 @@ def search_by_example(
         sightings=len(sightings),
         ms=round(elapsed * 1000, 1),
     )
-    return SearchResult(sightings=sightings, candidates=len(found), rounds=rounds, seconds=elapsed)
+    return SearchResult(
+        sightings=sightings,
+        candidates=len(found),
+        rounds=rounds,
+        seconds=elapsed,
+        truncated=truncated,
+    )

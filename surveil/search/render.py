@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from surveil.domain import SearchHit, Sighting
+from surveil.search.by_example import SearchResult
 
 
 def iso(ts: datetime) -> str:
@@ -30,8 +31,13 @@ def hit_to_dict(hit: SearchHit) -> dict[str, Any]:
     }
 
 
-def sightings_to_dict(sightings: Sequence[Sighting]) -> dict[str, Any]:
-    """`{"sightings": [...]}`: sightings by first_seen, appearances by ts."""
+def sightings_to_dict(
+    sightings: Sequence[Sighting],
+    *,
+    truncated: bool = False,
+    warnings: Sequence[str] = (),
+) -> dict[str, Any]:
+    """`{"sightings": [...], "truncated", "warnings"}`: sightings by first_seen, hits by ts."""
     return {
         "sightings": [
             {
@@ -43,8 +49,24 @@ def sightings_to_dict(sightings: Sequence[Sighting]) -> dict[str, Any]:
                 "appearances": [hit_to_dict(h) for h in s.hits],
             }
             for s in sightings
-        ]
+        ],
+        "truncated": truncated,
+        "warnings": list(warnings),
     }
+
+
+def result_to_dict(result: SearchResult) -> dict[str, Any]:
+    """A whole search result as the documented JSON object."""
+    return sightings_to_dict(result.sightings, truncated=result.truncated, warnings=result.warnings)
+
+
+def result_table(result: SearchResult) -> str:
+    """The sightings table, with any warning and a cut-at-limit notice under it."""
+    lines = [sightings_table(result.sightings)]
+    if result.truncated:
+        lines.append("results cut at the limit: more matched; raise --limit or narrow the filters")
+    lines += [f"warning: {w}" for w in result.warnings]
+    return "\n".join(lines)
 
 
 def sightings_table(sightings: Sequence[Sighting]) -> str:

@@ -8,7 +8,7 @@ import pytest
 from api_world import ApiWorld
 from fastapi.testclient import TestClient
 
-from surveil.search.render import sightings_to_dict
+from surveil.search.render import result_to_dict
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -44,7 +44,7 @@ def test_response_is_the_cli_json_plus_urls(client: TestClient, api_world: ApiWo
     app_id = api_world.example.id
     body = _search(client, api_world, appearance_id=str(app_id), limit="10").json()
     direct = api_world.services.search().by_appearance(app_id, limit=10)
-    expected = sightings_to_dict(direct.sightings)
+    expected = result_to_dict(direct)
     for sighting in body["sightings"]:
         for a in sighting["appearances"]:
             del a["crop_url"], a["keyframe_url"]

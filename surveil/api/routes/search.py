@@ -112,4 +112,4 @@ def search(
     response.headers["Server-Timing"] = (
         f"search;dur={done.result.seconds * 1000:.1f}, total;dur={total * 1000:.1f}"
     )
-    return search_view(done.result.sightings)
+    return search_view(done.result)

@@ -106,3 +106,27 @@ def test_a_tie_at_the_cut_is_fetched_whole_and_broken_by_id() -> None:
     index, catalog = world([0.9, 0.7, 0.7, 0.7, 0.7], ["a"] * 5)
     assert run(index, catalog) == [1, 2, 3]
     assert index.calls >= 2  # the first round's k=3 cut through the 0.7 tie
+
+
+def _result(index: MemoryIndex, catalog: MemoryCatalog, min_score: float) -> bool:
+    query = SearchQuery(
+        space="person",
+        vector=np.array([1, 0], np.float32),
+        filters=SearchFilters(min_score=min_score),
+        limit=3,
+    )
+    result = search_by_example(
+        query,
+        index=cast(VectorIndex, index),
+        catalog=cast(Catalog, catalog),
+        overfetch=2,
+        max_candidates=1000,
+        label_groups=GROUPS,
+    )
+    return result.truncated
+
+
+def test_a_result_cut_at_the_limit_says_so() -> None:
+    index, catalog = world([0.9, 0.8, 0.7, 0.6, 0.5], ["a"] * 5)
+    assert _result(index, catalog, min_score=0.0) is True  # five matched, three returned
+    assert _result(index, catalog, min_score=0.75) is False  # only two matched: all returned
