@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+from typing import get_args
 
 import pytest
 import yaml
 from conftest import REPO, SettingsFactory
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
 
 from surveil.config import Settings, load_settings
 from surveil.domain import ConfigError
@@ -105,3 +109,17 @@ def test_missing_or_broken_config_file(clean_env: None, tmp_path: Path) -> None:
     scalar.write_text("just a string\n")
     with pytest.raises(ConfigError, match="mapping"):
         load_settings(scalar)
+
+
+def _fields(model: type[BaseModel], prefix: str = "") -> Iterator[tuple[str, FieldInfo]]:
+    for name, info in model.model_fields.items():
+        yield prefix + name, info
+        inner = info.annotation
+        for arg in (inner, *get_args(inner)):
+            if isinstance(arg, type) and issubclass(arg, BaseModel):
+                yield from _fields(arg, f"{prefix}{name}.")
+
+
+def test_every_setting_is_titled_and_described() -> None:
+    missing = [key for key, info in _fields(Settings) if not (info.title and info.description)]
+    assert missing == []
