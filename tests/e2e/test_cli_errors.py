@@ -18,10 +18,10 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from cli_process import run_cli
 from psycopg import sql
 
 from surveil.cli.common import error_exit
-from tests.cli_process import run_cli
 
 VIDEO = "videos/intel_sample_videos/car-detection.mp4"
 MOT09 = "mot/MOT17-mini/train/MOT17-09-FRCNN/img1/%06d.jpg"
