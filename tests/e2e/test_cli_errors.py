@@ -129,6 +129,8 @@ def test_debug_shows_the_traceback_behind_the_line(tmp_path: Path, shared_data: 
     debug = run_cli(env, "--debug", "cameras", "status", code=3)
     assert "Traceback (most recent call last)" in debug.stderr
     assert debug.stderr.rstrip().splitlines()[-1].startswith("error: ")
+    by_setting = run_cli({**env, "SURVEIL_LOGGING__LEVEL": "DEBUG"}, "cameras", "status", code=3)
+    assert "Traceback (most recent call last)" in by_setting.stderr
 
 
 def test_serve_on_a_busy_port_says_which_and_how_to_pick_another(
