@@ -9,6 +9,7 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from surveil import __version__
+from surveil.api.access_log import AccessLogMiddleware
 from surveil.api.errors import install_error_handlers
 from surveil.api.limits import BodyLimitMiddleware, SecurityHeadersMiddleware
 from surveil.api.metrics import Metrics, MetricsMiddleware
@@ -52,6 +53,8 @@ def create_app(services: Services) -> FastAPI:
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(BodyLimitMiddleware, limit=services.settings.api.max_upload_bytes)
+    if services.settings.api.access_log:  # outermost: 413s and 401s get their line too
+        app.add_middleware(AccessLogMiddleware)
     return app
 
 

@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from surveil.api.access_log import note_key_id
 from surveil.api.errors import ApiError
 from surveil.api.metrics import Metrics
 from surveil.container import Services
@@ -36,6 +37,7 @@ MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 
 
 def authenticate(
+    request: Request,
     services: ServicesDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> ApiKeyInfo:
@@ -51,6 +53,7 @@ def authenticate(
         info = services.access.authenticate(key, touch_after=touch)
     if info is None:
         raise ApiError(401, "API key is unknown or revoked", headers=_CHALLENGE)
+    note_key_id(request.state, info.id)  # the access log names the key (never the key)
     return info
 
 

@@ -6,12 +6,15 @@ Commands live in modules by subject; importing them registers them on `app`.
 from __future__ import annotations
 
 from surveil.cli import access, alerts, catalog, live, retention, serve  # noqa: F401  (registers)
-from surveil.cli.common import app
+from surveil.cli.common import app, fail
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point; whatever escapes a command still ends in one `error:` line."""
+    try:
+        app()  # click itself handles usage errors, --help and exits
+    except Exception as exc:
+        raise SystemExit(fail(exc).exit_code) from None
 
 
 __all__ = ["app", "main"]

@@ -5,19 +5,23 @@ Command output (tables, --json) goes to stdout; logs and progress go to stderr.
 
 from __future__ import annotations
 
+import errno
 import getpass
 import json
 import signal
 import sys
 import threading
+import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 from typing import Annotated, Any, TypeVar
 
+import click
 import structlog
 import typer
+from sqlalchemy.exc import DBAPIError
 
 from surveil.config import Settings, load_settings
 from surveil.container import Services, build_services
@@ -59,29 +63,91 @@ def _root(
         str | None, typer.Option(help="DEBUG, INFO, WARNING or ERROR (overrides settings).")
     ] = None,
     log_json: Annotated[bool, typer.Option(help="Log JSON lines to stderr.")] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show the traceback behind an error (and log DEBUG).")
+    ] = False,
 ) -> None:
     """Global options apply to every subcommand."""
-    _state.update(config=config, log_level=log_level, log_json=log_json)
+    _state.update(config=config, log_level=log_level, log_json=log_json, debug=debug)
+    if debug:
+        _state["log_level"] = "DEBUG"
 
 
-def _fail(message: str, code: int) -> typer.Exit:
+def _debugging() -> bool:
+    """--debug or logging.level DEBUG: errors then show their traceback too."""
+    return bool(_state.get("debug")) or _state.get("effective_level") == "DEBUG"
+
+
+_HINT = "re-run with --debug for the traceback"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _os_error(exc: OSError) -> str:
+    """Disk full, permission denied and friends: what, where, and what to do."""
+    root = _state.get("storage_root")
+    where = f" {exc.filename}" if exc.filename else (f" under {root}" if root else "")
+    if exc.errno == errno.ENOSPC:
+        return (
+            f"no space left on the device writing{where}; free space there or point "
+            "storage.root at a bigger disk, then re-run: committed work is kept"
+        )
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return (
+            f"cannot write{where} ({exc.strerror}); make storage.root writable by this user "
+            "or set SURVEIL_STORAGE__ROOT to a folder that is"
+        )
+    return f"{exc.strerror or _first_line(exc)}{where}; {_HINT}"
+
+
+#: Our own errors, most specific first: their message is already the one line.
+_CODES: tuple[tuple[type[BaseException], int], ...] = (
+    (InputError, 2),
+    (ConfigError, 3),
+    (SurveilError, 1),
+)
+
+
+def error_exit(exc: BaseException) -> tuple[str, int]:
+    """One line and an exit code for any error (2 input, 3 settings, 130 interrupt, 1 other)."""
+    for kind, code in _CODES:
+        if isinstance(exc, kind):
+            return str(exc), code
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted; committed work is kept and a re-run resumes", 130
+    if isinstance(exc, DBAPIError):
+        reason = _first_line(exc.orig) if exc.orig is not None else _first_line(exc)
+        return (
+            f"catalog database lost or unreachable ({reason}); committed work is kept: check "
+            "database.url and that the server is up, then re-run (it resumes)",
+            1,
+        )
+    if isinstance(exc, OSError):
+        return _os_error(exc), 1
+    return f"unexpected {type(exc).__name__}: {_first_line(exc)}; {_HINT}", 1
+
+
+def fail(exc: BaseException) -> typer.Exit:
+    """Print `error: ...` (after the traceback when debugging) and return the exit to raise."""
+    if _debugging():
+        traceback.print_exception(exc, file=sys.stderr)
+    message, code = error_exit(exc)
     typer.echo(f"error: {message}", err=True)
     return typer.Exit(code)
 
 
 @contextmanager
 def handle_errors() -> Iterator[None]:
-    """Turn our errors into one stderr line and an exit code (2 input, 3 config, 1 other)."""
+    """Turn any error into one stderr line and an exit code (2 input, 3 config, 1 other)."""
     try:
         yield
-    except InputError as exc:
-        raise _fail(str(exc), 2) from None
-    except ConfigError as exc:
-        raise _fail(str(exc), 3) from None
-    except SurveilError as exc:
-        raise _fail(str(exc), 1) from None
-    except KeyboardInterrupt:
-        raise _fail("interrupted; committed work is kept and a re-run resumes", 130) from None
+    except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+        raise  # typer's own exits and usage errors already print what they must
+    except (Exception, KeyboardInterrupt) as exc:
+        raise fail(exc) from None
 
 
 def cli_settings(overrides: dict[str, Any] | None = None) -> Settings:
@@ -91,6 +157,7 @@ def cli_settings(overrides: dict[str, Any] | None = None) -> Settings:
     if _state.get("log_json"):
         merged["logging.format"] = "json"
     settings = load_settings(_state.get("config"), overrides=merged)
+    _state.update(effective_level=settings.logging.level, storage_root=settings.storage.root)
     configure_logging(settings.logging)
     return settings
 

@@ -46,6 +46,11 @@ class ApiSettings(Section):
         description="How often search picks up shards another process (ingest) saved.",
     )
     console: bool = Field(True, title="Web console", description="Serve the operator console at /.")
+    access_log: bool = Field(
+        True,
+        title="Access log",
+        description="One info line per request: method, route, status, ms, key id, client.",
+    )
 
 
 class AlertSettings(Section):

@@ -30,7 +30,12 @@ def rule_job(services: Services, rule: Rule) -> Job:
         report = evaluate_rule(services.alerts, rule.id, batch=batch)
         return {k: v for k, v in report.to_dict().items() if k not in ("alerts", "top_scores")}
 
-    return Job(rule_job_name(rule.id), timedelta(seconds=rule.spec.interval_s), run)
+    return Job(
+        rule_job_name(rule.id),
+        timedelta(seconds=rule.spec.interval_s),
+        run,
+        work_keys=("scanned", "hits", "new_alerts", "extended"),
+    )
 
 
 def delivery_job(services: Services, sender: WebhookSender) -> Job:
@@ -40,7 +45,12 @@ def delivery_job(services: Services, sender: WebhookSender) -> Job:
     def run() -> dict[str, int]:
         return deliver_due(services.alerts, sender, settings)
 
-    return Job(DELIVER, timedelta(seconds=settings.delivery_poll_seconds), run)
+    return Job(
+        DELIVER,
+        timedelta(seconds=settings.delivery_poll_seconds),
+        run,
+        work_keys=("delivered", "retrying", "failed"),
+    )
 
 
 def build_jobs(services: Services, sender: WebhookSender) -> list[Job]:

@@ -66,6 +66,13 @@ class Job:
     # How long after the scheduler first meets the job its first run is due (retention
     # waits a day, so a fresh install does not purge imported footage at first start).
     first_delay: timedelta = timedelta(0)
+    # Summary counts that say the run did something; when all are 0 the run logs at debug,
+    # so jobs that poll every few seconds stay quiet at info. Empty: always info.
+    work_keys: tuple[str, ...] = ()
+
+    def idle(self, summary: Mapping[str, Any]) -> bool:
+        """True when a run found nothing to do (every work count is 0)."""
+        return bool(self.work_keys) and not any(summary.get(k) for k in self.work_keys)
 
 
 @dataclass(frozen=True)
@@ -143,5 +150,6 @@ class JobRunner:
         if not kept:
             log.warning("job.lease_lost", job=job.name, seconds=round(seconds, 3))
         if error is None:
-            log.info("job.done", job=job.name, seconds=round(seconds, 3), **dict(summary))
+            emit = log.debug if job.idle(summary) else log.info
+            emit("job.done", job=job.name, seconds=round(seconds, 3), **dict(summary))
         return JobOutcome(job.name, status, seconds, summary, error)
