@@ -37,6 +37,11 @@ def serve(
     with handle_errors():
         settings = cli_settings()
         services = build_services(settings)
+        try:
+            services.load_models()  # a bad model stops here, before anything listens
+        except BaseException:
+            services.close()
+            raise
     bind_host = host or settings.api.host
     bind_port = port or settings.api.port
     jobs = Scheduler(services) if settings.scheduler.in_serve else None
