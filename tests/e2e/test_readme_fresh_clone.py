@@ -55,7 +55,7 @@ def _cut(src: Path, dest: Path, frames: int) -> None:
     fps = cap.get(cv2.CAP_PROP_FPS)
     ok, frame = cap.read()
     out = cv2.VideoWriter(
-        str(dest), cv2.VideoWriter_fourcc(*"mp4v"), fps, (frame.shape[1], frame.shape[0])
+        str(dest), cv2.VideoWriter.fourcc(*"mp4v"), fps, (frame.shape[1], frame.shape[0])
     )
     for _ in range(frames):
         if not ok:
@@ -90,7 +90,7 @@ def test_readme_use_section_runs_verbatim_after_the_demo(tmp_path: Path, shared_
     assert (clone / "surveil.yaml").is_file()
 
     # The clone's own README, verbatim, with its venv's `surveil` mapped to this venv.
-    shim = f"surveil_cli() {{ {shlex.join(cli)} \"$@\"; }}\n"
+    shim = f'surveil_cli() {{ {shlex.join(cli)} "$@"; }}\n'
     for command in readme_use_commands((clone / "README.md").read_text(encoding="utf-8")):
         line = "surveil_cli" + command[len(VENV_SURVEIL) :]
         proc = _run(["bash", "-c", shim + line], clone, env)

@@ -161,7 +161,10 @@ def test_unloadable_weights_fall_back_at_first_use(
 ) -> None:
     # A file that exists but is no model passes the cheap build-time check.
     settings = make_settings(
-        **{"detector.weights": str(shared_data / "MANIFEST.md"), "detector.fallback_to_motion": True}
+        **{
+            "detector.weights": str(shared_data / "MANIFEST.md"),
+            "detector.fallback_to_motion": True,
+        }
     )
     detector = build_detector(settings.detector, model_dir=shared_data, device=plan)
     assert isinstance(detector, FallbackDetector)
