@@ -5,8 +5,8 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import structlog
@@ -20,6 +20,7 @@ from surveil.index.reconcile import ReconcileReport, reconcile
 from surveil.index.sharded import ShardedFaissIndex
 from surveil.ingest.pipeline import IngestOptions, IngestPipeline
 from surveil.ingest.sources import open_source
+from surveil.jobs.retention_notice import retention_warnings
 from surveil.ports import AccessStore, BlobStore, Catalog, Detector, Embedder, VectorIndex
 from surveil.search.service import SearchService
 from surveil.storage.access import SqlAccess
@@ -31,11 +32,17 @@ from surveil.storage.jobs import SqlJobs
 from surveil.storage.migrate import require_current, upgrade
 from surveil.storage.repositories import SqlCatalog
 from surveil.storage.retention import SqlRetention
+from surveil.vision.degraded import degraded_modes
 from surveil.vision.detector import build_detector
 from surveil.vision.device import DevicePlan, choose_device
 from surveil.vision.embedder import build_embedder
 
 log = structlog.get_logger(__name__)
+
+
+def utc_now() -> datetime:
+    """Now, in UTC (the retention notice compares footage times with it)."""
+    return datetime.now(UTC)
 
 
 @dataclass
@@ -61,9 +68,33 @@ class Services:
     _embedders: dict[Space, Embedder] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _refreshed_at: float = 0.0
+    _models_ready: bool = False
+
+    def load_models(self) -> None:
+        """Load the detector and every embedder now, so a bad model stops start-up.
+
+        `serve` calls this before it listens: the first search is then as fast as the
+        next, and /readyz says ready only afterwards. Raises ConfigError naming the fix.
+        """
+        started = time.perf_counter()
+        _load_now(self.detector())
+        for space in SPACES:
+            _load_now(self.embedder(space))
+        self._models_ready = True
+        log.info("models.loaded", seconds=round(time.perf_counter() - started, 2))
+
+    @property
+    def models_ready(self) -> bool:
+        """Whether load_models has finished (the models a search needs are in memory)."""
+        return self._models_ready
+
+    def warnings(self) -> tuple[str, ...]:
+        """Degraded modes in effect, said in every search and ingest result."""
+        detector = self._detector.name if self._detector is not None else None
+        return degraded_modes(self.settings, detector_name=detector)
 
     def detector(self) -> Detector:
-        """The configured detector (YOLO, or the motion fallback)."""
+        """The configured detector (YOLO, or motion regions when the settings ask)."""
         with self._lock:
             if self._detector is None:
                 self._detector = build_detector(
@@ -104,12 +135,18 @@ class Services:
             decode_ahead=self.settings.ingest.queue_size,
         )
         try:
-            return self.ingest_pipeline().run(source, options)
+            stats = self.ingest_pipeline().run(source, options)
         finally:
             source.close()
+        notes = retention_warnings(
+            self.engine, self.settings.retention, source_id=stats.source_id, now=utc_now()
+        )
+        return replace(stats, warnings=(*stats.warnings, *self.warnings(), *notes))
 
     def ingest_pipeline(self) -> IngestPipeline:
-        """An ingest pipeline wired to these services."""
+        """An ingest pipeline wired to these services; its models load first (errors early)."""
+        if not self._models_ready:
+            self.load_models()
         s = self.settings
         return IngestPipeline(
             catalog=self.catalog,
@@ -135,6 +172,7 @@ class Services:
             detector=self.detector,
             settings=self.settings.search,
             person_labels=self.settings.embedders.person_labels,
+            warnings=self.warnings,
         )
 
     def rules(self) -> RuleService:
@@ -167,6 +205,13 @@ class Services:
     def close(self) -> None:
         """Release database connections."""
         self.engine.dispose()
+
+
+def _load_now(model: object) -> None:
+    """Call a lazily loading model's load() (motion regions have nothing to load)."""
+    load = getattr(model, "load", None)
+    if callable(load):
+        load()
 
 
 def index_root(settings: Settings) -> Path:

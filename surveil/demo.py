@@ -7,6 +7,7 @@ are downloaded (needs a network).
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 import urllib.request
@@ -29,13 +30,20 @@ log = structlog.get_logger(__name__)
 INTEL_VIDEO_URL = (
     "https://github.com/intel-iot-devkit/sample-videos/raw/master/one-by-one-person-detection.mp4"
 )
-LOBBY_START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
-MARKET_START = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
 MARKET_FPS = 25.0
 #: Cosine similarity under which OSNet matches are mostly other people.
 DEMO_MIN_SCORE = 0.7
+#: Where the demo's settings are written, so later commands in this folder find them.
+DEMO_CONFIG = Path("surveil.yaml")
 LOBBY = Path("videos/intel_sample_videos/one-by-one-person-detection.mp4")
 MARKET = Path("reid/market1501_person_search_demo")
+QUERY = MARKET / "query" / "0001_c6s1_009601_00.jpg"
+
+
+def demo_day(now: datetime | None = None) -> datetime:
+    """Yesterday 00:00 UTC: the demo's footage is recent, so retention keeps it 30 days."""
+    today = (now or datetime.now(UTC)).astimezone(UTC)
+    return datetime(today.year, today.month, today.day, tzinfo=UTC) - timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -68,6 +76,7 @@ def plan_demo(data: Path | None) -> DemoPlan:
                 "embedders.person.weights": None,
                 "embedders.person.input_height": 256,
                 "embedders.person.input_width": 128,
+                "detector.download": True,
             },
         )
     data = data.resolve()
@@ -104,7 +113,7 @@ def _download(url: str, dest: Path) -> Path:
     return dest
 
 
-def _market_sources(data: Path, work: Path) -> list[DemoSource]:
+def _market_sources(data: Path, work: Path, day: datetime) -> list[DemoSource]:
     """Each Market-1501 frame as its own one-frame source, timed by its frame number."""
     out = []
     for frame in sorted((data / MARKET / "frames").glob("c*s1_*.jpg")):
@@ -117,18 +126,64 @@ def _market_sources(data: Path, work: Path) -> list[DemoSource]:
                 link.symlink_to(frame)
             except OSError:
                 shutil.copyfile(frame, link)
-        start = MARKET_START + timedelta(seconds=int(number) / MARKET_FPS)
+        start = day + timedelta(hours=10, seconds=int(number) / MARKET_FPS)
         out.append(DemoSource(f"market-{camera}", holder, start, True, MARKET_FPS))
     return out
 
 
 def demo_sources(plan: DemoPlan, settings: Settings) -> list[DemoSource]:
-    """The sources to ingest: local sample data, or the downloaded Intel video."""
+    """The sources to ingest: local sample data, or the downloaded Intel video.
+
+    Dated yesterday (lobby 09:00 UTC, Market-1501 10:00 UTC), not on fixed dates: fixed
+    dates age past retention.days and the first scheduled retention run deleted them.
+    """
     work = settings.storage.root / "demo-inputs"
+    day = demo_day()
+    lobby = day + timedelta(hours=9)
     if plan.data is None:
         video = _download(INTEL_VIDEO_URL, work / "one-by-one-person-detection.mp4")
-        return [DemoSource("lobby", video, LOBBY_START)]
-    return [DemoSource("lobby", plan.data / LOBBY, LOBBY_START), *_market_sources(plan.data, work)]
+        return [DemoSource("lobby", video, lobby)]
+    return [DemoSource("lobby", plan.data / LOBBY, lobby), *_market_sources(plan.data, work, day)]
+
+
+def _yaml_lines(overrides: dict[str, Any]) -> list[str]:
+    """Dotted overrides as nested YAML (values quoted as JSON, which YAML reads)."""
+    lines: list[str] = []
+    done: list[str] = []
+    for dotted, value in sorted(overrides.items()):
+        *parents, leaf = dotted.split(".")
+        for depth, part in enumerate(parents):
+            if done[: depth + 1] != parents[: depth + 1]:
+                lines.append("  " * depth + f"{part}:")
+        done = parents
+        lines.append("  " * len(parents) + f"{leaf}: {json.dumps(value)}")
+    return lines
+
+
+def write_demo_config(plan: DemoPlan, path: Path = DEMO_CONFIG) -> str:
+    """Keep the demo's settings in ./surveil.yaml (never over a different file); say what."""
+    text = (
+        "\n".join(
+            [
+                "# Written by `surveil demo`: the settings it used, so that later surveil",
+                "# commands run from this folder find the same models and data. surveil reads",
+                "# ./surveil.yaml when neither --config nor $SURVEIL_CONFIG is given;",
+                "# SURVEIL_* environment variables override it (defaults < file < environment).",
+                "# Every setting: configs/default.yaml. What is in effect: `surveil config show`.",
+                *_yaml_lines(plan.overrides),
+            ]
+        )
+        + "\n"
+    )
+    if path.is_file():
+        if path.read_text(encoding="utf-8") == text:
+            return f"settings: {path} already holds the demo's settings"
+        return (
+            f"settings: kept your {path} (not overwritten); add these for later commands: "
+            + ", ".join(f"{k}={v}" for k, v in sorted(plan.overrides.items()))
+        )
+    path.write_text(text, encoding="utf-8")
+    return f"settings: wrote {path} (model locations); later commands here pick it up"
 
 
 def _ingest_all(services: Services, sources: list[DemoSource]) -> list[str]:
@@ -145,10 +200,15 @@ def _ingest_all(services: Services, sources: list[DemoSource]) -> list[str]:
     return lines
 
 
+def _example_path(plan: DemoPlan) -> str:
+    """A crop the next command can search for verbatim."""
+    return str(plan.data / QUERY) if plan.data is not None else "CROP.jpg"
+
+
 def _query(plan: DemoPlan, services: Services) -> tuple[str, Image]:
     """The example crop: a witness photo from a camera never ingested, or a stored crop."""
     if plan.data is not None:
-        path = plan.data / MARKET / "query" / "0001_c6s1_009601_00.jpg"
+        path = plan.data / QUERY
         return f"{path.name} (person 0001 seen by camera 6, which was not ingested)", read_image(
             path
         )
@@ -164,7 +224,11 @@ def run_demo(settings: Settings, plan: DemoPlan) -> str:
     """Ingest the sample sources (skipping ones already in), search, and report."""
     services = build_services(settings)
     try:
-        out = [f"data directory: {settings.storage.root.resolve()}", "ingest:"]
+        out = [
+            f"data directory: {settings.storage.root.resolve()}",
+            write_demo_config(plan),
+            "ingest:",
+        ]
         out += _ingest_all(services, demo_sources(plan, settings))
         what, image = _query(plan, services)
         filters = SearchFilters(min_score=DEMO_MIN_SCORE)
@@ -176,7 +240,8 @@ def run_demo(settings: Settings, plan: DemoPlan) -> str:
             "ordered by time:",
             sightings_table(result.sightings),
             "",
-            "next: surveil search CROP.jpg [--camera ID] [--since T] [--json]",
+            *(f"warning: {w}" for w in result.warnings),
+            f"next: surveil search {_example_path(plan)} --label person [--camera ID] [--json]",
         ]
         return "\n".join(out)
     finally:

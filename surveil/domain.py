@@ -308,6 +308,8 @@ class IngestStats:
     resumed_from: int | None = None
     reused_embeddings: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
+    #: Degraded modes and retention notices: said in --json and the summary.
+    warnings: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, object]:
         """The documented `surveil ingest --json` object."""
@@ -320,6 +322,7 @@ class IngestStats:
             "resumed_from": self.resumed_from,
             "reused_embeddings": self.reused_embeddings,
             "seconds": {k: round(v, 3) for k, v in sorted(self.seconds.items())},
+            "warnings": list(self.warnings),
         }
 
     def summary(self) -> str:
@@ -333,7 +336,7 @@ class IngestStats:
             text += f" ({self.corrupt_frames} corrupt frames skipped)"
         if self.resumed_from is not None:
             text += f" (resumed after frame {self.resumed_from})"
-        return text
+        return "\n".join([text, *(f"warning: {w}" for w in self.warnings)])
 
 
 def as_vectors(rows: Sequence[Sequence[float]] | Vectors) -> Vectors:

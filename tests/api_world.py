@@ -88,6 +88,7 @@ def api_world(
         upgrade(url)
         services = build_services(settings)
         try:
+            services.load_models()  # as `serve` does before it listens
             _ingest(services, shared_data)
             keys: dict[str, str] = {}
             ids: dict[str, int] = {}

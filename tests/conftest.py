@@ -113,6 +113,8 @@ def make_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> SettingsFa
     for key in list(os.environ):
         if key.startswith("SURVEIL_"):
             monkeypatch.delenv(key)
+    # A ./surveil.yaml left by `surveil demo` in the checkout must not leak in either.
+    monkeypatch.setattr("surveil.config.LOCAL_CONFIG", tmp_path / "surveil.yaml")
 
     def build(**overrides: Any) -> Settings:
         merged: dict[str, Any] = {"storage.root": str(tmp_path / "data")}

@@ -5,7 +5,15 @@ Commands live in modules by subject; importing them registers them on `app`.
 
 from __future__ import annotations
 
-from surveil.cli import access, alerts, catalog, live, retention, serve  # noqa: F401  (registers)
+from surveil.cli import (  # noqa: F401  (registers)
+    access,
+    alerts,
+    catalog,
+    live,
+    retention,
+    serve,
+    settings,
+)
 from surveil.cli.common import app, fail
 
 

@@ -49,7 +49,7 @@ ConfigOpt = Annotated[
     typer.Option(
         "--config",
         "-c",
-        help="YAML settings file (default: $SURVEIL_CONFIG).",
+        help="YAML settings file (default: $SURVEIL_CONFIG, else ./surveil.yaml if present).",
         dir_okay=False,
     ),
 ]

@@ -48,6 +48,12 @@ def serve(
         except BaseException:
             sock.close()
             raise
+        try:
+            services.load_models()  # a bad model stops here, before anything serves
+        except BaseException:
+            sock.close()
+            services.close()
+            raise
     jobs = Scheduler(services) if settings.scheduler.in_serve else None
     live = _live(services) if settings.live.in_serve else None
     # uvicorn handles SIGTERM/SIGINT itself (graceful HTTP shutdown), then raises the

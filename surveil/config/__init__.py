@@ -1,5 +1,8 @@
 """Typed settings: defaults, then a YAML file, then ``SURVEIL_*`` environment variables.
 
+The YAML file is `--config PATH`, else ``$SURVEIL_CONFIG``, else ``./surveil.yaml`` when
+the working directory has one (what `surveil demo` writes), else none.
+
 Nested keys use ``__`` in the environment (``SURVEIL_DETECTOR__WEIGHTS``). Unknown keys
 and bad values are refused at start-up with a message naming the key. Validators do no
 I/O: whether a model file exists is checked by the component that loads it.
@@ -50,6 +53,7 @@ __all__ = [
     "CONFIG_ENV",
     "DEFAULT_LABELS",
     "ENV_PREFIX",
+    "LOCAL_CONFIG",
     "VEHICLE_LABELS",
     "AlertSettings",
     "ApiSettings",
@@ -71,11 +75,15 @@ __all__ = [
     "SearchSettings",
     "Settings",
     "StorageSettings",
+    "config_path",
     "load_settings",
+    "setting_sources",
 ]
 
 ENV_PREFIX = "SURVEIL_"
 CONFIG_ENV = "SURVEIL_CONFIG"
+#: Picked up from the working directory when neither --config nor $SURVEIL_CONFIG is set.
+LOCAL_CONFIG = Path("surveil.yaml")
 
 
 class Settings(BaseSettings):
@@ -243,7 +251,7 @@ def load_settings(
     *,
     overrides: Mapping[str, Any] | None = None,
 ) -> Settings:
-    """Build Settings from YAML (explicit path, else $SURVEIL_CONFIG) plus the environment.
+    """Build Settings from YAML (see `config_path`) plus the environment.
 
     `overrides` are applied on top of the YAML (below the environment) and are how CLI
     flags such as `demo --data` feed in.
@@ -252,7 +260,7 @@ def load_settings(
     unknown = _unknown_env_keys(env)
     if unknown:
         raise ConfigError(f"unknown environment setting(s): {', '.join(unknown)}")
-    path = config_file or (Path(env[CONFIG_ENV]) if env.get(CONFIG_ENV) else None)
+    path = config_path(config_file)
     data = _read_yaml(path) if path else {}
     for dotted, value in (overrides or {}).items():
         node = data
@@ -266,3 +274,58 @@ def load_settings(
         problems = "; ".join(_describe(e) for e in exc.errors())
         where = f" in {path}" if path else ""
         raise ConfigError(f"invalid settings{where}: {problems}") from exc
+
+
+def config_path(config_file: Path | None = None) -> Path | None:
+    """The YAML file in effect: explicit, else $SURVEIL_CONFIG, else ./surveil.yaml if any."""
+    if config_file is not None:
+        return config_file
+    if os.environ.get(CONFIG_ENV):
+        return Path(os.environ[CONFIG_ENV])
+    return LOCAL_CONFIG if LOCAL_CONFIG.is_file() else None
+
+
+def _dotted(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested mappings as {'a.b': value} (lists and other values are leaves)."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            out.update(_dotted(value, name + "."))
+        else:
+            out[name] = value
+    return out
+
+
+def _origin(name: str, given: Mapping[str, str]) -> str | None:
+    """Where `name` (or a section above it) was given, if it was."""
+    parts = name.split(".")
+    for depth in range(len(parts), 0, -1):
+        found = given.get(".".join(parts[:depth]))
+        if found:
+            return found
+    return None
+
+
+def setting_sources(
+    settings: Settings,
+    config_file: Path | None = None,
+    *,
+    overrides: Mapping[str, Any] | None = None,
+) -> list[tuple[str, Any, str]]:
+    """(dotted name, value, where it came from) for every setting, as loaded.
+
+    Where is 'default', 'file PATH', 'environment VAR' or 'command line'; later sources
+    win in that order, as in load_settings.
+    """
+    given: dict[str, str] = {}
+    path = config_path(config_file)
+    if path is not None:
+        given.update(dict.fromkeys(_dotted(_read_yaml(path)), f"file {path}"))
+    given.update(dict.fromkeys(overrides or {}, "command line"))
+    for var in os.environ:
+        if var.startswith(ENV_PREFIX) and var != CONFIG_ENV:
+            dotted = var[len(ENV_PREFIX) :].lower().replace("__", ".")
+            given[dotted] = f"environment {var}"
+    values = _dotted(settings.model_dump(mode="json"))
+    return [(name, value, _origin(name, given) or "default") for name, value in values.items()]

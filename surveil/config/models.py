@@ -31,8 +31,8 @@ class DetectorSettings(Section):
         "yolo11n.pt",
         title="YOLO weights",
         description=(
-            "A weights name Ultralytics downloads where there is a network (yolo11n.pt), "
-            "or a path to .pt/.onnx weights; relative paths are also looked up in model_dir."
+            "Path to .pt/.onnx weights; relative paths are also looked up in model_dir. "
+            "A bare Ultralytics name (yolo11n.pt) is downloaded only with detector.download."
         ),
     )
     labels: list[str] = Field(
@@ -49,9 +49,20 @@ class DetectorSettings(Section):
     )
     batch_size: int = Field(8, ge=1, le=256, title="Batch size", description="Images per call.")
     fallback_to_motion: bool = Field(
-        True,
+        False,
         title="Motion fallback",
-        description="If no YOLO weights can be loaded, detect moving regions instead of failing.",
+        description=(
+            "If the YOLO weights cannot be loaded, detect moving regions instead of failing "
+            "(every result then carries a warning). Off: a missing model is an error."
+        ),
+    )
+    download: bool = Field(
+        False,
+        title="Download weights",
+        description=(
+            "Let Ultralytics download a bare weights name (yolo11n.pt) that is not on disk "
+            "(needs a network). Off: a missing file is an error naming the fix."
+        ),
     )
     min_motion_area: int = Field(
         900, ge=16, title="Motion min area", description="Smallest moving region in pixels."

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 import numpy as np
 
@@ -41,6 +42,7 @@ class SearchService:
         detector: Callable[[], Detector],
         settings: SearchSettings,
         person_labels: Sequence[str],
+        warnings: Callable[[], tuple[str, ...]] = tuple,
     ) -> None:
         self._index = index
         self._catalog = catalog
@@ -49,6 +51,7 @@ class SearchService:
         self._detector = detector
         self._settings = settings
         self._person_labels = person_labels
+        self._warnings = warnings
 
     def check_filters(self, filters: SearchFilters) -> None:
         """Refuse filters naming cameras the catalog has never seen (likely a typo)."""
@@ -145,7 +148,7 @@ class SearchService:
             limit=limit or self._settings.limit,
             gap_seconds=gap_seconds or self._settings.gap_seconds,
         )
-        return search_by_example(
+        result = search_by_example(
             query,
             index=self._index,
             catalog=self._catalog,
@@ -153,3 +156,5 @@ class SearchService:
             max_candidates=self._settings.max_candidates,
             label_groups=self._settings.label_groups,
         )
+        notes = self._warnings()  # after the crop's label: a fallback taken there counts
+        return replace(result, warnings=(*result.warnings, *notes)) if notes else result

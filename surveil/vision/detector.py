@@ -1,4 +1,4 @@
-"""Pick and build the detector; fall back to motion when YOLO weights cannot be had."""
+"""Pick and build the detector; motion regions replace YOLO only when the settings ask."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from surveil.ports import Detector
 from surveil.vision.device import DevicePlan
 from surveil.vision.motion import MotionDetector
 from surveil.vision.yolo import (
-    WEIGHTS_ENV,
     WEIGHTS_HINT,
     YoloDetector,
     detections_from_ultralytics,
@@ -77,23 +76,33 @@ def _motion(settings: DetectorSettings) -> MotionDetector:
     return MotionDetector(min_area=settings.min_motion_area)
 
 
+def _missing(settings: DetectorSettings, model_dir: Path) -> str:
+    """Why the configured weights cannot be had, naming where they were looked for."""
+    looked = [Path(settings.weights).expanduser()]
+    if not looked[0].is_absolute():
+        looked.append(model_dir / settings.weights)
+    where = ", ".join(str(p) for p in looked)
+    return f"YOLO weights {settings.weights!r} not found (looked at {where})"
+
+
 def build_detector(settings: DetectorSettings, *, model_dir: Path, device: DevicePlan) -> Detector:
-    """The configured detector; model loading stays lazy, missing files are caught now."""
+    """The configured detector; model loading stays lazy, missing files are caught now.
+
+    Motion regions replace YOLO only when asked for (backend 'motion', or
+    fallback_to_motion); a bare Ultralytics name is downloaded only with
+    detector.download, so an offline machine never guesses.
+    """
     if settings.backend == "motion":
         return _motion(settings)
     path = resolve_weights(settings.weights, model_dir)
     if path is not None:
         weights = str(path)
-    elif is_ultralytics_name(settings.weights):
-        weights = settings.weights  # Ultralytics downloads it on first use, given a network
+    elif settings.download and is_ultralytics_name(settings.weights):
+        weights = settings.weights  # Ultralytics downloads it on first use
     else:
-        looked = [Path(settings.weights).expanduser()]
-        if not looked[0].is_absolute():
-            looked.append(model_dir / settings.weights)
-        where = ", ".join(str(p) for p in looked)
-        reason = f"YOLO weights {settings.weights!r} not found (looked at {where})"
+        reason = _missing(settings, model_dir)
         if not settings.fallback_to_motion:
-            raise ConfigError(f"{reason}; set {WEIGHTS_ENV} to a local .pt/.onnx file")
+            raise ConfigError(f"{reason}; {WEIGHTS_HINT}")
         _warn_fallback(reason)
         return _motion(settings)
     yolo = YoloDetector(settings, weights=weights, device=device)

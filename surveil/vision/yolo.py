@@ -20,7 +20,12 @@ from surveil.vision.device import DevicePlan
 log = structlog.get_logger(__name__)
 
 WEIGHTS_ENV = "SURVEIL_DETECTOR__WEIGHTS"
-WEIGHTS_HINT = f"set {WEIGHTS_ENV} to a local .pt/.onnx file (or a model name with a network)"
+WEIGHTS_HINT = (
+    f"set detector.weights (or {WEIGHTS_ENV}) to a local .pt/.onnx file, e.g. "
+    "../shared/data/models/yolov8n_int8_dynamic.onnx (`surveil demo --data DIR` writes it "
+    "to ./surveil.yaml); or detector.download: true with a network, or "
+    "detector.backend: motion"
+)
 
 
 def prepare_ultralytics_env(*, offline: bool) -> None:

@@ -28,7 +28,7 @@ def healthz() -> dict[str, str]:
 
 @public.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}})
 def readyz(services: ServicesDep) -> Any:
-    """Database and index reachable: take traffic only when both answer."""
+    """Database and index reachable and the search models loaded: take traffic only then."""
     checks: dict[str, str] = {}
     try:
         check_connection(services.engine)
@@ -43,6 +43,8 @@ def readyz(services: ServicesDep) -> Any:
     except Exception as exc:
         log.warning("ready.index_failed", error=str(exc))
         checks["index"] = "unreadable"
+    # `serve` loads them before it listens; until then the first search would pay for it.
+    checks["models"] = "ok" if services.models_ready else "loading"
     ready = all(v == "ok" for v in checks.values())
     body = {"status": "ready" if ready else "not ready", "checks": checks}
     return JSONResponse(body, status_code=200 if ready else 503)

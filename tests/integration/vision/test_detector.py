@@ -116,7 +116,7 @@ def test_build_detector_uses_yolo_from_model_dir(
 ) -> None:
     settings = make_settings(**{"detector.weights": YOLO_ONNX})
     detector = build_detector(settings.detector, model_dir=models_dir, device=plan)
-    assert isinstance(detector, FallbackDetector)
+    assert isinstance(detector, YoloDetector)  # no motion fallback unless asked for
     assert "person" in detector.detect([mot_frame])[0].labels
     assert detector.name == f"yolo:{YOLO_ONNX}"
 
@@ -124,7 +124,9 @@ def test_build_detector_uses_yolo_from_model_dir(
 def test_missing_weights_fall_back_to_motion_with_one_warning(
     make_settings: SettingsFactory, tmp_path: Path, plan: DevicePlan
 ) -> None:
-    settings = make_settings(**{"detector.weights": "no-such-model.onnx"})
+    settings = make_settings(
+        **{"detector.weights": "no-such-model.onnx", "detector.fallback_to_motion": True}
+    )
     with capture_logs() as logs:
         detector = build_detector(settings.detector, model_dir=tmp_path, device=plan)
     assert isinstance(detector, MotionDetector)
@@ -143,12 +145,29 @@ def test_missing_weights_without_fallback_is_a_config_error(
         build_detector(settings.detector, model_dir=tmp_path, device=plan)
 
 
+def test_default_weights_missing_is_an_error_not_a_download(
+    make_settings: SettingsFactory, tmp_path: Path, plan: DevicePlan
+) -> None:
+    # yolo11n.pt is an Ultralytics asset name: offline, a download would hang or fail late.
+    settings = make_settings()
+    assert settings.detector.weights == "yolo11n.pt"
+    assert not settings.detector.fallback_to_motion
+    with pytest.raises(ConfigError, match=r"'yolo11n.pt' not found .*detector\.weights"):
+        build_detector(settings.detector, model_dir=tmp_path, device=plan)
+
+
 def test_unloadable_weights_fall_back_at_first_use(
     make_settings: SettingsFactory, shared_data: Path, plan: DevicePlan, mot_frame: Image
 ) -> None:
     # A file that exists but is no model passes the cheap build-time check.
-    settings = make_settings(**{"detector.weights": str(shared_data / "MANIFEST.md")})
+    settings = make_settings(
+        **{
+            "detector.weights": str(shared_data / "MANIFEST.md"),
+            "detector.fallback_to_motion": True,
+        }
+    )
     detector = build_detector(settings.detector, model_dir=shared_data, device=plan)
+    assert isinstance(detector, FallbackDetector)
     with capture_logs() as logs:
         first = detector.detect([mot_frame])
         assert [len(d) for d in first] == [0]  # motion primes on its first image
