@@ -61,12 +61,18 @@ class FrameSource(Protocol):
 
 
 class Detector(Protocol):
-    """Finds objects in a batch of images."""
+    """Finds objects in a batch of images.
+
+    `streams` names the camera each image came from, for detectors that keep state per
+    camera (motion); None means lone images (a query crop) that must change no state.
+    """
 
     @property
     def name(self) -> str: ...
 
-    def detect(self, images: Sequence[Image]) -> list[Detections]: ...
+    def detect(
+        self, images: Sequence[Image], *, streams: Sequence[str] | None = None
+    ) -> list[Detections]: ...
 
 
 class Embedder(Protocol):

@@ -234,7 +234,9 @@ class IngestPipeline:
         embedder runs; the result waits for both, so no row points at a missing file.
         """
         with self.timer.stage("detect"):
-            detections = self._detector.detect([k.frame.image for k in batch])
+            detections = self._detector.detect(
+                [k.frame.image for k in batch], streams=[k.frame.camera_id for k in batch]
+            )
         with self.timer.stage("crop"):
             crops = [
                 cut_crops(
