@@ -7,6 +7,7 @@ is the one place that picks the concrete class behind each.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Protocol
@@ -61,12 +62,18 @@ class FrameSource(Protocol):
 
 
 class Detector(Protocol):
-    """Finds objects in a batch of images."""
+    """Finds objects in a batch of images.
+
+    `streams` names the camera each image came from, for detectors that keep state per
+    camera (motion); None means lone images (a query crop) that must change no state.
+    """
 
     @property
     def name(self) -> str: ...
 
-    def detect(self, images: Sequence[Image]) -> list[Detections]: ...
+    def detect(
+        self, images: Sequence[Image], *, streams: Sequence[str] | None = None
+    ) -> list[Detections]: ...
 
 
 class Embedder(Protocol):
@@ -158,6 +165,10 @@ class Catalog(Protocol):
 
     def finish_source(self, *, source_id: int, frames_read: int) -> None: ...
 
+    def get_source(self, *, source_id: int) -> SourceRecord | None: ...
+
+    def source_blob_keys(self, *, source_id: int) -> set[str]: ...
+
     def add_keyframes(self, batch: Sequence[NewKeyframe]) -> list[list[int]]: ...
 
     def appearances(
@@ -242,7 +253,12 @@ class AccessStore(Protocol):
 
 
 class BlobStore(Protocol):
-    """Crop and keyframe JPEGs, addressed by relative keys; writes are atomic."""
+    """Crop and keyframe JPEGs, addressed by relative keys; writes are atomic.
+
+    `claim` is a cross-process exclusive hold on a name (ConflictError when another
+    process holds it), released when the holder exits or dies: how an ingest tells that
+    nobody else is writing a source's files right now.
+    """
 
     def put(self, key: str, data: bytes) -> None: ...
 
@@ -253,6 +269,10 @@ class BlobStore(Protocol):
     def delete(self, key: str) -> bool: ...
 
     def exists(self, key: str) -> bool: ...
+
+    def keys(self, prefix: str) -> Iterator[str]: ...
+
+    def claim(self, name: str) -> AbstractContextManager[None]: ...
 
 
 class Clock(Protocol):

@@ -11,6 +11,9 @@ from surveil.vision.images import decode_untrusted, probe_image
 
 MAX_FILTER_VALUES = 64
 MAX_LABEL_LENGTH = 64
+#: No camera frame is this wide or tall; larger coordinates are typos or probes, and
+#: left unbounded they overflow OpenCV's 32-bit drawing (a 500, issue 9).
+MAX_BOX_COORDINATE = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +34,7 @@ class SearchForm:
 
 
 def parse_box(text: str) -> BBox:
-    """`x1,y1,x2,y2` in keyframe pixels, x2 > x1 and y2 > y1."""
+    """`x1,y1,x2,y2` in keyframe pixels, x2 > x1 and y2 > y1; the one box parser of the API."""
     parts = text.split(",")
     try:
         values = [float(p) for p in parts]
@@ -39,10 +42,27 @@ def parse_box(text: str) -> BBox:
         values = []
     if len(values) != 4 or not all(math.isfinite(v) and v >= 0 for v in values):
         raise InputError(f"box {text!r} must be four non-negative numbers x1,y1,x2,y2")
+    if max(values) > MAX_BOX_COORDINATE:
+        raise InputError(
+            f"box {text!r} has a coordinate over {MAX_BOX_COORDINATE}; "
+            "give keyframe pixels (see the keyframe's width and height)"
+        )
     x1, y1, x2, y2 = values
     if x2 <= x1 or y2 <= y1:
         raise InputError(f"box {text!r} must have x2 > x1 and y2 > y1")
     return (x1, y1, x2, y2)
+
+
+def clamp_box(box: BBox, width: int, height: int, *, what: str) -> tuple[int, int, int, int]:
+    """A parsed box in whole pixels cut to a width x height image; one wholly outside is refused."""
+    x1, y1, x2, y2 = box
+    left, top = max(0, math.floor(x1)), max(0, math.floor(y1))
+    right, bottom = min(width, math.ceil(x2)), min(height, math.ceil(y2))
+    if right <= left or bottom <= top:
+        raise InputError(
+            f"box {','.join(f'{v:g}' for v in box)} lies outside the {width}x{height} {what}"
+        )
+    return left, top, right, bottom
 
 
 def build_example(form: SearchForm, *, max_pixels: int) -> Example:

@@ -39,8 +39,17 @@ from surveil.domain import (
 )
 from surveil.ingest.batches import BatchKeys, PreparedBatch
 from surveil.ingest.keyframes import KeyframeSelector
+from surveil.ingest.leftovers import claimed, remove_leftovers
 from surveil.ingest.reuse import static_matches
-from surveil.ports import BlobStore, Catalog, Detector, Embedder, FrameSource, VectorIndex
+from surveil.ports import (
+    BlobStore,
+    Catalog,
+    Detector,
+    Embedder,
+    FrameSource,
+    SourceRecord,
+    VectorIndex,
+)
 from surveil.vision.crops import cut_crops, encode_jpeg, thumbnail
 
 log = structlog.get_logger(__name__)
@@ -125,11 +134,27 @@ class IngestPipeline:
             start=info.start,
             fps=info.fps,
         )
+        self._refuse_complete(record, info.uri)
+        with claimed(self._blobs, record, info.uri):
+            # Re-read under the claim: a run that held it may have finished meanwhile.
+            record = self._catalog.get_source(source_id=record.id) or record
+            self._refuse_complete(record, info.uri)
+            remove_leftovers(self._blobs, self._catalog, record)
+            return self._run(source, options, record)
+
+    @staticmethod
+    def _refuse_complete(record: SourceRecord, uri: str) -> None:
         if record.complete:
             raise AlreadyIngestedError(
-                f"{info.uri} was already ingested for camera '{options.camera_id}' "
+                f"{uri} was already ingested for camera '{record.camera_id}' "
                 f"(source #{record.id}); re-ingesting the same content is refused"
             )
+
+    def _run(
+        self, source: FrameSource, options: IngestOptions, record: SourceRecord
+    ) -> IngestStats:
+        """Read the source from its resume point to the end, batch by batch."""
+        info = source.info
         resume_after = record.last_frame_index
         if resume_after is not None:
             log.warning("ingest.resume", source_id=record.id, after_frame=resume_after)
@@ -234,7 +259,9 @@ class IngestPipeline:
         embedder runs; the result waits for both, so no row points at a missing file.
         """
         with self.timer.stage("detect"):
-            detections = self._detector.detect([k.frame.image for k in batch])
+            detections = self._detector.detect(
+                [k.frame.image for k in batch], streams=[k.frame.camera_id for k in batch]
+            )
         with self.timer.stage("crop"):
             crops = [
                 cut_crops(

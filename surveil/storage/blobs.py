@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import fcntl
+import os
+import re
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 
+from surveil.domain import ConflictError
 from surveil.files import fsync_dir, write_atomic
 
 #: Concurrent writers in put_many; fsync is disk-bound, so more than the core count helps.
 WRITE_THREADS = 8
+#: Claim files live here, outside the crop and keyframe folders that sweeps walk.
+CLAIMS = ".claims"
+_CLAIM_NAME = re.compile(r"[A-Za-z0-9_.-]{1,100}")
 
 
 def validate_key(key: str) -> PurePosixPath:
@@ -81,3 +89,28 @@ class FileBlobStore:
     def exists(self, key: str) -> bool:
         """Whether a blob is stored under the key."""
         return self.path(key).is_file()
+
+    def keys(self, prefix: str) -> Iterator[str]:
+        """Every file under a folder key (ending in '/'), temp files of killed writers included."""
+        top = self.path(prefix.rstrip("/"))
+        for folder, _, names in os.walk(top):
+            rel = Path(folder).relative_to(self._root).as_posix()
+            yield from (f"{rel}/{name}" for name in names)
+
+    @contextmanager
+    def claim(self, name: str) -> Iterator[None]:
+        """Hold `name` exclusively across processes (flock: a killed holder lets go at once)."""
+        if not _CLAIM_NAME.fullmatch(name):
+            raise ValueError(f"invalid claim name {name!r}")
+        folder = self._root / CLAIMS
+        folder.mkdir(parents=True, exist_ok=True)
+        # The file stays (one empty file per name): unlinking it would race a new holder.
+        with (folder / f"{name}.lock").open("a+b") as handle:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise ConflictError(f"{name} is held by another process") from None
+            try:
+                yield
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)

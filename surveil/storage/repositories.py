@@ -186,6 +186,20 @@ class SqlCatalog(IndexFeedQueries, BrowseQueries, CameraQueries):
             if session.execute(stmt).first() is None:
                 raise InputError(f"no source with id {source_id}")
 
+    def source_blob_keys(self, *, source_id: int) -> set[str]:
+        """Every file key a committed row of the source references (keyframes and crops)."""
+        images = select(KeyframeRow.image_path).where(
+            KeyframeRow.source_id == source_id, KeyframeRow.image_path.is_not(None)
+        )
+        crops = (
+            select(AppearanceRow.crop_path)
+            .join(KeyframeRow, KeyframeRow.id == AppearanceRow.keyframe_id)
+            .where(KeyframeRow.source_id == source_id)
+        )
+        with self._sessions() as session:
+            found = [*session.scalars(images), *session.scalars(crops)]
+        return {str(key) for key in found if key}
+
     # -- ingest ------------------------------------------------------------------------
 
     def add_keyframes(self, batch: Sequence[NewKeyframe]) -> list[list[int]]:

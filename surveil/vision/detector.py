@@ -67,9 +67,11 @@ class FallbackDetector:
                     self._active = self._fallback
             return self._active
 
-    def detect(self, images: Sequence[Image]) -> list[Detections]:
+    def detect(
+        self, images: Sequence[Image], *, streams: Sequence[str] | None = None
+    ) -> list[Detections]:
         """Detect with whichever backend could be loaded."""
-        return self.load().detect(images)
+        return self.load().detect(images, streams=streams)
 
 
 def _motion(settings: DetectorSettings) -> MotionDetector:

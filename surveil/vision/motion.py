@@ -1,4 +1,9 @@
-"""A weights-free detector: regions that changed since the previous image of the camera."""
+"""A weights-free detector: regions that changed since the previous image of the same camera.
+
+The reference image is kept per stream (camera): live batches interleave cameras, and
+camera B must never be compared with camera A. Images given without a stream (an
+operator's query crop) have no previous image: they yield no boxes and touch no state.
+"""
 
 from __future__ import annotations
 
@@ -19,16 +24,16 @@ Mask = npt.NDArray[np.uint8]
 
 
 class MotionDetector:
-    """Frame differencing against the previous image, for cameras with no YOLO weights.
+    """Frame differencing against each stream's previous image, for cameras with no YOLO weights.
 
-    Images must come from one camera in time order; the first image (or one of a new
-    size) only primes the reference and yields no boxes.
+    Each stream's images must come in time order; its first image (or one of a new size)
+    only primes its reference and yields no boxes.
     """
 
     def __init__(self, *, min_area: int = 900, pixel_threshold: int = _PIXEL_THRESHOLD) -> None:
         self._min_area = min_area
         self._pixel_threshold = pixel_threshold
-        self._previous: Mask | None = None
+        self._previous: dict[str, Mask] = {}
         self._lock = threading.Lock()
 
     @property
@@ -36,20 +41,38 @@ class MotionDetector:
         """Backend name, for logs and stored provenance."""
         return "motion"
 
-    def reset(self) -> None:
-        """Forget the reference image (e.g. when the camera's stream restarts)."""
+    def reset(self, stream: str | None = None) -> None:
+        """Forget one stream's reference image (its camera reconnected), or every stream's."""
         with self._lock:
-            self._previous = None
+            if stream is None:
+                self._previous.clear()
+            else:
+                self._previous.pop(stream, None)
 
-    def detect(self, images: Sequence[Image]) -> list[Detections]:
-        """Boxes around regions that moved since the previous image, one result per image."""
+    def known_streams(self) -> frozenset[str]:
+        """The streams a reference image is held for (for tests and diagnostics)."""
         with self._lock:
-            return [self._detect_one(image) for image in images]
+            return frozenset(self._previous)
 
-    def _detect_one(self, image: Image) -> Detections:
+    def detect(
+        self, images: Sequence[Image], *, streams: Sequence[str] | None = None
+    ) -> list[Detections]:
+        """Boxes around what moved since the same stream's previous image, one per image.
+
+        Without `streams` the images are lone crops: no boxes, and no stream's state changes.
+        """
+        if streams is None:
+            return [Detections.empty() for _ in images]
+        if len(streams) != len(images):
+            raise ValueError(f"{len(images)} images but {len(streams)} streams")
+        with self._lock:
+            return [self._detect_one(image, s) for image, s in zip(images, streams, strict=True)]
+
+    def _detect_one(self, image: Image, stream: str) -> Detections:
         scale = min(1.0, _ANALYSIS_WIDTH / image.shape[1])
         grey = _prepare(image, scale)
-        previous, self._previous = self._previous, grey
+        previous = self._previous.get(stream)
+        self._previous[stream] = grey
         if previous is None or previous.shape != grey.shape:
             return Detections.empty()
         mask = _motion_mask(previous, grey, self._pixel_threshold)

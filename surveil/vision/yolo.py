@@ -131,8 +131,10 @@ class YoloDetector:
             log.warning("detector labels not in the model's classes", labels=unknown)
         return [i for i, n in names.items() if n in self._keep]
 
-    def detect(self, images: Sequence[Image]) -> list[Detections]:
-        """Detect objects in BGR images, batch_size images per forward pass."""
+    def detect(
+        self, images: Sequence[Image], *, streams: Sequence[str] | None = None
+    ) -> list[Detections]:
+        """Detect objects in BGR images, batch_size images per forward pass (stateless)."""
         if not images:
             return []
         self.load()

@@ -45,6 +45,40 @@ def test_keyframe_detail_and_image_with_box(client: TestClient, api_world: ApiWo
     assert bad.status_code == 400
 
 
+@pytest.mark.parametrize(
+    "box",
+    ["0,0,2147483648,10", "-1,0,10,10", "nan,0,10,10", "0,0,inf,10", "9,9,1,1", "a,b,c,d"],
+)
+def test_hostile_boxes_are_a_400_with_a_message(
+    client: TestClient, api_world: ApiWorld, box: str
+) -> None:
+    viewer = api_world.auth("viewer")
+    url = f"/api/v1/keyframes/{api_world.example.keyframe_id}.jpg"
+    response = client.get(url, headers=viewer, params={"box": box})
+    assert response.status_code == 400, response.text
+    assert "box" in response.json()["error"]["message"]
+
+
+def test_a_box_past_the_edges_is_drawn_cut_to_the_image(
+    client: TestClient, api_world: ApiWorld
+) -> None:
+    viewer = api_world.auth("viewer")
+    detail = client.get(f"/api/v1/keyframes/{api_world.example.keyframe_id}", headers=viewer)
+    width, height = detail.json()["width"], detail.json()["height"]
+    url = detail.json()["image_url"]
+    plain = _decode(client.get(url, headers=viewer).content)
+    edge = client.get(url, headers=viewer, params={"box": "10,10,99999,99999"})
+    assert edge.status_code == 200
+    drawn = _decode(edge.content)
+    assert drawn.shape[:2] == (height, width)
+    # The clipped box's right and bottom edges lie on the image's last column and row.
+    assert (
+        np.abs(drawn[height // 2, width - 1].astype(int) - plain[height // 2, width - 1]).sum() > 60
+    )
+    outside = client.get(url, headers=viewer, params={"box": f"{width + 5},0,{width + 50},10"})
+    assert outside.status_code == 400 and "outside" in outside.json()["error"]["message"]
+
+
 def test_camera_keyframes_are_browsable_in_time_order(
     client: TestClient, api_world: ApiWorld
 ) -> None:

@@ -8,7 +8,7 @@ import cv2
 from fastapi import APIRouter, Path, Query, Response
 
 from surveil.api.deps import ServicesDep, Viewer
-from surveil.api.forms import parse_box
+from surveil.api.forms import clamp_box, parse_box
 from surveil.api.schemas import AUTH_ERRORS, Appearance, ErrorBody, KeyframeDetail
 from surveil.api.views import API, appearance_view, keyframe_view
 from surveil.container import Services
@@ -70,7 +70,11 @@ def get_crop(appearance_id: Id, _: Viewer, services: ServicesDep) -> Response:
 @router.get(
     "/keyframes/{keyframe_id}.jpg",
     response_class=Response,
-    responses={**_ERRORS, **_JPEG, 400: {"model": ErrorBody, "description": "Malformed box."}},
+    responses={
+        **_ERRORS,
+        **_JPEG,
+        400: {"model": ErrorBody, "description": "Malformed box, or one outside the image."},
+    },
 )
 def get_keyframe_image(
     keyframe_id: Id,
@@ -81,16 +85,21 @@ def get_keyframe_image(
     ] = None,
 ) -> Response:
     """The whole keyframe, optionally with one box drawn on it."""
+    parsed = None if box is None else parse_box(box)  # a malformed box is a 400 at once
     record = _keyframe(services, keyframe_id)
     data = _blob(services, record.image_path, f"keyframe {keyframe_id}")
-    if box is not None:
-        data = _draw_box(data, parse_box(box), quality=services.settings.storage.jpeg_quality)
+    if parsed is not None:
+        data = _draw_box(data, parsed, quality=services.settings.storage.jpeg_quality)
     return Response(data, media_type="image/jpeg", headers=_CACHE)
 
 
 def _draw_box(data: bytes, box: tuple[float, float, float, float], *, quality: int) -> bytes:
+    """The box drawn on the image, cut to its edges (OpenCV takes only 32-bit points)."""
     image = decode_image(data, what="stored keyframe").copy()
-    x1, y1, x2, y2 = (round(v) for v in box)
+    height, width = image.shape[:2]
+    x1, y1, x2, y2 = clamp_box(box, width, height, what="keyframe")
+    # cv2.rectangle's corners are inclusive pixels: the last one inside is width - 1.
+    x2, y2 = min(x2, width - 1), min(y2, height - 1)
     thickness = max(2, round(max(image.shape[:2]) / 300))
     # A dark outline under a bright one stays visible on light and dark scenes alike.
     cv2.rectangle(image, (x1, y1), (x2, y2), (0, 0, 0), thickness + 2)

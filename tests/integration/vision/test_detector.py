@@ -19,6 +19,7 @@ from surveil.vision.device import DevicePlan, choose_device
 
 MOT09 = "mot/MOT17-mini/train/MOT17-09-FRCNN"
 WALKER = "videos/intel_sample_videos/one-by-one-person-detection.mp4"
+TRAFFIC = "videos/ua_detrac_evadb/ua_detrac.mp4"
 YOLO_ONNX = "yolov8n_int8_dynamic.onnx"
 
 SettingsFactory = Callable[..., Settings]
@@ -197,8 +198,9 @@ def test_motion_detector_finds_the_walking_person(
 ) -> None:
     before, after = _video_frames(shared_data / WALKER, [180, 185])
     motion = MotionDetector(min_area=900)
-    assert len(motion.detect([before])[0]) == 0  # first image only primes the reference
-    moved = motion.detect([after])[0]
+    # The first image only primes the camera's reference.
+    assert len(motion.detect([before], streams=["lobby"])[0]) == 0
+    moved = motion.detect([after], streams=["lobby"])[0]
     assert len(moved) >= 1
     assert set(moved.labels) == {"motion"}
     assert ((moved.confidence > 0) & (moved.confidence <= 1)).all()
@@ -207,4 +209,49 @@ def test_motion_detector_finds_the_walking_person(
     person = _yolo(models_dir, plan, labels=["person"]).detect([after])[0]
     assert len(person) >= 1
     assert _iou(person.xyxy, moved.xyxy).max() >= 0.3
-    assert len(motion.detect([after])[0]) == 0  # nothing moved between identical frames
+    # Nothing moved between identical frames.
+    assert len(motion.detect([after], streams=["lobby"])[0]) == 0
+
+
+def _boxes(found: list[Detections]) -> list[list[list[float]]]:
+    return [d.xyxy.round(2).tolist() for d in found]
+
+
+WALKER_FRAMES = [170, 175, 180, 185, 190]
+
+
+def test_motion_state_is_per_camera_interleaved_like_each_alone(shared_data: Path) -> None:
+    walker = _video_frames(shared_data / WALKER, WALKER_FRAMES)
+    traffic = _video_frames(shared_data / TRAFFIC, [0, 3, 6, 9, 12])
+    alone_a = MotionDetector().detect(walker, streams=["a"] * len(walker))
+    alone_b = MotionDetector().detect(traffic, streams=["b"] * len(traffic))
+    assert sum(len(d) for d in alone_a) > 0 and sum(len(d) for d in alone_b) > 0
+    mixed = MotionDetector()
+    # As live batches come: cameras interleaved, in batches that split either camera.
+    images = [img for pair in zip(walker, traffic, strict=True) for img in pair]
+    streams = ["a", "b"] * len(walker)
+    found = mixed.detect(images[:3], streams=streams[:3])
+    found += mixed.detect(images[3:], streams=streams[3:])
+    assert _boxes(found[0::2]) == _boxes(alone_a)
+    assert _boxes(found[1::2]) == _boxes(alone_b)
+    assert mixed.known_streams() == {"a", "b"}
+
+
+def test_a_query_crop_gets_no_motion_boxes_and_leaves_cameras_alone(shared_data: Path) -> None:
+    before, after = _video_frames(shared_data / WALKER, [180, 185])
+    untouched, probed = MotionDetector(), MotionDetector()
+    untouched.detect([before], streams=["lobby"])
+    probed.detect([before], streams=["lobby"])
+    crop = np.ascontiguousarray(after[100:300, 200:320])
+    # A lone crop (no stream) has no previous image: no boxes, whatever its size.
+    assert [len(d) for d in probed.detect([crop, after])] == [0, 0]
+    assert probed.known_streams() == {"lobby"}
+    expected = _boxes(untouched.detect([after], streams=["lobby"]))
+    assert expected != [[]]
+    assert _boxes(probed.detect([after], streams=["lobby"])) == expected
+
+
+def test_motion_refuses_images_and_streams_that_do_not_pair_up(shared_data: Path) -> None:
+    (frame,) = _video_frames(shared_data / WALKER, [0])
+    with pytest.raises(ValueError, match="2 images but 1 streams"):
+        MotionDetector().detect([frame, frame], streams=["a"])

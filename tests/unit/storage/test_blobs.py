@@ -1,11 +1,14 @@
-"""FileBlobStore: atomic writes, key validation, delete."""
+"""FileBlobStore: atomic writes, key validation, delete, listing and claims."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from surveil.domain import ConflictError
 from surveil.storage.blobs import FileBlobStore
 
 
@@ -83,3 +86,51 @@ def test_put_many_writes_every_file_and_refuses_bad_keys(tmp_path: Path) -> None
     with pytest.raises(ValueError, match="invalid blob key"):
         store.put_many([("ok.jpg", b"x"), ("../escape.jpg", b"y")])
     assert not (tmp_path.parent / "escape.jpg").exists()
+
+
+def test_keys_lists_every_file_under_a_folder(tmp_path: Path) -> None:
+    store = FileBlobStore(tmp_path)
+    store.put_many([("crops/a/1/x.jpg", b"1"), ("crops/a/1/deep/y.jpg", b"2"), ("crops/b/z", b"")])
+    (tmp_path / "crops/a/1/.x.jpg.tmp-1-ab").write_bytes(b"half")  # a killed writer's temp
+    listed = set(store.keys("crops/a/1/"))
+    assert listed == {"crops/a/1/x.jpg", "crops/a/1/deep/y.jpg", "crops/a/1/.x.jpg.tmp-1-ab"}
+    assert list(store.keys("crops/none/")) == []
+    with pytest.raises(ValueError, match="invalid blob key"):
+        list(store.keys("../"))
+
+
+def test_a_claim_is_exclusive_until_released(tmp_path: Path) -> None:
+    store = FileBlobStore(tmp_path)
+    with store.claim("source-7"):
+        held = pytest.raises(ConflictError, match="source-7 is held by another process")
+        with held, store.claim("source-7"):
+            pass
+        with store.claim("source-8"):
+            pass  # other names are independent
+    with store.claim("source-7"):
+        pass  # released on exit
+    with pytest.raises(ValueError, match="invalid claim name"), store.claim("../x"):
+        pass
+
+
+def test_a_killed_holder_lets_go_of_its_claim(tmp_path: Path) -> None:
+    hold = (
+        "import os, sys; from pathlib import Path\n"
+        "from surveil.storage.blobs import FileBlobStore\n"
+        "with FileBlobStore(Path(sys.argv[1])).claim('source-1'):\n"
+        "    print('held', flush=True); sys.stdin.readline(); os._exit(9)\n"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", hold, str(tmp_path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout is not None and child.stdout.readline().strip() == "held"
+    store = FileBlobStore(tmp_path)
+    with pytest.raises(ConflictError), store.claim("source-1"):
+        pass
+    child.kill()
+    child.wait(timeout=30)
+    with store.claim("source-1"):
+        pass

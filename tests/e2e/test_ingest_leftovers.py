@@ -1,0 +1,167 @@
+"""Files of a batch killed before its commit are removed by the resume, and only those.
+
+A real child process ingests, writes a batch's JPEGs, and dies (os._exit) before the
+catalog commit; the real `surveil ingest` then resumes the source. Another child is held
+between writing its files and committing them while other ingests run: its files must
+survive, and a second ingest of its very source is refused while it runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+pytestmark = pytest.mark.slow
+
+MOT09 = "mot/MOT17-mini/train/MOT17-09-FRCNN/img1"
+MOT02 = "mot/MOT17-mini/train/MOT17-02-FRCNN/img1"
+
+#: argv: source folder, camera, then either "die" or "<written-flag> <go-flag>".
+CHILD = textwrap.dedent(
+    """
+    import os, pathlib, sys, time
+    from surveil.config import load_settings
+    from surveil.container import build_services
+    from surveil.ingest.pipeline import IngestOptions
+    from surveil.ingest.sources import open_source
+
+    services = build_services(load_settings())
+    commit = services.catalog.add_keyframes
+
+    def before_commit(batch):
+        # Files of this batch are on disk now; its rows are not.
+        if sys.argv[3] == "die":
+            os._exit(17)
+        pathlib.Path(sys.argv[3]).write_text("written")
+        while not pathlib.Path(sys.argv[4]).exists():
+            time.sleep(0.05)
+        return commit(batch)
+
+    services.catalog.add_keyframes = before_commit
+    source = open_source(sys.argv[1], camera_id=sys.argv[2])
+    services.ingest_pipeline().run(source, IngestOptions(camera_id=sys.argv[2], all_frames=True))
+    """
+)
+
+
+@pytest.fixture
+def env(tmp_path: Path, shared_data: Path, database_url: str) -> dict[str, str]:
+    """The CLI's environment: tmp storage, a fresh database, offline models, 2-frame batches."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("SURVEIL_")}
+    models = shared_data / "models"
+    base.update(
+        SURVEIL_STORAGE__ROOT=str(tmp_path / "data"),
+        SURVEIL_DATABASE__URL=database_url,
+        SURVEIL_MODEL_DIR=str(models),
+        SURVEIL_DETECTOR__WEIGHTS=str(models / "yolov8n_int8_dynamic.onnx"),
+        SURVEIL_EMBEDDERS__PERSON__WEIGHTS=str(models / "osnet_x0_25_msmt17.onnx"),
+        SURVEIL_INGEST__BATCH_SIZE="4",
+    )
+    if not database_url.startswith("sqlite"):
+        _cli(base, "db", "upgrade")
+    return base
+
+
+def _cli(env: dict[str, str], *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "surveil.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    if ok:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def _child(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", CHILD, *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _files(env: dict[str, str]) -> set[str]:
+    """Every crop and keyframe file on disk (temp files of killed writers included)."""
+    root = Path(env["SURVEIL_STORAGE__ROOT"])
+    return {
+        p.relative_to(root).as_posix()
+        for folder in ("crops", "keyframes")
+        for p in (root / folder).rglob("*")
+        if p.is_file()
+    }
+
+
+def _referenced(env: dict[str, str]) -> set[str]:
+    engine = create_engine(env["SURVEIL_DATABASE__URL"])
+    try:
+        with engine.connect() as conn:
+            crops = conn.execute(text("select crop_path from appearances"))
+            images = conn.execute(text("select image_path from keyframes"))
+            return {str(k) for (k,) in [*crops, *images] if k}
+    finally:
+        engine.dispose()
+
+
+def _wait_for(flag: Path, proc: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 300
+    while not flag.exists():
+        assert proc.poll() is None, proc.communicate()[1]
+        assert time.monotonic() < deadline, "the child never wrote its files"
+        time.sleep(0.1)
+
+
+def test_a_kill_before_the_commit_leaves_no_file_after_the_resume(
+    env: dict[str, str], shared_data: Path
+) -> None:
+    source = str(shared_data / MOT09)
+    killed = _child(env, source, "cam09", "die")
+    assert killed.wait(timeout=600) == 17, killed.communicate()[1]
+    left = _files(env)
+    assert left and not _referenced(env)  # the batch's files, and no row for any of them
+
+    # The resume picks its keyframes anew (here: scene changes, not every frame).
+    out = _cli(env, "ingest", source, "--camera", "cam09", "--json")
+    assert json.loads(out.stdout)["keyframes"] >= 1
+    assert "ingest.leftovers_removed" in out.stderr
+    on_disk = _files(env)
+    assert on_disk == _referenced(env)  # no file without a row, no row without a file
+    assert left - on_disk  # some files the killed run wrote were not rewritten: removed
+
+
+def test_files_of_a_run_in_progress_are_left_alone(
+    env: dict[str, str], shared_data: Path, tmp_path: Path
+) -> None:
+    written, go = tmp_path / "written", tmp_path / "go"
+    running = _child(env, str(shared_data / MOT09), "cam09", str(written), str(go))
+    try:
+        _wait_for(written, running)
+        in_flight = _files(env)
+        assert in_flight and not _referenced(env)
+
+        # Another source on another camera ingests and resumes alongside it.
+        _cli(env, "ingest", str(shared_data / MOT02), "--camera", "cam02", "--all-frames")
+        assert in_flight <= _files(env)
+        # The same source a second time, while it runs: refused, nothing touched.
+        again = _cli(env, "ingest", str(shared_data / MOT09), "--camera", "cam09", ok=False)
+        assert again.returncode == 2
+        assert "being ingested by another process" in again.stderr
+        assert in_flight <= _files(env)
+    finally:
+        go.write_text("go")
+        stderr = running.communicate(timeout=600)[1]
+    assert running.returncode == 0, stderr
+    assert in_flight <= _files(env) == _referenced(env)
