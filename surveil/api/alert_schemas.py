@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import Field
 
-from surveil.api.schemas import _Model
+from surveil.api.schemas import NO_NUL, Integer, TimeOut, Timestamp, _Input, _Model
+
+Text = Annotated[str, Field(pattern=NO_NUL)]
 
 
 class RuleExampleOut(_Model):
@@ -28,8 +32,8 @@ class RuleOut(_Model):
     has_secret: bool = Field(description="Whether webhooks are HMAC-signed; never the secret.")
     watermark: int = Field(description="Highest appearance id already evaluated.")
     examples: list[RuleExampleOut]
-    created_at: str
-    updated_at: str
+    created_at: TimeOut
+    updated_at: TimeOut
     created_by: str
 
 
@@ -37,16 +41,16 @@ class RuleList(_Model):
     rules: list[RuleOut]
 
 
-class RuleUpdate(_Model):
-    name: str | None = Field(None, min_length=1, max_length=200)
+class RuleUpdate(_Input):
+    name: str | None = Field(None, min_length=1, max_length=200, pattern=NO_NUL)
     threshold: float | None = Field(None, ge=-1.0, le=1.0)
-    cameras: list[str] | None = Field(None, max_length=64)
-    labels: list[str] | None = Field(None, max_length=64)
-    interval: int | None = Field(None, ge=1, le=604800)
-    cooldown: int | None = Field(None, ge=0, le=604800)
+    cameras: list[Text] | None = Field(None, max_length=64)
+    labels: list[Text] | None = Field(None, max_length=64)
+    interval: Integer | None = Field(None, ge=1, le=604800)
+    cooldown: Integer | None = Field(None, ge=0, le=604800)
     gap: float | None = Field(None, ge=0.0, le=86400.0)
-    webhooks: list[str] | None = Field(None, max_length=16)
-    secret: str | None = Field(None, min_length=16, max_length=200)
+    webhooks: list[Text] | None = Field(None, max_length=16)
+    secret: str | None = Field(None, min_length=16, max_length=200, pattern=NO_NUL)
     enabled: bool | None = None
 
 
@@ -56,8 +60,8 @@ class RuleDeleted(_Model):
     deleted: bool
 
 
-class RuleTest(_Model):
-    since: str = Field(description="Evaluate appearances from this time (ISO 8601).")
+class RuleTest(_Input):
+    since: Timestamp = Field(description="Evaluate appearances from this time (RFC 3339).")
 
 
 class TestAlert(_Model):
@@ -65,8 +69,8 @@ class TestAlert(_Model):
     camera_id: str
     label: str
     score: float
-    ts: str
-    last_ts: str
+    ts: TimeOut
+    last_ts: TimeOut
     hits: int
 
 
@@ -89,12 +93,12 @@ class AlertOut(_Model):
     camera_id: str
     label: str
     score: float
-    ts: str = Field(description="First hit (capture time).")
-    last_ts: str = Field(description="Latest hit folded into this alert.")
+    ts: TimeOut = Field(description="First hit (capture time).")
+    last_ts: TimeOut = Field(description="Latest hit folded into this alert.")
     hits: int
-    created_at: str
+    created_at: TimeOut
     acknowledged: bool
-    acknowledged_at: str | None
+    acknowledged_at: TimeOut | None
     acknowledged_by: str | None
     crop_url: str
 
@@ -104,7 +108,7 @@ class AlertList(_Model):
 
 
 class Attempt(_Model):
-    ts: str
+    ts: TimeOut
     status: int | None
     error: str | None
     seconds: float
@@ -115,7 +119,7 @@ class DeliveryOut(_Model):
     url: str
     state: str = Field(description="pending, delivered or failed.")
     attempts: list[Attempt]
-    delivered_at: str | None
+    delivered_at: TimeOut | None
 
 
 class AlertDetail(AlertOut):

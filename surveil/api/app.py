@@ -14,7 +14,7 @@ from surveil.api.errors import install_error_handlers
 from surveil.api.limits import BodyLimitMiddleware, SecurityHeadersMiddleware
 from surveil.api.metrics import Metrics, MetricsMiddleware
 from surveil.api.routes import admin, alerts, cameras, health, holds, media, search
-from surveil.api.views import API
+from surveil.api.spec import install_spec
 from surveil.container import Services
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -22,8 +22,9 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 DESCRIPTION = """Search surveillance footage by example crop.
 
 Every endpoint except `/healthz` and `/readyz` needs an API key
-(`Authorization: Bearer <key>`, from `surveil keys create`). Roles: viewer (read
-sightings), operator (search), admin (cameras, keys, audit). Every search is audited.
+(`Authorization: Bearer <key>`, from `surveil keys create`); so does this document.
+Roles: viewer (read sightings), operator (search), admin (cameras, keys, audit).
+Every search is audited. Malformed input is answered 400; times are RFC 3339.
 """
 
 
@@ -33,13 +34,15 @@ def create_app(services: Services) -> FastAPI:
         title="surveil",
         version=__version__,
         description=DESCRIPTION,
-        openapi_url=f"{API}/openapi.json",
-        docs_url=f"{API}/docs",
+        # Served by surveil.api.spec instead: keyed, and with the errors the API really gives.
+        openapi_url=None,
+        docs_url=None,
         redoc_url=None,
     )
     app.state.services = services
     app.state.metrics = Metrics(services.index, health=services.health)
     install_error_handlers(app)
+    install_spec(app)
 
     # Each router carries the /api/v1 prefix itself, so metrics see full route templates.
     routers = (search, media, cameras, alerts, holds, admin)

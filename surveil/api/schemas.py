@@ -2,15 +2,66 @@
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from datetime import datetime
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
 from surveil.domain import Role
+
+#: RFC 3339 date-time, what OpenAPI's `format: date-time` means (the offset is required).
+_RFC3339 = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:(\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$", re.ASCII
+)
+_DATE_TIME = {"type": "string", "format": "date-time"}
+MIN_YEAR, MAX_YEAR = 1900, 9000
+
+
+def _rfc3339(value: str) -> str:
+    """Refuse what the spec's `format: date-time` refuses, so validation matches the document."""
+    match = _RFC3339.match(value)
+    if match and match.group(1) == "60":  # a leap second is valid RFC 3339; Python has none
+        value = value[: match.start(1)] + "59" + value[match.end(1) :]
+    try:
+        if match is None:
+            raise ValueError
+        parsed = datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(
+            "must be an RFC 3339 date-time with its offset, for example 2026-11-22T08:00:00Z"
+        ) from None
+    if not MIN_YEAR <= parsed.year <= MAX_YEAR:
+        # Retention and time-window arithmetic leave Python's range near years 1 and 9999.
+        raise ValueError(f"must be a time in the years {MIN_YEAR}-{MAX_YEAR}")
+    return value
+
+
+def _integral(value: Any) -> Any:
+    """JSON Schema's `integer` takes 3.0; strict pydantic does not, so give it the int."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+#: A time the client sends: documented as `format: date-time` and checked to be one.
+Timestamp = Annotated[str, AfterValidator(_rfc3339), WithJsonSchema(_DATE_TIME)]
+#: A time the API returns (ISO 8601 UTC with milliseconds), documented as `format: date-time`.
+TimeOut = Annotated[str, WithJsonSchema(_DATE_TIME)]
+#: A whole number in a strict JSON body: 3 and 3.0 pass, "3" and true do not.
+Integer = Annotated[int, BeforeValidator(_integral)]
+#: Text the catalog stores: PostgreSQL cannot hold NUL characters, so the spec refuses them.
+NO_NUL = r"^[^\x00]*$"
 
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class _Input(_Model):
+    """A JSON request body: strict types, so `false` is no number and `1` no boolean."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class ErrorDetail(_Model):
@@ -25,7 +76,7 @@ class ErrorBody(_Model):
 class Appearance(_Model):
     id: int
     camera_id: str
-    ts: str = Field(description="ISO 8601 UTC with milliseconds.")
+    ts: TimeOut = Field(description="ISO 8601 UTC with milliseconds.")
     frame_index: int
     label: str
     confidence: float
@@ -42,8 +93,8 @@ class Hit(Appearance):
 class SightingOut(_Model):
     camera_id: str
     label: str
-    first_seen: str
-    last_seen: str
+    first_seen: TimeOut
+    last_seen: TimeOut
     best_score: float
     appearances: list[Hit]
 
@@ -61,7 +112,7 @@ class SearchResponse(_Model):
 class KeyframeSummary(_Model):
     id: int
     camera_id: str
-    ts: str
+    ts: TimeOut
     frame_index: int
     width: int
     height: int
@@ -72,7 +123,7 @@ class KeyframeSummary(_Model):
 class KeyframeDetail(_Model):
     id: int
     camera_id: str
-    ts: str
+    ts: TimeOut
     frame_index: int
     width: int
     height: int
@@ -87,14 +138,14 @@ class KeyframeList(_Model):
 class CameraHealth(_Model):
     id: str
     state: str = Field(description="connecting, online, stalled, offline or stopped.")
-    last_frame_at: str | None
+    last_frame_at: TimeOut | None
     fps: float = Field(description="Frames decoded per second, over about 10 s.")
     keyframes: int = Field(description="Keyframes committed since `surveil run` started.")
     keyframes_per_s: float
     drops: int = Field(description="Keyframes given up because the models fell behind.")
     reconnects: int
     last_error: str | None = Field(description="Credentials masked.")
-    updated_at: str | None = Field(description="When `surveil run` last wrote this.")
+    updated_at: TimeOut | None = Field(description="When `surveil run` last wrote this.")
 
 
 class Camera(_Model):
@@ -102,11 +153,11 @@ class Camera(_Model):
     name: str
     enabled: bool
     url: str | None = Field(description="Stream address with credentials masked.")
-    created_at: str
+    created_at: TimeOut
     keyframes: int
     appearances: int
-    first_ts: str | None
-    last_ts: str | None
+    first_ts: TimeOut | None
+    last_ts: TimeOut | None
     health: CameraHealth | None = Field(
         None, description="Live ingest health, or null when `surveil run` never read it."
     )
@@ -116,16 +167,18 @@ class CameraList(_Model):
     cameras: list[Camera]
 
 
-class CameraCreate(_Model):
+class CameraCreate(_Input):
     id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$")
-    name: str | None = Field(None, min_length=1, max_length=200)
-    url: str | None = Field(None, max_length=2000)
+    name: str | None = Field(None, min_length=1, max_length=200, pattern=NO_NUL)
+    url: str | None = Field(None, max_length=2000, pattern=NO_NUL)
     enabled: bool = True
 
 
-class CameraUpdate(_Model):
-    name: str | None = Field(None, min_length=1, max_length=200)
-    url: str | None = Field(None, max_length=2000, description="An empty string clears it.")
+class CameraUpdate(_Input):
+    name: str | None = Field(None, min_length=1, max_length=200, pattern=NO_NUL)
+    url: str | None = Field(
+        None, max_length=2000, pattern=NO_NUL, description="An empty string clears it."
+    )
     enabled: bool | None = None
 
 
@@ -140,17 +193,17 @@ class KeyInfo(_Model):
     name: str
     role: Role
     prefix: str = Field(description="The key's first characters, to tell keys apart.")
-    created_at: str
-    last_used_at: str | None
-    revoked_at: str | None
+    created_at: TimeOut
+    last_used_at: TimeOut | None
+    revoked_at: TimeOut | None
 
 
 class KeyList(_Model):
     keys: list[KeyInfo]
 
 
-class KeyCreate(_Model):
-    name: str = Field(min_length=1, max_length=100)
+class KeyCreate(_Input):
+    name: str = Field(min_length=1, max_length=100, pattern=NO_NUL)
     role: Role
 
 
@@ -163,7 +216,7 @@ class KeyCreated(_Model):
 
 class AuditOut(_Model):
     id: int
-    ts: str
+    ts: TimeOut
     key_id: int | None
     key_name: str
     role: str
@@ -195,6 +248,8 @@ class Readiness(_Model):
 
 
 #: Error responses every authenticated route can give, for the OpenAPI document.
+#: 400 (malformed input) and 503 (database unreachable) are added to every operation by
+#: surveil.api.spec, which also removes FastAPI's default 422 (the API answers 400).
 AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorBody, "description": "No key, or an unknown or revoked key."},
     403: {"model": ErrorBody, "description": "The key's role is too low."},

@@ -143,7 +143,7 @@ def test_security_headers(client: TestClient) -> None:
     assert "default-src 'self'" in response.headers["content-security-policy"]
 
 
-def test_openapi_document(client: TestClient) -> None:
-    spec = client.get("/api/v1/openapi.json").json()
+def test_openapi_document(client: TestClient, api_world: ApiWorld) -> None:
+    spec = client.get("/api/v1/openapi.json", headers=api_world.auth("viewer")).json()
     assert "/api/v1/search" in spec["paths"]
     assert "HTTPBearer" in spec["components"]["securitySchemes"]

@@ -7,7 +7,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request, Response
 
 from surveil.api.deps import Admin, ServicesDep, record_action
-from surveil.api.schemas import AUTH_ERRORS, AuditList, ErrorBody, KeyCreate, KeyCreated, KeyInfo
+from surveil.api.schemas import (
+    AUTH_ERRORS,
+    AuditList,
+    ErrorBody,
+    KeyCreate,
+    KeyCreated,
+    KeyInfo,
+    Timestamp,
+)
 from surveil.api.schemas import KeyList as KeyListModel
 from surveil.api.views import API, audit_view, key_view
 from surveil.domain import NotFoundError, parse_time
@@ -52,8 +60,8 @@ def revoke_key(
 def list_audit(
     _: Admin,
     services: ServicesDep,
-    since: Annotated[str | None, Query(description="From (ISO 8601).")] = None,
-    until: Annotated[str | None, Query(description="Up to (ISO 8601).")] = None,
+    since: Annotated[Timestamp | None, Query(description="From (RFC 3339).")] = None,
+    until: Annotated[Timestamp | None, Query(description="Up to (RFC 3339).")] = None,
     action: Annotated[str | None, Query(max_length=64, description="e.g. search.")] = None,
     key_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_AUDIT_PAGE)] = 100,

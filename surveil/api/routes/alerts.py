@@ -20,9 +20,10 @@ from surveil.api.alert_schemas import (
     RuleTest,
     RuleTestReport,
     RuleUpdate,
+    Text,
 )
 from surveil.api.deps import Operator, ServicesDep, Viewer, record_action
-from surveil.api.schemas import AUTH_ERRORS, ErrorBody
+from surveil.api.schemas import AUTH_ERRORS, NO_NUL, ErrorBody, Timestamp
 from surveil.api.views import API
 from surveil.container import Services
 from surveil.domain import InputError, NotFoundError, parse_time, validate_camera_id
@@ -73,19 +74,19 @@ def create_rule(
     caller: Operator,
     request: Request,
     services: ServicesDep,
-    name: Annotated[str, Form(min_length=1, max_length=200)],
+    name: Annotated[str, Form(min_length=1, max_length=200, pattern=NO_NUL)],
     threshold: Annotated[float, Form(ge=-1.0, le=1.0, description="Cosine similarity.")],
     example: Annotated[list[UploadFile] | None, File(description="Example crops.")] = None,
     example_appearance_id: Annotated[
         list[int] | None, Form(description="Stored appearances whose crops are examples.")
     ] = None,
-    camera: Annotated[list[str] | None, Form(description="Only these cameras.")] = None,
-    label: Annotated[list[str] | None, Form(description="Only these labels.")] = None,
+    camera: Annotated[list[Text] | None, Form(description="Only these cameras.")] = None,
+    label: Annotated[list[Text] | None, Form(description="Only these labels.")] = None,
     interval: Annotated[int | None, Form(ge=1, le=604800)] = None,
     cooldown: Annotated[int | None, Form(ge=0, le=604800)] = None,
     gap: Annotated[float, Form(ge=0.0, le=86400.0)] = 10.0,
-    webhook: Annotated[list[str] | None, Form(description="URLs to POST alerts to.")] = None,
-    secret: Annotated[str | None, Form(min_length=16, max_length=200)] = None,
+    webhook: Annotated[list[Text] | None, Form(description="URLs to POST alerts to.")] = None,
+    secret: Annotated[str | None, Form(min_length=16, max_length=200, pattern=NO_NUL)] = None,
 ) -> dict[str, Any]:
     """A rule that alerts on appearances ingested from now on that match an example."""
     defaults = services.settings.alerts
@@ -170,8 +171,8 @@ def list_alerts(
     services: ServicesDep,
     rule_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
     camera: Annotated[str | None, Query(max_length=64)] = None,
-    since: Annotated[str | None, Query(description="ISO 8601")] = None,
-    until: Annotated[str | None, Query(description="ISO 8601")] = None,
+    since: Annotated[Timestamp | None, Query(description="RFC 3339")] = None,
+    until: Annotated[Timestamp | None, Query(description="RFC 3339")] = None,
     acknowledged: bool | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_ALERTS_PAGE)] = 100,
 ) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from surveil.api.schemas import (
     CameraUpdate,
     ErrorBody,
     KeyframeList,
+    Timestamp,
 )
 from surveil.api.views import API, camera_view, keyframe_summary
 from surveil.container import Services
@@ -91,8 +92,8 @@ def camera_keyframes(
     camera_id: CameraId,
     _: Viewer,
     services: ServicesDep,
-    since: Annotated[str | None, Query(description="From this time (ISO 8601).")] = None,
-    until: Annotated[str | None, Query(description="Up to this time (ISO 8601).")] = None,
+    since: Annotated[Timestamp | None, Query(description="From this time (RFC 3339).")] = None,
+    until: Annotated[Timestamp | None, Query(description="Up to this time (RFC 3339).")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_KEYFRAMES_PAGE)] = 60,
 ) -> dict[str, Any]:
     """A camera's keyframes in time order, to browse and draw a box on."""

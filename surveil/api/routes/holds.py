@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from surveil.api.deps import Admin, ServicesDep, record_action
-from surveil.api.schemas import AUTH_ERRORS, ErrorBody
+from surveil.api.schemas import AUTH_ERRORS, ErrorBody, Timestamp
 from surveil.api.views import API
 from surveil.domain import ApiKeyInfo, parse_time
 from surveil.jobs.retention import retention_parts, run_retention
@@ -124,7 +124,7 @@ def retention_preview(
     _: Admin,
     services: ServicesDep,
     now: Annotated[
-        str | None, Query(description="Judge ages as if it were this time (ISO 8601).")
+        Timestamp | None, Query(description="Judge ages as if it were this time (RFC 3339).")
     ] = None,
     sweep: Annotated[
         bool, Query(description="Also look for orphans (walks every crop and keyframe file).")

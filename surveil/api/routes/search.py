@@ -9,7 +9,7 @@ from fastapi import APIRouter, File, Form, Request, Response, UploadFile
 
 from surveil.api.deps import MetricsDep, Operator, ServicesDep, actor_of
 from surveil.api.forms import SearchForm, build_example, build_options
-from surveil.api.schemas import AUTH_ERRORS, ErrorBody, SearchResponse
+from surveil.api.schemas import AUTH_ERRORS, ErrorBody, SearchResponse, Timestamp
 from surveil.api.views import API, search_view
 from surveil.domain import InputError
 from surveil.search.audited import AuditedSearch
@@ -59,8 +59,8 @@ def search(
         str | None, Form(description="x1,y1,x2,y2 on keyframe_id, in its pixels.")
     ] = None,
     camera: Annotated[list[str] | None, Form(description="Only these cameras.")] = None,
-    since: Annotated[str | None, Form(description="Only at or after (ISO 8601).")] = None,
-    until: Annotated[str | None, Form(description="Only at or before (ISO 8601).")] = None,
+    since: Annotated[Timestamp | None, Form(description="Only at or after (RFC 3339).")] = None,
+    until: Annotated[Timestamp | None, Form(description="Only at or before (RFC 3339).")] = None,
     label: Annotated[
         list[str] | None, Form(description="Only these labels; the first picks the space.")
     ] = None,
