@@ -14,6 +14,7 @@ from surveil.api.errors import install_error_handlers
 from surveil.api.limits import BodyLimitMiddleware, SecurityHeadersMiddleware
 from surveil.api.metrics import Metrics, MetricsMiddleware
 from surveil.api.routes import admin, alerts, cameras, health, holds, media, search
+from surveil.api.search_audit import SearchAuditMiddleware
 from surveil.api.spec import install_spec
 from surveil.container import Services
 
@@ -56,6 +57,8 @@ def create_app(services: Services) -> FastAPI:
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(BodyLimitMiddleware, limit=services.settings.api.max_upload_bytes)
+    # Outside the size limit, so a search refused for size is audited like any other.
+    app.add_middleware(SearchAuditMiddleware)
     if services.settings.api.access_log:  # outermost: 413s and 401s get their line too
         app.add_middleware(AccessLogMiddleware)
     return app

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Annotated
 
@@ -12,6 +12,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from surveil.api.access_log import note_key_id
 from surveil.api.errors import ApiError
 from surveil.api.metrics import Metrics
+from surveil.api.search_audit import attempt_of, form_record
 from surveil.container import Services
 from surveil.domain import ApiKeyInfo, NewAuditEntry, Role, role_allows
 from surveil.search.audited import Actor
@@ -54,16 +55,23 @@ def authenticate(
     if info is None:
         raise ApiError(401, "API key is unknown or revoked", headers=_CHALLENGE)
     note_key_id(request.state, info.id)  # the access log names the key (never the key)
+    attempt = attempt_of(request)
+    if attempt is not None:
+        attempt.caller = info  # a search refused from here on is audited under this key
     return info
 
 
 Caller = Annotated[ApiKeyInfo, Depends(authenticate)]
 
 
-def require(role: Role) -> Callable[[ApiKeyInfo], ApiKeyInfo]:
+def require(role: Role) -> Callable[[Request, ApiKeyInfo], Awaitable[ApiKeyInfo]]:
     """A dependency that lets through keys with at least `role`."""
 
-    def check(caller: Caller) -> ApiKeyInfo:
+    async def check(request: Request, caller: Caller) -> ApiKeyInfo:
+        attempt = attempt_of(request)
+        if attempt is not None:
+            # FastAPI parsed the form before its dependencies; this is the cached copy.
+            attempt.given = form_record(await request.form())
         if not role_allows(caller.role, role):
             raise ApiError(403, f"this needs the {role} role; key {caller.name!r} is {caller.role}")
         return caller

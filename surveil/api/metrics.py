@@ -6,6 +6,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
+import structlog
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -15,6 +16,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from surveil.domain import SPACES
 from surveil.ports import VectorIndex
 from surveil.storage.health import HEALTH_STATES, SqlHealth
+
+log = structlog.get_logger(__name__)
 
 #: Buckets from 5 ms to 10 s: a search on CPU is tens to hundreds of milliseconds.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -113,6 +116,12 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.unauthenticated = Counter(
+            "surveil_http_unauthenticated",
+            "Requests refused for a missing, unknown or revoked key (not audited)",
+            ["route"],
+            registry=self.registry,
+        )
         self.search = Histogram(
             "surveil_search_seconds",
             "Search latency inside the service (embed, index, hydrate, group)",
@@ -157,3 +166,16 @@ class MetricsMiddleware:
             method = str(scope.get("method", ""))
             self.metrics.requests.labels(method, template, str(status)).inc()
             self.metrics.latency.labels(method, template).observe(time.perf_counter() - start)
+            if status == 401:
+                self._unauthenticated(scope, template)
+
+    def _unauthenticated(self, scope: Scope, template: str) -> None:
+        """Count and log a 401: who tried where (client and path, never the key sent)."""
+        self.metrics.unauthenticated.labels(template).inc()
+        client = scope.get("client")
+        log.warning(
+            "api.unauthenticated",
+            client=client[0] if client else None,
+            method=scope.get("method"),
+            path=scope.get("path"),
+        )

@@ -21,7 +21,7 @@ from surveil.cli.common import (
     with_services,
 )
 from surveil.container import Services
-from surveil.domain import InputError, parse_time
+from surveil.domain import InputError, SurveilError, parse_time
 
 rules_app = typer.Typer(help="Watchlist alert rules.", no_args_is_help=True)
 alerts_app = typer.Typer(help="Alerts the rules raised.", no_args_is_help=True)
@@ -212,17 +212,29 @@ def rules_test(
     since: Annotated[str, typer.Option(help="Evaluate appearances from this time (ISO 8601).")],
     as_json: JsonOpt = False,
 ) -> None:
-    """Evaluate a rule over past data: what it would alert on. Stores nothing, notifies nobody."""
+    """Evaluate a rule over past data: what it would alert on. Stores nothing, notifies nobody.
+
+    A dry run searches past data, so it is audited (`rule_test`, as `cli:<os user>`).
+    """
     from surveil.jobs.alerting import dry_run_rule
+    from surveil.search.audited import Actor, audit_rule_test
 
     with handle_errors():
-        start = parse_time(since, "--since")
-        assert start is not None
 
         def act(s: Services) -> dict[str, Any]:
-            found = s.alerts.find_rule(rule)
-            batch = s.settings.alerts.evaluate_batch
-            return dry_run_rule(s.alerts, found.id, since=start, batch=batch).to_dict()
+            actor = Actor(key_id=None, name=cli_actor(), role="cli")
+            given = {"rule": rule, "since": since}
+            try:
+                start = parse_time(since, "--since")
+                assert start is not None
+                found = s.alerts.find_rule(rule)
+                batch = s.settings.alerts.evaluate_batch
+                done = dry_run_rule(s.alerts, found.id, since=start, batch=batch)
+            except SurveilError as exc:
+                audit_rule_test(s.access, actor, given, status="refused", detail=str(exc))
+                raise
+            audit_rule_test(s.access, actor, given, status="ok", count=done.hits)
+            return done.to_dict()
 
         report = with_services(act, reconcile=False)
     if as_json:

@@ -84,30 +84,71 @@ def search(
     limit: Annotated[int | None, typer.Option(help="Most appearances to return.", min=1)] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Find every sighting of the object in CROP, across cameras, ordered by time."""
+    """Find every sighting of the object in CROP, across cameras, ordered by time.
+
+    Audited like an API search, as `cli:<os user>`, refused attempts included.
+    """
+    from surveil.cli.common import cli_actor
+    from surveil.domain import InputError, SurveilError
+    from surveil.search.audited import (
+        Actor,
+        AuditedSearch,
+        Example,
+        SearchOptions,
+        record_refusal,
+    )
+    from surveil.search.by_example import SearchResult
     from surveil.search.render import result_table, result_to_dict
     from surveil.vision.crops import read_image
+    from surveil.vision.images import probe_image
+
+    given = {
+        "crop": str(crop),
+        "label": label,
+        "camera": camera,
+        "since": since,
+        "until": until,
+        "min_score": min_score,
+        "gap": gap,
+        "limit": limit,
+    }
+
+    def outcome(exc: SurveilError) -> str:
+        return f"exit {2 if isinstance(exc, InputError) else 1}: {exc}"
+
+    def act(s: Services) -> SearchResult:
+        actor = Actor(key_id=None, name=cli_actor(), role="cli")
+        try:
+            filters = SearchFilters(
+                cameras=frozenset(validate_camera_id(c) for c in camera or ()),
+                since=parse_time(since, "--since"),
+                until=parse_time(until, "--until"),
+                labels=frozenset(label or ()),
+                min_score=s.settings.search.min_score if min_score is None else min_score,
+            )
+            image = read_image(crop)
+            data = crop.read_bytes()
+            header = probe_image(data, what=f"image {crop}")
+        except SurveilError as exc:
+            given_set = {k: v for k, v in given.items() if v not in (None, [])}
+            record_refusal(s.access, actor, reason=outcome(exc), given=given_set, kind="image")
+            raise
+        audited = AuditedSearch(
+            search=s.search(),
+            access=s.access,
+            blobs=s.blobs,
+            catalog=s.catalog,
+            jpeg_quality=s.settings.storage.jpeg_quality,
+            describe=outcome,
+        )
+        example = Example(kind="image", image=image, image_bytes=data, image_format=header.format)
+        options = SearchOptions(
+            filters=filters, label=label[0] if label else None, limit=limit, gap_seconds=gap
+        )
+        return audited.run(actor, example, options).result
 
     with handle_errors():
-        settings = cli_settings()
-        filters = SearchFilters(
-            cameras=frozenset(camera or ()),
-            since=parse_time(since, "--since"),
-            until=parse_time(until, "--until"),
-            labels=frozenset(label or ()),
-            min_score=settings.search.min_score if min_score is None else min_score,
-        )
-        image = read_image(crop)
-        result = with_services(
-            lambda s: s.search().by_image(
-                image,
-                label=label[0] if label else None,
-                filters=filters,
-                limit=limit,
-                gap_seconds=gap,
-            ),
-            settings=settings,
-        )
+        result = with_services(act, settings=cli_settings())
     if as_json:
         print_json(result_to_dict(result))
     else:

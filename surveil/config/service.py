@@ -92,8 +92,10 @@ class AlertSettings(Section):
         default_factory=list,
         title="Allowed webhook hosts",
         description=(
-            "Where rules may send webhooks: host names, *.domain wildcards or CIDR networks; "
-            "empty allows any host. Checked when a rule is saved and before every POST."
+            "Webhook allowlist: host, *.domain or CIDR network, each with an optional :port "
+            "or :* (no port: 80 and 443 only). Empty allows public addresses only; loopback, "
+            "private, link-local and multicast need an entry. Checked after DNS on every "
+            "address, when a rule is saved and before every POST."
         ),
     )
 

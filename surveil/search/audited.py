@@ -8,6 +8,7 @@ SHA-256 and a stored copy), which filters, and how many appearances came back.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -99,8 +100,11 @@ class AuditedSearch:
         blobs: BlobStore,
         catalog: Catalog,
         jpeg_quality: int = 90,
+        describe: Callable[[SurveilError], str] = str,
     ) -> None:
+        """`describe` words a refusal for the trail (the API adds its HTTP status)."""
         self._search = search
+        self._describe = describe
         self._access = access
         self._blobs = blobs
         self._catalog = catalog
@@ -114,7 +118,8 @@ class AuditedSearch:
             crop = None if data is None else self._keep(data, ext)
             result = self._dispatch(example, image, options)
         except SurveilError as exc:
-            self._audit(actor, example, options, crop, status="refused", detail=str(exc))
+            detail = self._describe(exc)
+            self._audit(actor, example, options, crop, status="refused", detail=detail)
             raise
         except Exception as exc:
             self._audit(actor, example, options, crop, status="error", detail=type(exc).__name__)
@@ -203,3 +208,66 @@ class AuditedSearch:
                 detail=detail,
             )
         )
+
+
+def bounded(given: Mapping[str, Any], *, keys: int = 32, chars: int = 200) -> dict[str, Any]:
+    """Input as given, cut to a size the trail can hold whatever a client sends."""
+    out: dict[str, Any] = {}
+    for key, value in list(given.items())[:keys]:
+        if isinstance(value, list):
+            out[str(key)[:chars]] = [str(v)[:chars] for v in value[:keys]]
+        elif value is None or isinstance(value, bool | int | float):
+            out[str(key)[:chars]] = value
+        else:
+            out[str(key)[:chars]] = str(value)[:chars]
+    return out
+
+
+def record_refusal(
+    access: AccessStore,
+    actor: Actor,
+    *,
+    reason: str,
+    given: Mapping[str, Any],
+    kind: str | None = None,
+    status: str = "refused",
+) -> int:
+    """Audit a search that ended before it ran (role, input, size, type): who, why, given."""
+    return access.record(
+        NewAuditEntry(
+            action="search",
+            key_id=actor.key_id,
+            key_name=actor.name,
+            role=actor.role,
+            status=status,
+            query_kind=kind,
+            filters=bounded(given),
+            client=actor.client,
+            detail=reason[:1000],
+        )
+    )
+
+
+def audit_rule_test(
+    access: AccessStore,
+    actor: Actor,
+    given: Mapping[str, Any],
+    *,
+    status: str,
+    count: int | None = None,
+    detail: str | None = None,
+) -> int:
+    """Audit a rule's dry run: it searches the catalog for the rule's examples."""
+    return access.record(
+        NewAuditEntry(
+            action="rule_test",
+            key_id=actor.key_id,
+            key_name=actor.name,
+            role=actor.role,
+            status=status,
+            filters=bounded(given),
+            result_count=count,
+            client=actor.client,
+            detail=None if detail is None else detail[:1000],
+        )
+    )

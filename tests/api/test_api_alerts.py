@@ -54,6 +54,8 @@ def world(
                 "model_dir": str(models),
                 "detector.weights": str(models / "yolov8n_int8_dynamic.onnx"),
                 "api.console": False,
+                # Names are matched by name: the tests need no DNS for hooks.example.
+                "alerts.webhook_hosts": ["hooks.example"],
             }
         )
         services = build_services(settings)
@@ -99,6 +101,35 @@ def test_operator_creates_viewer_reads_and_cannot_write(world: World) -> None:
     )
     assert denied.status_code == 403
     assert world.client.get("/api/v1/rules").status_code == 401
+
+
+def test_viewers_see_webhook_urls_as_host_only_and_internal_hosts_are_refused(
+    world: World,
+) -> None:
+    hook = "https://bot:pw@hooks.example/alerts/abc?token=s3cret"
+    rule = _create(world, "redacted", webhook=[hook])
+    for role, expected in (("viewer", ["https://hooks.example"]), ("operator", [hook])):
+        listed = world.client.get("/api/v1/rules", headers=world.auth(role)).json()["rules"]
+        assert next(r for r in listed if r["id"] == rule["id"])["webhooks"] == expected
+        one = world.client.get(f"/api/v1/rules/{rule['id']}", headers=world.auth(role))
+        assert one.json()["webhooks"] == expected
+        assert role == "operator" or "s3cret" not in one.text
+    for url in ("http://127.0.0.1:5432/", "http://0x7f000001/", "https://hooks.example:6379/"):
+        refused = world.client.post(
+            "/api/v1/rules",
+            data={"name": "ssrf", "threshold": "0.5", "webhook": url},
+            files={"example": ("c.jpg", world.crop, "image/jpeg")},
+            headers=world.auth("operator"),
+        )
+        assert refused.status_code == 400, (url, refused.text)
+        assert "alerts.webhook_hosts" in refused.json()["error"]["message"]
+    patched = world.client.patch(
+        f"/api/v1/rules/{rule['id']}",
+        json={"webhooks": ["http://169.254.169.254/latest/meta-data"]},
+        headers=world.auth("operator"),
+    )
+    assert patched.status_code == 400, patched.text
+    assert "alerts.webhook_hosts" in patched.json()["error"]["message"]
 
 
 def test_bad_rules_are_refused_with_clear_errors(world: World) -> None:

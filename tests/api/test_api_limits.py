@@ -80,7 +80,10 @@ def test_decompression_bomb_is_refused_before_decoding(
     assert response.status_code == 422  # type: ignore[attr-defined]
     error = response.json()["error"]  # type: ignore[attr-defined]
     assert error["code"] == "image_too_large" and "api.max_image_pixels" in error["message"]
-    assert _audit_count(api_world) == before  # refused at the door: no search ran
+    # Refused at the door (nothing decoded, no search ran), and audited as refused.
+    assert _audit_count(api_world) == before + 1
+    [entry] = api_world.services.access.audit_entries(action="search", limit=1)
+    assert entry.entry.status == "refused" and (entry.entry.detail or "").startswith("HTTP 422")
 
 
 def test_image_just_over_the_pixel_limit_is_refused(

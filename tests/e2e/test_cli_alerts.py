@@ -47,6 +47,8 @@ def env(tmp_path: Path, shared_data: Path, pg_url: str) -> dict[str, str]:
         SURVEIL_DETECTOR__WEIGHTS=str(models / "yolov8n_int8_dynamic.onnx"),
         SURVEIL_ALERTS__BACKOFF_SECONDS="0.05",
         SURVEIL_ALERTS__DELIVERY_POLL_SECONDS="0.05",
+        # The receiver is on loopback, which webhooks reach only when allowed.
+        SURVEIL_ALERTS__WEBHOOK_HOSTS='["127.0.0.1:*"]',
     )
     run_cli(base, "db", "upgrade")
     return base
@@ -187,6 +189,21 @@ def test_bad_rule_input_is_one_clear_error(env: dict[str, str], tmp_path: Path) 
     assert "no alert rule named 'nobody'" in proc.stderr
     proc = run_cli(env, "alerts", "ack", "12345", code=2)
     assert "no alert with id 12345" in proc.stderr
+
+
+def test_a_webhook_the_policy_refuses_is_exit_2_and_saves_nothing(
+    env: dict[str, str], tmp_path: Path, shared_data: Path
+) -> None:
+    query = shared_data / "reid" / "market1501_person_search_demo" / "query"
+    crop = sorted(query.glob("*.jpg"))[0]
+    for url in ("http://169.254.169.254/latest/meta-data", "http://127.0.0.1:6379/"):
+        base = ["rules", "add", "--name", "ssrf", "--example", str(crop), "--threshold", "0.5"]
+        # The env allows 127.0.0.1 on any port; without it loopback is refused too.
+        strict = {**env, "SURVEIL_ALERTS__WEBHOOK_HOSTS": "[]"}
+        proc = run_cli(strict, *base, "--label", "person", "--webhook", url, code=2)
+        assert proc.stderr.startswith("error: webhook host") and proc.stderr.count("\n") == 1
+        assert "alerts.webhook_hosts" in proc.stderr
+    assert cli_json(env, "rules", "list")["rules"] == []
 
 
 def _watermark(services: Services, rule_id: int) -> int:

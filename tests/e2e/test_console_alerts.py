@@ -38,6 +38,7 @@ from synthetic import T0, near
 from surveil.alerts.model import RuleSpec
 from surveil.alerts.notify import WebhookSender
 from surveil.alerts.rules import ExampleImage
+from surveil.alerts.targets import WebhookPolicy
 from surveil.api.app import create_app
 from surveil.config import load_settings
 from surveil.container import Services, build_services
@@ -172,6 +173,7 @@ def world(
                 "model_dir": str(models),
                 "detector.weights": str(models / "yolov8n_int8_dynamic.onnx"),
                 "api.index_refresh_seconds": 0.0,
+                "alerts.webhook_hosts": ["127.0.0.1:*"],  # the receiver is on loopback
             }
         )
         services = build_services(settings)
@@ -312,7 +314,7 @@ def test_operator_creates_rule_gets_alert_and_tunes_it(console: Console) -> None
     store_sightings(world, "gate", [(600, near(target, 0.3, 8))])
     report = evaluate_rule(services.alerts, rule_id, batch=100)
     assert (report.scanned, report.hits, report.new_alerts) == (4, 3, 1)
-    sender = WebhookSender(timeout=5.0)
+    sender = WebhookSender(timeout=5.0, policy=WebhookPolicy(["127.0.0.1:*"]))
     try:
         settings = services.settings.alerts
         assert deliver_due(services.alerts, sender, settings)["retrying"] == 1  # 503 first

@@ -8,8 +8,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Form, Path, Query, Request, UploadFile
 from fastapi.responses import Response
 
-from surveil.alerts.model import RuleSpec
+from surveil.alerts.model import Rule, RuleSpec
 from surveil.alerts.rules import ExampleImage
+from surveil.alerts.targets import redact_url
 from surveil.api.alert_schemas import (
     AlertDetail,
     AlertList,
@@ -22,12 +23,21 @@ from surveil.api.alert_schemas import (
     RuleUpdate,
     Text,
 )
-from surveil.api.deps import Operator, ServicesDep, Viewer, record_action
+from surveil.api.deps import Operator, ServicesDep, Viewer, actor_of, record_action
 from surveil.api.schemas import AUTH_ERRORS, NO_NUL, ErrorBody, Timestamp
 from surveil.api.views import API
 from surveil.container import Services
-from surveil.domain import InputError, NotFoundError, parse_time, validate_camera_id
+from surveil.domain import (
+    ApiKeyInfo,
+    InputError,
+    NotFoundError,
+    SurveilError,
+    parse_time,
+    role_allows,
+    validate_camera_id,
+)
 from surveil.jobs.alerting import dry_run_rule
+from surveil.search.audited import audit_rule_test
 from surveil.vision.images import decode_untrusted
 
 router = APIRouter(prefix=API, tags=["alerts"])
@@ -64,9 +74,9 @@ def _examples(
 
 
 @router.get("/rules", response_model=RuleList, responses=AUTH_ERRORS)
-def list_rules(_: Viewer, services: ServicesDep) -> dict[str, Any]:
-    """Every rule, by id; webhook secrets are never returned."""
-    return {"rules": [r.to_dict() for r in services.alerts.list_rules()]}
+def list_rules(caller: Viewer, services: ServicesDep) -> dict[str, Any]:
+    """Every rule, by id; secrets are never returned, webhook URLs to viewers as host only."""
+    return {"rules": [_rule_view(r, caller) for r in services.alerts.list_rules()]}
 
 
 @router.post("/rules", response_model=RuleOut, status_code=201, responses=_ERRORS)
@@ -108,9 +118,9 @@ def create_rule(
 
 
 @router.get("/rules/{rule_id}", response_model=RuleOut, responses=_ERRORS)
-def get_rule(rule_id: Id, _: Viewer, services: ServicesDep) -> dict[str, Any]:
-    """One rule with its examples and watermark."""
-    return services.alerts.get_rule(rule_id).to_dict()
+def get_rule(rule_id: Id, caller: Viewer, services: ServicesDep) -> dict[str, Any]:
+    """One rule with its examples and watermark (webhook URLs to viewers as host only)."""
+    return _rule_view(services.alerts.get_rule(rule_id), caller)
 
 
 @router.patch("/rules/{rule_id}", response_model=RuleOut, responses=_ERRORS)
@@ -146,12 +156,25 @@ def delete_rule(
 
 
 @router.post("/rules/{rule_id}/test", response_model=RuleTestReport, responses=_ERRORS)
-def try_rule(rule_id: Id, body: RuleTest, _: Operator, services: ServicesDep) -> dict[str, Any]:
-    """What the rule would have alerted on since a time: nothing stored, nobody notified."""
-    since = parse_time(body.since, "since")
-    assert since is not None
-    batch = services.settings.alerts.evaluate_batch
-    return dry_run_rule(services.alerts, rule_id, since=since, batch=batch).to_dict()
+def try_rule(
+    rule_id: Id, body: RuleTest, caller: Operator, request: Request, services: ServicesDep
+) -> dict[str, Any]:
+    """What the rule would have alerted on since a time: nothing stored, nobody notified.
+
+    A dry run searches the catalog like a search does, so it is audited (`rule_test`).
+    """
+    actor = actor_of(caller, request)
+    given = {"rule_id": rule_id, "since": body.since}
+    try:
+        since = parse_time(body.since, "since")
+        assert since is not None
+        batch = services.settings.alerts.evaluate_batch
+        report = dry_run_rule(services.alerts, rule_id, since=since, batch=batch)
+    except SurveilError as exc:
+        audit_rule_test(services.access, actor, given, status="refused", detail=str(exc))
+        raise
+    audit_rule_test(services.access, actor, given, status="ok", count=report.hits)
+    return report.to_dict()
 
 
 @router.get(
@@ -189,10 +212,26 @@ def list_alerts(
 
 
 @router.get("/alerts/{alert_id}", response_model=AlertDetail, responses=_ERRORS)
-def get_alert(alert_id: Id, _: Viewer, services: ServicesDep) -> dict[str, Any]:
-    """One alert with every webhook delivery attempt."""
+def get_alert(alert_id: Id, caller: Viewer, services: ServicesDep) -> dict[str, Any]:
+    """One alert with every webhook delivery attempt (URLs to viewers as host only)."""
     alert = services.alerts.get_alert(alert_id)
-    return {**alert.to_dict(), "deliveries": services.alerts.deliveries(alert_id)}
+    deliveries = services.alerts.deliveries(alert_id)
+    if not _sees_webhooks(caller):
+        deliveries = [{**d, "url": redact_url(str(d["url"]))} for d in deliveries]
+    return {**alert.to_dict(), "deliveries": deliveries}
+
+
+def _sees_webhooks(caller: ApiKeyInfo) -> bool:
+    """Operators and admins see full webhook URLs; viewers do not (tokens ride in them)."""
+    return role_allows(caller.role, "operator")
+
+
+def _rule_view(rule: Rule, caller: ApiKeyInfo) -> dict[str, Any]:
+    """A rule as this caller may see it."""
+    out = rule.to_dict()
+    if not _sees_webhooks(caller):
+        out["webhooks"] = [redact_url(u) for u in out["webhooks"]]
+    return out
 
 
 @router.post("/alerts/{alert_id}/ack", response_model=AlertOut, responses=_ERRORS)

@@ -10,6 +10,7 @@ from fastapi import APIRouter, File, Form, Request, Response, UploadFile
 from surveil.api.deps import MetricsDep, Operator, ServicesDep, actor_of
 from surveil.api.forms import SearchForm, build_example, build_options
 from surveil.api.schemas import AUTH_ERRORS, ErrorBody, SearchResponse, Timestamp
+from surveil.api.search_audit import attempt_of, describe_refusal
 from surveil.api.views import API, search_view
 from surveil.domain import InputError
 from surveil.search.audited import AuditedSearch
@@ -70,8 +71,9 @@ def search(
 ) -> dict[str, object]:
     """Search by an uploaded crop, a stored appearance, or a box on a stored keyframe.
 
-    The response is `surveil search --json`'s object; every search is written to the audit
-    trail, and the entry's id comes back in the X-Surveil-Audit-Id header.
+    The response is `surveil search --json`'s object; every search attempt is written to
+    the audit trail, refused ones too, and the entry's id comes back in the
+    X-Surveil-Audit-Id header.
     """
     settings = services.settings
     form = SearchForm(
@@ -88,6 +90,9 @@ def search(
         limit=limit,
     )
     example = build_example(form, max_pixels=settings.api.max_image_pixels)
+    attempt = attempt_of(request)
+    if attempt is not None:
+        attempt.kind = example.kind
     options = build_options(
         form, max_results=settings.api.max_results, default_min_score=settings.search.min_score
     )
@@ -98,7 +103,10 @@ def search(
         blobs=services.blobs,
         catalog=services.catalog,
         jpeg_quality=settings.storage.jpeg_quality,
+        describe=describe_refusal,
     )
+    if attempt is not None:
+        attempt.audited = True  # run() audits every way it ends; refusals above, the middleware
     start = time.perf_counter()
     outcome = "error"
     try:

@@ -32,6 +32,8 @@ from surveil.jobs.alerting import deliver_due, dry_run_rule, evaluate_rule
 from surveil.storage.migrate import upgrade
 
 SECRET = "0123456789abcdef-secret"
+#: The test receivers listen on loopback, which the default policy refuses.
+LOOPBACK = WebhookPolicy(["127.0.0.1:*"])
 
 
 @pytest.fixture
@@ -165,7 +167,7 @@ def test_webhooks_retry_with_backoff_and_are_signed(services: Services, receiver
     store_persons(services, "lobby", [(0, TARGET)])
     evaluate_rule(services.alerts, rule_id, batch=100)
     settings = services.settings.alerts
-    sender = WebhookSender(timeout=2)
+    sender = WebhookSender(timeout=2, policy=LOOPBACK)
     clock = [datetime.now(UTC)]
     try:
         counts = [deliver_due(services.alerts, sender, settings, clock=lambda: clock[0])]
@@ -206,7 +208,7 @@ def test_a_refused_webhook_fails_at_once_and_a_dead_one_after_its_attempts(
     store_persons(services, "lobby", [(0, TARGET)])
     evaluate_rule(services.alerts, rule_id, batch=100)
     settings = services.settings.alerts.model_copy(update={"delivery_attempts": 3})
-    sender = WebhookSender(timeout=2)
+    sender = WebhookSender(timeout=2, policy=LOOPBACK)
     clock = [datetime.now(UTC)]
     try:
         for _ in range(5):
@@ -221,38 +223,82 @@ def test_a_refused_webhook_fails_at_once_and_a_dead_one_after_its_attempts(
     assert all(a["status"] is None and a["error"] for a in closed["attempts"])
 
 
-def test_webhook_hosts_refuse_a_rule_and_stop_deliveries_to_other_hosts(
-    make_settings: Any, database_url: str, receiver: Receiver
+@pytest.fixture
+def second_receiver() -> Iterator[Receiver]:
+    """Another loopback receiver, on its own port, that always answers 204."""
+    state = Receiver(failures=0)
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            state.received.append(
+                (dict(self.headers), self.rfile.read(int(self.headers["Content-Length"])))
+            )
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    state.url = f"http://127.0.0.1:{server.server_address[1]}/hook?token=t0p"
+    try:
+        yield state
+    finally:
+        server.shutdown()
+
+
+def test_loopback_is_refused_by_default_and_the_allowlist_opens_one_port(
+    make_settings: Any, database_url: str, receiver: Receiver, second_receiver: Receiver
 ) -> None:
-    allowed = ["hooks.example.org", "10.20.0.0/16"]
+    receiver.failures = 0
+    port = receiver.url.split(":")[2].split("/")[0]
+    allowed = [f"127.0.0.1:{port}"]
+    crop = ExampleImage(np.zeros((128, 64, 3), np.uint8), b"not-read")
+    upgrade(database_url)
+    default = build_services(make_settings(**{"database.url": database_url}))
+    try:
+        spec = RuleSpec(name="ssrf", threshold=0.8, labels=("person",), webhooks=(receiver.url,))
+        with pytest.raises(InputError, match=r"127\.0\.0\.1, a loopback address, refused"):
+            default.rules().create(spec, [crop], created_by="t")
+    finally:
+        default.close()
     settings: Settings = make_settings(
         **{"database.url": database_url, "alerts.webhook_hosts": allowed}
     )
-    upgrade(database_url)
     services = build_services(settings)
     try:
-        crop = ExampleImage(np.zeros((128, 64, 3), np.uint8), b"not-read")
-        spec = RuleSpec(name="ssrf", threshold=0.8, labels=("person",), webhooks=(receiver.url,))
-        with pytest.raises(InputError, match=r"'127\.0\.0\.1' is not allowed by alerts\.webhook"):
-            services.rules().create(spec, [crop], created_by="t")
+        other = RuleSpec(
+            name="ssrf", threshold=0.8, labels=("person",), webhooks=(second_receiver.url,)
+        )
+        with pytest.raises(InputError, match=rf"port {second_receiver.url.split(':')[2][:5]}"):
+            services.rules().create(other, [crop], created_by="t")
         assert services.alerts.list_rules() == []
 
-        # A rule saved before the policy was tightened: its deliveries are refused too,
-        # at once (no retries) and without a byte sent.
-        rule_id = make_rule(services, webhooks=(receiver.url,))
+        # A rule saved before the policy was tightened: deliveries to the host it does not
+        # allow are refused at once (no retries) and without a byte sent; the other arrives.
+        rule_id = make_rule(services, webhooks=(receiver.url, second_receiver.url))
         store_persons(services, "lobby", [(0, TARGET)])
         evaluate_rule(services.alerts, rule_id, batch=100)
         sender = WebhookSender(timeout=2, policy=WebhookPolicy(allowed))
         try:
             counts = deliver_due(services.alerts, sender, settings.alerts)
+            default_sender = WebhookSender(timeout=2)  # the default policy: nothing sent
+            try:
+                assert default_sender.post(receiver.url, b"{}", {}).refused
+            finally:
+                default_sender.close()
         finally:
             sender.close()
-        assert counts == {"delivered": 0, "retrying": 0, "failed": 1}
+        assert counts == {"delivered": 1, "retrying": 0, "failed": 1}
         [alert] = services.alerts.list_alerts()
-        [delivery] = services.alerts.deliveries(alert.id)
-        assert delivery["state"] == "failed"
-        [attempt] = delivery["attempts"]
+        delivered, refused = sorted(
+            services.alerts.deliveries(alert.id), key=lambda d: d["state"] != "delivered"
+        )
+        assert delivered["state"] == "delivered" and len(receiver.received) == 1
+        [attempt] = refused["attempts"]
         assert attempt["status"] is None and "alerts.webhook_hosts" in attempt["error"]
-        assert receiver.received == []
+        assert "token" not in attempt["error"]
+        assert second_receiver.received == []
     finally:
         services.close()
