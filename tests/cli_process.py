@@ -3,9 +3,35 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
+
+#: The offline models in ../shared/data/models the CLI is pointed at (see MANIFEST.md).
+DETECTOR_WEIGHTS = "yolov8n_int8_dynamic.onnx"
+PERSON_WEIGHTS = "osnet_x0_25_msmt17.onnx"
+
+
+def cli_env(
+    root: Path, database_url: str, models: Path | None = None, **extra: str
+) -> dict[str, str]:
+    """The environment of a CLI run: no inherited SURVEIL_*, `root` storage, this catalog.
+
+    With `models` (the shared models folder) the offline detector and person embedder
+    are named explicitly, as an operator's settings would; `extra` adds SURVEIL_* values.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SURVEIL_")}
+    env.update(SURVEIL_STORAGE__ROOT=str(root), SURVEIL_DATABASE__URL=database_url)
+    if models is not None:
+        env.update(
+            SURVEIL_MODEL_DIR=str(models),
+            SURVEIL_DETECTOR__WEIGHTS=str(models / DETECTOR_WEIGHTS),
+            SURVEIL_EMBEDDERS__PERSON__WEIGHTS=str(models / PERSON_WEIGHTS),
+        )
+    env.update(extra)
+    return env
 
 
 def run_cli(

@@ -9,6 +9,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 
 from surveil.domain import ConflictError
 from surveil.files import fsync_dir, write_atomic
@@ -99,18 +100,46 @@ class FileBlobStore:
 
     @contextmanager
     def claim(self, name: str) -> Iterator[None]:
-        """Hold `name` exclusively across processes (flock: a killed holder lets go at once)."""
+        """Hold `name` exclusively across processes (flock: a killed holder lets go at once).
+
+        The lock file is removed on release so claims leave nothing behind. Unlinking a
+        lock file races a process that opened it just before: that process then holds a
+        lock on a file no longer at the path. So a holder checks, once locked, that the
+        path still names the file it locked, and starts over if not.
+        """
         if not _CLAIM_NAME.fullmatch(name):
             raise ValueError(f"invalid claim name {name!r}")
         folder = self._root / CLAIMS
         folder.mkdir(parents=True, exist_ok=True)
-        # The file stays (one empty file per name): unlinking it would race a new holder.
-        with (folder / f"{name}.lock").open("a+b") as handle:
+        path = folder / f"{name}.lock"
+        with _locked(path, name) as handle:
+            try:
+                yield
+            finally:
+                path.unlink(missing_ok=True)  # still locked: nobody can take the old file
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+@contextmanager
+def _locked(path: Path, name: str) -> Iterator[BinaryIO]:
+    """Open and flock `path`, retrying while it is unlinked under us by a releasing holder."""
+    while True:
+        with path.open("a+b") as handle:
             try:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 raise ConflictError(f"{name} is held by another process") from None
-            try:
-                yield
-            finally:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+            if _same_file(handle, path):
+                yield handle
+                return
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def _same_file(handle: BinaryIO, path: Path) -> bool:
+    """Whether `path` still names the open file (a releasing holder may have unlinked it)."""
+    try:
+        on_disk = path.stat()
+    except FileNotFoundError:
+        return False
+    mine = os.fstat(handle.fileno())
+    return (on_disk.st_dev, on_disk.st_ino) == (mine.st_dev, mine.st_ino)

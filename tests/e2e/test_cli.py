@@ -8,7 +8,6 @@ they were.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_process import cli_env
 from sqlalchemy import create_engine, text
 
 MOT09 = "mot/MOT17-mini/train/MOT17-09-FRCNN"
@@ -25,15 +25,7 @@ QUERY = "reid/market1501_person_search_demo/query/0001_c1s1_001051_00.jpg"
 @pytest.fixture
 def env(tmp_path: Path, shared_data: Path, database_url: str) -> dict[str, str]:
     """A clean environment pointing the CLI at tmp storage, a fresh DB and offline models."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith("SURVEIL_")}
-    models = shared_data / "models"
-    base.update(
-        SURVEIL_STORAGE__ROOT=str(tmp_path / "data"),
-        SURVEIL_DATABASE__URL=database_url,
-        SURVEIL_MODEL_DIR=str(models),
-        SURVEIL_DETECTOR__WEIGHTS=str(models / "yolov8n_int8_dynamic.onnx"),
-        SURVEIL_EMBEDDERS__PERSON__WEIGHTS=str(models / "osnet_x0_25_msmt17.onnx"),
-    )
+    base = cli_env(tmp_path / "data", database_url, shared_data / "models")
     if not database_url.startswith("sqlite"):
         _run(base, "db", "upgrade")
     return base
@@ -97,7 +89,9 @@ def test_ingest_then_search_json_contract(env: dict[str, str], shared_data: Path
 
     proc = _run(env, "search", str(shared_data / QUERY), "--label", "person", "--json")
     out = json.loads(proc.stdout)
-    assert set(out) == {"sightings"} and out["sightings"]
+    assert set(out) == {"sightings", "truncated", "warnings"} and out["sightings"]
+    # The real detector and embedder ran, and fewer hits came than the limit: nothing to say.
+    assert out["warnings"] == [] and out["truncated"] is False
     firsts = [s["first_seen"] for s in out["sightings"]]
     assert firsts == sorted(firsts)
     for s in out["sightings"]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -13,14 +12,14 @@ from pathlib import Path
 
 import httpx
 import pytest
-from cli_process import cli_json, run_cli
+from cli_process import cli_env, cli_json, run_cli
 from streams import free_port
 
 
 @pytest.fixture
-def env(tmp_path: Path, database_url: str) -> dict[str, str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith("SURVEIL_")}
-    base.update(SURVEIL_STORAGE__ROOT=str(tmp_path / "data"), SURVEIL_DATABASE__URL=database_url)
+def env(tmp_path: Path, database_url: str, shared_data: Path) -> dict[str, str]:
+    # serve loads the models a search needs before it says ready: give it the offline ones.
+    base = cli_env(tmp_path / "data", database_url, shared_data / "models")
     if not database_url.startswith("sqlite"):
         _run(base, "db", "upgrade")
     return base

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -23,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_process import cli_json, run_cli
+from cli_process import cli_env, cli_json, run_cli
 from synthetic import T0, near, store_persons
 
 from surveil.config import load_settings
@@ -38,13 +37,10 @@ SECRET = "webhook-secret-0123456789"
 
 @pytest.fixture
 def env(tmp_path: Path, shared_data: Path, pg_url: str) -> dict[str, str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith("SURVEIL_")}
-    models = shared_data / "models"
-    base.update(
-        SURVEIL_STORAGE__ROOT=str(tmp_path / "data"),
-        SURVEIL_DATABASE__URL=pg_url,
-        SURVEIL_MODEL_DIR=str(models),
-        SURVEIL_DETECTOR__WEIGHTS=str(models / "yolov8n_int8_dynamic.onnx"),
+    base = cli_env(
+        tmp_path / "data",
+        pg_url,
+        shared_data / "models",
         SURVEIL_ALERTS__BACKOFF_SECONDS="0.05",
         SURVEIL_ALERTS__DELIVERY_POLL_SECONDS="0.05",
         # The receiver is on loopback, which webhooks reach only when allowed.

@@ -7,7 +7,6 @@ a running ingest, a port another process holds, a read-only and a full storage r
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
@@ -18,7 +17,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from cli_process import run_cli
+from cli_process import cli_env, run_cli
 from psycopg import sql
 
 from surveil.cli.common import error_exit
@@ -28,15 +27,7 @@ MOT09 = "mot/MOT17-mini/train/MOT17-09-FRCNN/img1/%06d.jpg"
 
 
 def _env(root: Path, database_url: str, shared_data: Path) -> dict[str, str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith("SURVEIL_")}
-    models = shared_data / "models"
-    base.update(
-        SURVEIL_STORAGE__ROOT=str(root),
-        SURVEIL_DATABASE__URL=database_url,
-        SURVEIL_MODEL_DIR=str(models),
-        SURVEIL_DETECTOR__WEIGHTS=str(models / "yolov8n_int8_dynamic.onnx"),
-        SURVEIL_EMBEDDERS__PERSON__WEIGHTS=str(models / "osnet_x0_25_msmt17.onnx"),
-    )
+    base = cli_env(root, database_url, shared_data / "models")
     return base
 
 

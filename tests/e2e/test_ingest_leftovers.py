@@ -9,7 +9,6 @@ survive, and a second ingest of its very source is refused while it runs.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -17,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from cli_process import cli_env
 from sqlalchemy import create_engine, text
 
 pytestmark = pytest.mark.slow
@@ -55,15 +55,8 @@ CHILD = textwrap.dedent(
 @pytest.fixture
 def env(tmp_path: Path, shared_data: Path, database_url: str) -> dict[str, str]:
     """The CLI's environment: tmp storage, a fresh database, offline models, 2-frame batches."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith("SURVEIL_")}
-    models = shared_data / "models"
-    base.update(
-        SURVEIL_STORAGE__ROOT=str(tmp_path / "data"),
-        SURVEIL_DATABASE__URL=database_url,
-        SURVEIL_MODEL_DIR=str(models),
-        SURVEIL_DETECTOR__WEIGHTS=str(models / "yolov8n_int8_dynamic.onnx"),
-        SURVEIL_EMBEDDERS__PERSON__WEIGHTS=str(models / "osnet_x0_25_msmt17.onnx"),
-        SURVEIL_INGEST__BATCH_SIZE="4",
+    base = cli_env(
+        tmp_path / "data", database_url, shared_data / "models", SURVEIL_INGEST__BATCH_SIZE="4"
     )
     if not database_url.startswith("sqlite"):
         _cli(base, "db", "upgrade")

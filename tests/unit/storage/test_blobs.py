@@ -109,6 +109,7 @@ def test_a_claim_is_exclusive_until_released(tmp_path: Path) -> None:
             pass  # other names are independent
     with store.claim("source-7"):
         pass  # released on exit
+    assert list((tmp_path / ".claims").iterdir()) == []  # and nothing left behind
     with pytest.raises(ValueError, match="invalid claim name"), store.claim("../x"):
         pass
 
