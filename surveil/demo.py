@@ -200,6 +200,22 @@ def _ingest_all(services: Services, sources: list[DemoSource]) -> list[str]:
     return lines
 
 
+def _command() -> str:
+    """How the user types `surveil` here: bare when it is on PATH, else the venv's script.
+
+    Right after the README's set-up command the venv is not activated, so a bare
+    `surveil` in the hint would be "command not found".
+    """
+    script = Path(sys.executable).with_name("surveil")
+    on_path = shutil.which("surveil")
+    if on_path is not None and Path(on_path).resolve() == script.resolve():
+        return "surveil"
+    try:
+        return str(script.relative_to(Path.cwd()))
+    except ValueError:
+        return str(script)
+
+
 def _example_path(plan: DemoPlan) -> str:
     """A crop the next command can search for verbatim."""
     return str(plan.data / QUERY) if plan.data is not None else "CROP.jpg"
@@ -241,7 +257,8 @@ def run_demo(settings: Settings, plan: DemoPlan) -> str:
             sightings_table(result.sightings),
             "",
             *(f"warning: {w}" for w in result.warnings),
-            f"next: surveil search {_example_path(plan)} --label person [--camera ID] [--json]",
+            f"next: {_command()} search {_example_path(plan)} "
+            "--label person [--camera ID] [--json]",
         ]
         return "\n".join(out)
     finally:

@@ -37,15 +37,19 @@ def show(as_json: JsonOpt = False) -> None:
         rows = setting_sources(settings, _state.get("config"))
     path = config_path(_state.get("config"))
     entries = [(name, _masked(value), source) for name, value, source in rows]
+    # An unset database.url means a real catalog all the same: say which one.
+    catalog = {"value": mask_url(settings.database_url), "source": "effective"}
     if as_json:
         print_json(
             {
                 "config_file": str(path) if path else None,
                 "settings": {n: {"value": v, "source": s} for n, v, s in entries},
+                "catalog": catalog,
             }
         )
         return
     typer.echo(f"config file: {path if path else 'none (defaults and environment only)'}")
     width = max(len(name) for name, _, _ in entries)
     for name, value, source in entries:
-        typer.echo(f"{name:<{width}}  {_text(value)}  ({source})")
+        note = f" -> {catalog['value']}" if name == "database.url" and value is None else ""
+        typer.echo(f"{name:<{width}}  {_text(value)}{note}  ({source})")

@@ -86,6 +86,19 @@ def test_demo_settings_file_is_read_again_and_shown_with_sources(
     text = _cli(tmp_path, env, "config", "show")
     assert text.returncode == 0 and "hunter2" not in text.stdout
     assert "detector.weights" in text.stdout and "(file surveil.yaml)" in text.stdout
+    assert data["catalog"]["value"] == rows["database.url"]["value"]
+
+    # Unset, database.url still names the catalog in use: SQLite in storage.root.
+    env.pop("SURVEIL_DATABASE__URL")
+    env["SURVEIL_STORAGE__ROOT"] = str(tmp_path / "site-data")
+    catalog = json.loads(_cli(tmp_path, env, "config", "show", "--json").stdout)["catalog"]
+    assert catalog["value"] == f"sqlite:///{tmp_path / 'site-data' / 'catalog.db'}"
+    line = next(
+        ln
+        for ln in _cli(tmp_path, env, "config", "show").stdout.splitlines()
+        if ln.startswith("database.url")
+    )
+    assert "null -> sqlite:///" in line and "(default)" in line
 
     # Someone else's surveil.yaml is never overwritten.
     other = tmp_path / "other"
