@@ -10,11 +10,12 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import uvicorn
@@ -53,7 +54,8 @@ class ApiWorld:
         return {"Authorization": f"Bearer {self.keys[role]}"}
 
 
-def _settings(root: Path, url: str, models: Path) -> Settings:
+def world_settings(root: Path, url: str, models: Path, **overrides: Any) -> Settings:
+    """The API world's settings (real offline models), with dotted-key `overrides`."""
     return load_settings(
         overrides={
             "storage.root": str(root / "data"),
@@ -64,6 +66,7 @@ def _settings(root: Path, url: str, models: Path) -> Settings:
             "api.max_upload_bytes": 2 * 1024 * 1024,
             "api.max_image_pixels": 4_000_000,
             "api.index_refresh_seconds": 0.0,
+            **overrides,
         }
     )
 
@@ -74,22 +77,26 @@ def _ingest(services: Services, shared: Path) -> None:
     services.ingest(str(shared / MOT09), options, start=T0 + timedelta(minutes=5))
 
 
-@pytest.fixture(scope="session")
-def api_world(
-    tmp_path_factory: pytest.TempPathFactory, shared_data: Path, pg_server: str
+@contextmanager
+def built_world(
+    root: Path, pg_server: str, shared: Path, ingest: Callable[[Services, Path], None]
 ) -> Iterator[ApiWorld]:
+    """A catalog of its own (a fresh PostgreSQL database) filled by `ingest`, and its app.
+
+    The world the API tests share is one; a test module that needs other footage builds
+    another the same way, so every world has the same keys, example and settings.
+    """
     from conftest import fresh_pg_database
 
-    root = tmp_path_factory.mktemp("api-world")
     with pytest.MonkeyPatch.context() as mp, fresh_pg_database(pg_server) as url:
         for key in [k for k in os.environ if k.startswith("SURVEIL_")]:
             mp.delenv(key)
-        settings = _settings(root, url, shared_data / "models")
+        settings = world_settings(root, url, shared / "models")
         upgrade(url)
         services = build_services(settings)
         try:
             services.load_models()  # as `serve` does before it listens
-            _ingest(services, shared_data)
+            ingest(services, shared)
             keys: dict[str, str] = {}
             ids: dict[str, int] = {}
             for role in ROLES:
@@ -106,6 +113,15 @@ def api_world(
             yield ApiWorld(settings, services, app, keys, ids, crop, example, root)
         finally:
             services.close()
+
+
+@pytest.fixture(scope="session")
+def api_world(
+    tmp_path_factory: pytest.TempPathFactory, shared_data: Path, pg_server: str
+) -> Iterator[ApiWorld]:
+    root = tmp_path_factory.mktemp("api-world")
+    with built_world(root, pg_server, shared_data, _ingest) as world:
+        yield world
 
 
 @pytest.fixture

@@ -55,12 +55,14 @@ def shots(request: pytest.FixtureRequest) -> Path:
 def console_page(
     browser: Browser, base_url: str, errors: list[str], **context_args: Any
 ) -> Iterator[Page]:
-    """A fresh context (empty sessionStorage) at the console's login, on a laptop screen.
+    """A fresh context (empty sessionStorage) at the console's login, on a laptop screen
+    unless `context_args` give another `viewport`.
 
     Console errors and uncaught page errors are appended to `errors`, for the test to
     assert on; the context is closed afterwards.
     """
-    context = browser.new_context(viewport=VIEWPORT, base_url=base_url, **context_args)
+    args: dict[str, Any] = {"viewport": VIEWPORT, **context_args}
+    context = browser.new_context(base_url=base_url, **args)
     page = context.new_page()
     page.set_default_timeout(TIMEOUT_MS)
 

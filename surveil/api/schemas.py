@@ -186,6 +186,10 @@ class Me(_Model):
     id: int
     name: str
     role: Role
+    max_upload_bytes: int = Field(
+        description="The largest request body the server takes (setting api.max_upload_bytes): "
+        "the console checks a crop's size against it before uploading."
+    )
 
 
 class KeyInfo(_Model):

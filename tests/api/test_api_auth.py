@@ -50,6 +50,7 @@ def test_me_names_the_caller(client: TestClient, api_world: ApiWorld) -> None:
         "id": api_world.key_ids["operator"],
         "name": "test-operator",
         "role": "operator",
+        "max_upload_bytes": api_world.settings.api.max_upload_bytes,
     }
 
 

@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import cv2
 import numpy as np
@@ -50,7 +49,8 @@ from surveil.vision.images import decode_untrusted
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 
-#: Not UTC, so that the console's local-time fields are really converted.
+#: Not UTC: the console still shows and reads times in UTC (its default), whatever the
+#: browser's zone.
 TIMEZONE = "Europe/Berlin"
 MARKET = Path("reid/market1501_person_search_demo")
 #: Where the pasted person sits on the synthetic keyframes (x1, y1, x2, y2).
@@ -240,9 +240,9 @@ def console(browser: Browser, world: World, shots: Path) -> Iterator[Console]:
         yield Console(page, world, shots, errors)
 
 
-def _local(ts: datetime) -> str:
-    """A datetime-local field's value for `ts` in the browser's time zone."""
-    return ts.astimezone(ZoneInfo(TIMEZONE)).strftime("%Y-%m-%dT%H:%M:%S")
+def _shown(ts: datetime) -> str:
+    """A date field's value for `ts` in the zone the console shows by default, UTC."""
+    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def _refresh_badge(page: Page) -> None:
@@ -383,7 +383,7 @@ def test_operator_creates_rule_gets_alert_and_tunes_it(console: Console) -> None
     panel = page.locator("#rule-test")
     expect(panel).to_be_visible()
     expect(page.locator("#rt-threshold")).to_have_value("0.75")
-    page.fill("#rt-since", _local(T0 - timedelta(hours=1)))
+    page.fill("#rt-since", _shown(T0 - timedelta(hours=1)))
     page.click("#rt-run")
     summary = page.locator("#rt-summary")
     expect(summary).to_contain_text("1 alert would have been raised")
@@ -413,8 +413,9 @@ def test_operator_creates_rule_gets_alert_and_tunes_it(console: Console) -> None
     page.click("#alert-similar")
     expect(page.locator("#search-view")).to_be_visible()
     expect(page.locator("#tab-search")).to_have_attribute("aria-selected", "true")
-    expect(page.locator("#query-text")).to_contain_text(
-        f"Similar to appearance #{stored_alert.appearance_id}"
+    [best] = services.catalog.appearances([stored_alert.appearance_id])
+    expect(page.locator("#query-text")).to_have_text(
+        f"Similar to this person (gate, {best.ts.strftime('%Y-%m-%d %H:%M:%S')} UTC)"
     )
     page.wait_for_function(
         "g => Number(document.getElementById('sightings').dataset.generation) > g", arg=before

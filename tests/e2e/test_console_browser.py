@@ -159,7 +159,7 @@ def test_operator_searches_by_uploaded_crop(console: Console) -> None:
     before = console.generation()
     page.locator("#sightings .sighting").first.locator(".find-similar").click()
     console.wait_for_results(before)
-    expect(page.locator("#query-text")).to_contain_text("Similar to appearance #")
+    expect(page.locator("#query-text")).to_contain_text("Similar to this person (")
     expect(detail).to_be_hidden()
     assert _check_results(page) >= 1
     assert max(_scores(page)) >= 0.99  # the appearance finds itself
@@ -211,7 +211,9 @@ def test_operator_draws_a_box_on_a_keyframe(console: Console) -> None:
     console.shot("keyframe-box.png")
     page.click("#kf-use")
     expect(dialog).to_be_hidden()
-    expect(page.locator("#query-text")).to_contain_text(f"on keyframe #{keyframe_id}")
+    expect(page.locator("#query-text")).to_contain_text(
+        f"px box on the lobby keyframe of {keyframe['ts'][:10]} {keyframe['ts'][11:23]} UTC"
+    )
 
     page.check('#camera-filter input[value="lobby"]')
     before = console.generation()

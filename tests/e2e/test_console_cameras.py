@@ -211,7 +211,10 @@ def test_viewer_watches_camera_health(
         expect(lobby.locator(".tag-stale")).to_have_count(0)
         frame = lobby.locator(".c-last time")
         expect(frame).to_have_text(re.compile(r"^(\d+ s ago|just now)$"))
-        expect(frame).to_have_attribute("title", re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d"))
+        # The time itself, to the millisecond, in the zone the console shows (UTC by default).
+        expect(frame).to_have_attribute(
+            "title", re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} UTC$")
+        )
         for cell, text in (
             ("c-fps", "12.5"),
             ("c-kps", "0.40"),
@@ -233,7 +236,7 @@ def test_viewer_watches_camera_health(
         )
         expect(cam09.locator(".c-last time")).to_have_text("7 min ago")
         expect(cam09.locator(".c-last time")).to_have_attribute(
-            "title", re.compile(r"^\d{4}-\d\d-\d\dT")
+            "title", down.strftime("%Y-%m-%d %H:%M:%S.") + f"{down.microsecond // 1000:03d} UTC"
         )
         error = cam09.locator(".c-error-text")
         expect(error).to_have_attribute("title", ERROR)

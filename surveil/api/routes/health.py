@@ -61,6 +61,12 @@ def metrics(_: Viewer, registry: MetricsDep) -> Response:
 
 
 @api.get("/me", response_model=Me, responses=AUTH_ERRORS)
-def me(caller: Viewer) -> dict[str, Any]:
-    """The calling key: the console shows who is logged in and what they may do."""
-    return {"id": caller.id, "name": caller.name, "role": caller.role}
+def me(caller: Viewer, services: ServicesDep) -> dict[str, Any]:
+    """The calling key and the upload limit: the console shows who is logged in and what
+    they may do, and refuses a crop over the limit before sending it."""
+    return {
+        "id": caller.id,
+        "name": caller.name,
+        "role": caller.role,
+        "max_upload_bytes": services.settings.api.max_upload_bytes,
+    }

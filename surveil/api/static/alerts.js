@@ -3,9 +3,9 @@
 // enable/disable, delete, test runs to tune a threshold). Viewers read; operators change.
 
 import {
-  $, API, ApiError, button, cameraCheckbox, canWrite, clearError, el, fmtDateTime, fmtDuration, fmtRange,
-  fmtTime, getJson, guarded, isoToLocal, lazyImage, loadInto, localToIso, plural, request,
-  sameDay, scoreClass, state, withQuery,
+  $, API, ApiError, button, cameraCheckbox, canWrite, clearError, describeAppearance, el,
+  fmtDuration, fmtRange, formatTime, getJson, guarded, inputToIso, isoToInput, lazyImage, loadInto,
+  plural, refreshZoneTags, request, sameDay, scoreClass, state, withQuery,
 } from "./core.js";
 
 const BADGE_POLL_MS = 15_000;
@@ -31,6 +31,8 @@ const A = {
   draft: { watched: [], skipQuery: false }, // examples of the rule being made
   testRule: null, // id of the rule in the test panel
   testScores: [],
+  testReport: null, // {report, since} of the last test run shown
+  appearance: null, // the alert in the detail pane's best appearance, once loaded
 };
 
 // ---------------------------------------------------------------------------------------
@@ -69,7 +71,8 @@ export function leave() {
   if (A.loading) A.loading.abort();
   Object.assign(A, {
     rules: [], alerts: [], seen: new Set(), loading: null, selected: null, newest: null,
-    draft: { watched: [], skipQuery: false }, testRule: null, testScores: [],
+    draft: { watched: [], skipQuery: false }, testRule: null, testScores: [], testReport: null,
+    appearance: null,
   });
   A.detailToken += 1;
   setBadge(0);
@@ -104,6 +107,21 @@ export function watch(appearance) {
   }
   if (!$("rf-label").value && appearance.label) $("rf-label").value = appearance.label;
   openForm();
+}
+
+/** The time zone switched: everything showing a time says it again, in the new zone. */
+export function zoneChanged() {
+  if (!A.ctx || !state.key) return;
+  renderAlerts();
+  renderRules();
+  const a = A.selected === null ? null : alertById(A.selected);
+  if (a) {
+    renderAlertFacts(a);
+    if (A.lastDeliveries) renderDeliveries(A.lastDeliveries);
+    if (A.keyframe) keyframeCaption(A.keyframe, A.appearance);
+  }
+  if (A.testReport && A.testRule !== null) renderTest(A.testReport.report, A.testReport.since);
+  if (!$("rule-form-panel").hidden) renderExamples();
 }
 
 /** Escape in the Alerts view closes the alert detail, else the test panel. */
@@ -223,7 +241,7 @@ function renderAlerts() {
     li.classList.toggle("acked", a.acknowledged);
     li.classList.toggle("selected", a.id === A.selected);
     const open = button("", "alert-open", {
-      label: `Open alert #${a.id}: ${a.rule_name} on ${a.camera_id}, ${a.label}, `
+      label: `Open alert: ${a.rule_name} on ${a.camera_id}, ${a.label}, `
         + `${fmtRange(a.ts, a.last_ts)}, score ${a.score.toFixed(2)}`
         + `${a.acknowledged ? ", acknowledged" : ", not acknowledged"}`,
     });
@@ -247,18 +265,16 @@ function renderAlerts() {
     const t1 = Date.parse(a.last_ts);
     const line2 = el("span", "s-line2 muted");
     line2.append(
-      el("span", "a-first", fmtDateTime.format(new Date(a.ts))),
-      " → ",
-      el("span", "a-last", sameDay(new Date(t0), new Date(t1))
-        ? fmtTime.format(new Date(t1)) : fmtDateTime.format(new Date(t1))),
-      ` (${fmtDuration(t1 - t0)})`,
+      el("span", "a-first", formatTime(a.ts)),
+      el("span", "a-last", `→ ${sameDay(t0, t1) ? formatTime(t1, "time") : formatTime(t1)}`),
+      el("span", "a-duration", `(${fmtDuration(t1 - t0)})`),
     );
     info.append(line1, where, line2);
     open.append(info);
     li.append(open);
     if (!a.acknowledged) {
       const ack = button("Acknowledge", "btn btn-small ack", {
-        title: write ? `Mark alert #${a.id} seen` : NEEDS_OPERATOR,
+        title: write ? `Mark this alert on ${a.camera_id} seen` : NEEDS_OPERATOR,
       });
       ack.disabled = !write;
       li.append(ack);
@@ -301,10 +317,13 @@ async function openAlert(id) {
   const pane = $("alert-detail");
   pane.hidden = false;
   $("alerts-main").classList.add("with-detail");
-  $("alert-detail-title").textContent = `Alert #${a.id} · ${a.camera_id}`;
+  $("alert-detail-title").textContent = `Alert · ${a.camera_id}`;
+  A.appearance = null;
+  A.keyframe = null;
+  A.lastDeliveries = null;
   const crop = $("alert-crop");
   crop.removeAttribute("src");
-  crop.alt = `Crop of appearance #${a.appearance_id}, the alert's best hit`;
+  crop.alt = `Crop of the alert's best hit, ${a.label} on ${a.camera_id}`;
   loadInto(crop, a.crop_url);
   const frame = $("alert-keyframe");
   frame.removeAttribute("src");
@@ -319,7 +338,12 @@ async function openAlert(id) {
     getJson(`${API}/appearances/${a.appearance_id}`).catch((err) => ({ error: err })),
   ]);
   if (token !== A.detailToken) return;
+  A.lastDeliveries = detail.deliveries;
   renderDeliveries(detail.deliveries);
+  if (!appearance.error) {
+    A.appearance = appearance;
+    renderAlertFacts(a); // "Find similar" now says when the best hit was seen
+  }
   if (appearance.error) {
     frame.classList.remove("loading");
     $("alert-keyframe-caption").textContent = `No keyframe: ${appearance.error.message}`;
@@ -328,33 +352,41 @@ async function openAlert(id) {
   // Ask for the keyframe first: one without a stored image has image_url null (no 404).
   const keyframe = await getJson(`${API}/keyframes/${appearance.keyframe_id}`);
   if (token !== A.detailToken) return;
+  A.keyframe = keyframe;
   if (!keyframe.image_url) {
     frame.classList.remove("loading");
-    $("alert-keyframe-caption").textContent = `Keyframe #${keyframe.id} has no stored image.`;
+    keyframeCaption(keyframe, appearance);
     return;
   }
   const [x1, y1, x2, y2] = appearance.bbox.map((v) => Math.max(0, Math.round(v)));
   const box = [x1, y1, Math.max(x2, x1 + 1), Math.max(y2, y1 + 1)].join(",");
-  frame.alt = `Keyframe #${keyframe.id} on ${keyframe.camera_id} with appearance #${appearance.id} boxed`;
+  frame.alt = `The ${keyframe.camera_id} keyframe of ${formatTime(keyframe.ts, "datetime-ms")} `
+    + `with the ${appearance.label} boxed`;
   loadInto(frame, `${keyframe.image_url}?box=${box}`);
-  $("alert-keyframe-caption").textContent = `Keyframe #${keyframe.id} · frame ${keyframe.frame_index}`
-    + ` · ${fmtDateTime.format(new Date(keyframe.ts))} · confidence ${appearance.confidence.toFixed(2)}`;
+  keyframeCaption(keyframe, appearance);
+}
+
+function keyframeCaption(keyframe, appearance) {
+  $("alert-keyframe-caption").textContent = keyframe.image_url
+    ? `${formatTime(keyframe.ts, "datetime-ms")} · frame ${keyframe.frame_index}`
+      + ` · confidence ${appearance.confidence.toFixed(2)}`
+    : `The keyframe of ${formatTime(keyframe.ts, "datetime-ms")} has no stored image.`;
 }
 
 function renderAlertFacts(a) {
   const meta = $("alert-meta");
   meta.replaceChildren();
   const rows = [
-    ["Rule", `${a.rule_name} (#${a.rule_id})`],
+    ["Rule", a.rule_name],
     ["Camera", a.camera_id],
     ["Label", a.label],
     ["Score", a.score.toFixed(3)],
-    ["First seen", fmtDateTime.format(new Date(a.ts))],
-    ["Last seen", fmtDateTime.format(new Date(a.last_ts))],
+    ["First seen", formatTime(a.ts, "datetime-ms")],
+    ["Last seen", formatTime(a.last_ts, "datetime-ms")],
     ["Hits", String(a.hits)],
-    ["Raised", fmtDateTime.format(new Date(a.created_at))],
+    ["Raised", formatTime(a.created_at)],
     ["Acknowledged", a.acknowledged
-      ? `by ${a.acknowledged_by || "?"}, ${fmtDateTime.format(new Date(a.acknowledged_at))}`
+      ? `by ${a.acknowledged_by || "?"}, ${formatTime(a.acknowledged_at)}`
       : "not yet"],
   ];
   for (const [k, v] of rows) {
@@ -371,7 +403,10 @@ function renderAlertFacts(a) {
   const similar = $("alert-similar");
   similar.dataset.id = String(a.id);
   similar.disabled = !A.ctx.canSearch();
-  similar.textContent = `Find similar to #${a.appearance_id}`;
+  const best = A.appearance && A.appearance.id === a.appearance_id ? A.appearance : null;
+  similar.textContent = `Find similar to ${describeAppearance({
+    label: a.label, camera_id: a.camera_id, ts: best ? best.ts : null,
+  })}`;
   similar.title = A.ctx.canSearch() ? "Search every camera for this appearance" : NEEDS_OPERATOR;
   $("alert-hint").textContent = write ? "" : "Acknowledging and searching need the operator role.";
 }
@@ -400,7 +435,7 @@ function renderDeliveries(deliveries) {
     th.colSpan = 4;
     th.scope = "rowgroup";
     th.append(el("span", "delivery-url mono", d.url), " ", el("span", `d-state d-${d.state}`, d.state));
-    if (d.delivered_at) th.append(el("span", "muted small", ` at ${fmtDateTime.format(new Date(d.delivered_at))}`));
+    if (d.delivered_at) th.append(el("span", "muted small", ` at ${formatTime(d.delivered_at)}`));
     top.append(th);
     body.append(top);
     if (!d.attempts.length) {
@@ -417,7 +452,7 @@ function renderDeliveries(deliveries) {
       const why = t.error && t.error !== result ? `${result}: ${t.error}` : result;
       tr.append(
         el("td", "mono", String(i + 1)),
-        el("td", "", fmtDateTime.format(new Date(t.ts))),
+        el("td", "d-time", formatTime(t.ts)),
         el("td", ok ? "ok" : "failed", why),
         el("td", "mono", `${t.seconds.toFixed(2)} s`),
       );
@@ -499,9 +534,9 @@ function renderRules({ focus } = {}) {
     head.lastChild.title = "Threshold: the cosine similarity an appearance must reach";
     const meta = el("p", "rule-meta muted small", describeRule(r));
     const examples = el("div", "rule-examples");
-    for (const ex of r.examples) {
-      examples.append(lazyImage(ex.crop_url, "rule-example", `Example #${ex.id} of ${r.name}`));
-    }
+    r.examples.forEach((ex, i) => {
+      examples.append(lazyImage(ex.crop_url, "rule-example", `Example ${i + 1} of ${r.name}`));
+    });
     const actions = el("div", "rule-actions");
     const toggle = button(r.enabled ? "Disable" : "Enable", "btn btn-small toggle", {
       title: write ? "" : NEEDS_OPERATOR,
@@ -602,7 +637,8 @@ function openTest(id) {
   }
   $("rule-test").hidden = false;
   $("rule-test-title").textContent = `Test: ${r.name}`;
-  if (!$("rt-since").value) $("rt-since").value = isoToLocal(defaultSince(r));
+  if (!$("rt-since").value) $("rt-since").value = isoToInput(defaultSince(r));
+  refreshZoneTags();
   $("rt-threshold").value = String(r.threshold);
   $("rt-summary").textContent = "";
   $("rt-scores").replaceChildren();
@@ -623,7 +659,7 @@ function defaultSince(rule) {
 async function runTest() {
   const id = A.testRule;
   if (id === null) return;
-  const since = localToIso($("rt-since").value);
+  const since = inputToIso($("rt-since").value);
   if (!since) throw new ApiError(0, "invalid_input", "Give the time to test from (Since).");
   clearError();
   $("rt-run").disabled = true;
@@ -631,6 +667,7 @@ async function runTest() {
   try {
     const report = await getJson(`${API}/rules/${id}/test`, { method: "POST", json: { since } });
     if (A.testRule !== id) return;
+    A.testReport = { report, since };
     renderTest(report, since);
   } catch (err) {
     if (A.testRule === id) $("rt-summary").textContent = "The test failed (see the message above).";
@@ -646,7 +683,7 @@ function renderTest(report, since) {
   $("rt-summary").replaceChildren(
     el("strong", "", `${plural(report.new_alerts, "alert")} would have been raised`),
     el("span", "muted", ` · ${plural(report.scanned, "appearance")} scanned since `
-      + `${fmtDateTime.format(new Date(since))}, ${plural(report.hits, "hit")} at ≥ ${threshold.toFixed(2)}`
+      + `${formatTime(since)}, ${plural(report.hits, "hit")} at ≥ ${threshold.toFixed(2)}`
       + " · nothing stored, nobody notified"),
   );
   A.testScores = report.top_scores;
@@ -657,7 +694,7 @@ function renderTest(report, since) {
     const li = el("li", "rt-alert");
     li.dataset.camera = a.camera_id;
     li.append(
-      lazyImage(`${API}/appearances/${a.appearance_id}/crop.jpg`, "rt-thumb", `Crop of appearance #${a.appearance_id}`),
+      lazyImage(`${API}/appearances/${a.appearance_id}/crop.jpg`, "rt-thumb", `Crop of the best hit, ${a.label} on ${a.camera_id}`),
       el("span", `score ${scoreClass(a.score)}`, a.score.toFixed(2)),
     );
     const info = el("span", "s-info");
@@ -710,6 +747,7 @@ async function saveThreshold() {
 function closeTest() {
   A.testRule = null;
   A.testScores = [];
+  A.testReport = null;
   $("rule-test").hidden = true;
   for (const li of document.querySelectorAll("#rules .rule.testing")) li.classList.remove("testing");
 }
@@ -774,10 +812,10 @@ function renderExamples() {
         img.alt = "";
         loadInto(img, q.cropUrl);
         li.append(img);
-        text = `Appearance #${q.id} (${q.camera})`;
+        text = `Search example: ${describeAppearance({ label: q.label, camera_id: q.camera, ts: q.ts })}`;
       } else {
         li.append(boxCanvas(q));
-        text = `Box on keyframe #${q.keyframe.id}`;
+        text = `A box on the ${q.keyframe.camera_id} keyframe of ${formatTime(q.keyframe.ts, "datetime")}`;
       }
     } else {
       const { a } = item;
@@ -787,7 +825,7 @@ function renderExamples() {
       img.alt = "";
       loadInto(img, a.crop_url);
       li.append(img);
-      text = `Appearance #${a.id} (${a.camera_id})`;
+      text = `Watched: ${describeAppearance(a)}`;
     }
     li.append(el("span", "rf-example-text small", text));
     const remove = button("✕", "btn btn-ghost btn-small rf-remove", { label: `Remove example: ${text}` });
@@ -952,8 +990,10 @@ function wire() {
   $("alert-similar").addEventListener("click", guarded(() => {
     const a = alertById(Number($("alert-similar").dataset.id));
     if (!a) return undefined;
+    const best = A.appearance && A.appearance.id === a.appearance_id ? A.appearance : null;
     return A.ctx.searchAppearance({
       id: a.appearance_id, crop_url: a.crop_url, camera_id: a.camera_id, label: a.label,
+      ts: best ? best.ts : a.ts,
     });
   }));
 

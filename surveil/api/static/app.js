@@ -4,23 +4,30 @@
 // view (alerts, their detail, and the alert rules); cameras.js the Cameras view (health).
 
 import {
-  $, API, ApiError, authedImageUrl, cameraCheckbox, canWrite, clearError, clearImageCache, el, errorFrom,
-  fmtDateTime, fmtDayShort, fmtDuration, fmtHourMin, fmtRange, fmtTime, fmtTimeMs,
-  fmtTimeTenths, getJson, guarded, hooks, isoToLocal, lazyImage, loadInto, localToIso, plural,
-  request, sameDay, scoreClass, showError, state, svg, withQuery,
+  $, API, ApiError, authedImageUrl, button, cameraCheckbox, canWrite, clearError, clearImageCache,
+  describeAppearance, el, errorFrom, fmtDuration, fmtRange, formatTime, getJson, guarded, hooks,
+  imageFileProblem, inputToIso, isoToInput, lazyImage, loadInto, localZoneName, onTimeZoneChange,
+  plural, refreshZoneTags, request, rezoneInput, sameDay, scoreClass, setTimeZone, state, svg,
+  timeZone, withQuery, zoneLabel, zoneParts, zoneTime,
 } from "./core.js";
 import * as alerts from "./alerts.js";
 import * as cameras from "./cameras.js";
 
 const KEY_STORAGE = "surveil.key";
-const IMAGE_TYPES = new Set(["image/jpeg", "image/png", "image/webp", "image/bmp"]);
 const KEYFRAME_PAGE = 24;
+/** The date fields, typed in the zone shown (each carries a .zone-tag saying which). */
+const DATE_INPUTS = ["kf-time", "since", "until", "rt-since"];
 
 Object.assign(state, {
-  /** {kind: "image", blob, name, url} | {kind: "appearance", id, cropUrl, label}
+  /** {kind: "image", blob, name, url} | {kind: "appearance", id, cropUrl, camera, label, ts}
    *  | {kind: "keyframe_box", keyframe, box, image} */
   query: null,
   sightings: [],
+  result: { truncated: false, warnings: [] }, // the last search's cut-at-limit flag and warnings
+  zoom: null, // the timeline's visible {t0, t1} when zoomed in; null shows everything
+  drag: null, // a pan or Shift+drag range on the timeline, while the button is down
+  dragged: false, // the click ending a drag is no click on a mark
+  timelineGeo: null, // {left, plotW, t0, t1} of the timeline as last drawn
   generation: 0,
   selected: -1,
   searching: null, // AbortController of the search in flight
@@ -105,6 +112,7 @@ function logout() {
   $("keyframes").replaceChildren();
   $("kf-more").hidden = true;
   $("kf-status").textContent = "";
+  cropProblem("");
   if ($("kf-dialog").open) $("kf-dialog").close();
   clearImageCache();
   clearError();
@@ -113,6 +121,7 @@ function logout() {
 async function enterApp() {
   const { me } = state;
   $("who-name").textContent = me.name;
+  $("who-name").title = me.name;
   const role = $("who-role");
   role.textContent = me.role;
   role.className = `role-badge role-${me.role}`;
@@ -223,12 +232,15 @@ function setQuery(query) {
       img.alt = "";
       loadInto(img, query.cropUrl);
       preview.append(img);
-      text.textContent = `Similar to appearance #${query.id} (${query.camera}, ${query.label})`;
+      text.textContent = `Similar to ${describeAppearance(
+        { label: query.label, camera_id: query.camera, ts: query.ts }, "datetime",
+      )}`;
     } else {
       preview.append(boxPreview(query));
       const kf = query.keyframe;
-      text.textContent = `Box ${query.box.join(",")} on keyframe #${kf.id} `
-        + `(${kf.camera_id}, ${fmtTime.format(new Date(kf.ts))})`;
+      const [x1, y1, x2, y2] = query.box;
+      text.textContent = `A ${x2 - x1}×${y2 - y1} px box on the ${kf.camera_id} keyframe of `
+        + `${formatTime(kf.ts, "datetime-ms")}`;
     }
   }
   updateSearchButton();
@@ -246,15 +258,26 @@ function boxPreview({ image, box }) {
   return canvas;
 }
 
-function useImage(file, name) {
+/** Say what is wrong with a chosen file inside the drop zone ("" hides the message). */
+function cropProblem(message) {
+  const box = $("crop-error");
+  box.textContent = message;
+  box.hidden = !message;
+}
+
+/** A dropped, pasted or chosen file becomes the query once its bytes and size pass. */
+async function useImage(file, name) {
   if (!file) return;
-  if (!IMAGE_TYPES.has(file.type)) {
-    showError(new ApiError(0, "unsupported_media_type",
-      `"${name || file.name || "that file"}" is not a JPEG, PNG, WebP or BMP image.`));
+  const shown = name || file.name || "pasted image";
+  const problem = await imageFileProblem(file, shown);
+  if (problem) {
+    if (state.query && state.query.kind === "image") setQuery(null); // no stale preview either
+    cropProblem(problem);
     return;
   }
+  cropProblem("");
   clearError();
-  setQuery({ kind: "image", blob: file, name: name || file.name || "pasted image", url: URL.createObjectURL(file) });
+  setQuery({ kind: "image", blob: file, name: shown, url: URL.createObjectURL(file) });
 }
 
 function updateSearchButton() {
@@ -288,9 +311,9 @@ function filterFields(form) {
   for (const box of document.querySelectorAll('#camera-filter input[name="camera"]:checked')) {
     form.append("camera", box.value);
   }
-  const since = localToIso($("since").value);
-  const until = localToIso($("until").value);
-  if (since && until && since > until) {
+  const since = inputToIso($("since").value);
+  const until = inputToIso($("until").value);
+  if (since && until && Date.parse(since) > Date.parse(until)) {
     throw new ApiError(0, "invalid_input", "Since is after until: swap them or clear one.");
   }
   if (since) form.append("since", since);
@@ -333,7 +356,7 @@ async function runSearch() {
     if (state.searching !== ctl) return;
     const timing = /total;dur=([\d.]+)/.exec(response.headers.get("Server-Timing") || "");
     const ms = timing ? Number(timing[1]) : performance.now() - started;
-    showResults(body.sightings, ms);
+    showResults(body, ms);
   } finally {
     if (state.searching === ctl) {
       state.searching = null;
@@ -348,11 +371,12 @@ function findSimilar(sighting) {
   return searchAppearance(bestAppearance(sighting));
 }
 
-/** Search by a stored appearance ({id, crop_url, camera_id, label}), in the Search view. */
+/** Search by a stored appearance ({id, crop_url, camera_id, label, ts}), in the Search view. */
 function searchAppearance(app) {
   showView("search", { focus: false });
   setQuery({
     kind: "appearance", id: app.id, cropUrl: app.crop_url, camera: app.camera_id, label: app.label,
+    ts: app.ts,
   });
   return runSearch();
 }
@@ -365,39 +389,44 @@ function watchSighting(sighting) {
 }
 
 // ---------------------------------------------------------------------------------------
-// Results: summary, timeline, list
+// Results: summary, what limits the answer (cut at the limit, warnings), timeline, list
 
 function clearResults() {
   state.sightings = [];
   state.selected = -1;
+  state.result = { truncated: false, warnings: [] };
+  state.zoom = null;
   $("sightings").replaceChildren();
   $("timeline").replaceChildren();
   $("timeline").setAttribute("height", "0");
   $("summary").textContent = "No search yet.";
   $("empty").hidden = false;
   $("sort-wrap").hidden = true;
+  renderNotes();
   closeDetail();
 }
 
-function showResults(sightings, ms) {
-  state.sightings = sightings.map((s, index) => ({
+function showResults(body, ms) {
+  state.sightings = body.sightings.map((s, index) => ({
     ...s, index, t0: Date.parse(s.first_seen), t1: Date.parse(s.last_seen), best: bestAppearance(s),
   }));
+  state.result = { truncated: Boolean(body.truncated), warnings: body.warnings || [] };
   state.selected = -1;
+  state.zoom = null;
   closeDetail();
   $("empty").hidden = true;
   $("sort-wrap").hidden = state.sightings.length < 2;
   const cams = new Set(state.sightings.map((s) => s.camera_id));
-  const hits = state.sightings.reduce((n, s) => n + s.appearances.length, 0);
   const summary = $("summary");
   if (!state.sightings.length) {
     summary.textContent = "No sightings matched. Lower the min score or widen the time range and cameras.";
   } else {
     summary.replaceChildren(
       el("strong", "", `${plural(state.sightings.length, "sighting")} across ${plural(cams.size, "camera")}`),
-      el("span", "muted", ` · ${plural(hits, "appearance")} · ${(ms / 1000).toFixed(2)} s`),
+      el("span", "muted", ` · ${plural(appearanceCount(), "appearance")} · ${(ms / 1000).toFixed(2)} s`),
     );
   }
+  renderNotes();
   renderTimeline();
   renderList();
   state.generation += 1;
@@ -405,10 +434,133 @@ function showResults(sightings, ms) {
   $("sightings").scrollTop = 0;
 }
 
+function appearanceCount() {
+  return state.sightings.reduce((n, s) => n + s.appearances.length, 0);
+}
+
+/** Above the results: a banner with every warning (and its fix), and the cut-at-limit notice. */
+function renderNotes() {
+  const { truncated, warnings } = state.result;
+  const list = $("search-warning-list");
+  list.replaceChildren();
+  for (const w of warnings) {
+    // A sentence, or {code, message, fix?}: either way the operator reads all of it.
+    const item = typeof w === "string" ? { message: w } : w;
+    const li = el("li", "search-warning");
+    if (item.code) li.dataset.code = item.code;
+    li.append(el("span", "warning-message", item.message || item.code || String(w)));
+    if (item.fix) li.append(" ", el("span", "warning-fix", `Fix: ${item.fix}`));
+    list.append(li);
+  }
+  $("search-warnings").hidden = !warnings.length;
+  const cut = $("truncated");
+  cut.hidden = !truncated;
+  cut.textContent = truncated
+    ? `Showing the first ${plural(appearanceCount(), "appearance")}: results were cut at the `
+      + "limit. Narrow the time range or raise the limit."
+    : "";
+}
+
+// ---------------------------------------------------------------------------------------
+// Timeline: one lane per camera; the wheel zooms around the pointer, a drag pans, a
+// Shift+drag zooms to the range it covers. Ticks follow the span shown, in the zone shown.
+
+const TL = { left: 96, right: 16, top: 6, axis: 38, markH: 10, rowGap: 4 };
+/** The narrowest span the timeline zooms to, and the least a whole result spans. */
+const MIN_SPAN = 5_000;
+/** Tick steps of fixed length (up to a week); longer spans step by calendar months. */
 const TICK_STEPS = [
   1e3, 2e3, 5e3, 1e4, 15e3, 3e4, 6e4, 12e4, 3e5, 6e5, 9e5, 18e5, 36e5, 72e5, 108e5,
-  216e5, 432e5, 864e5, 1728e5, 6048e5, 2592e6,
+  216e5, 432e5, 864e5, 1728e5, 6048e5,
 ];
+const MONTH_STEPS = [1, 2, 3, 6, 12, 24, 60, 120];
+const DAY = 864e5;
+const MONTH = 30.44 * DAY;
+/** Pixels between ticks, by what their labels say (a date is about 62 px wide at 11 px). */
+const TICK_ROOM = { "tick-s": 64, "tick-m": 64, "tick-date": 80, "tick-month": 58, "tick-year": 44 };
+
+/** Everything the results cover, padded a little: what "Reset zoom" shows. */
+function fullSpan() {
+  let t0 = Infinity;
+  let t1 = -Infinity;
+  for (const s of state.sightings) {
+    t0 = Math.min(t0, s.t0);
+    t1 = Math.max(t1, s.t1);
+  }
+  if (t1 - t0 < 2 * MIN_SPAN) {
+    const mid = (t0 + t1) / 2;
+    t0 = mid - MIN_SPAN;
+    t1 = mid + MIN_SPAN;
+  }
+  const pad = (t1 - t0) * 0.03;
+  return { t0: t0 - pad, t1: t1 + pad };
+}
+
+function shownSpan() {
+  return state.zoom || fullSpan();
+}
+
+/** Show [t0, t1] (kept inside the results and no narrower than MIN_SPAN), then redraw. */
+function setZoom(t0, t1, anchor = (t0 + t1) / 2) {
+  const full = fullSpan();
+  const fullW = full.t1 - full.t0;
+  const frac = t1 > t0 ? (anchor - t0) / (t1 - t0) : 0.5;
+  const span = Math.min(fullW, Math.max(MIN_SPAN, t1 - t0));
+  let a = anchor - frac * span;
+  a = Math.min(Math.max(a, full.t0), full.t1 - span);
+  state.zoom = span >= fullW * 0.999 ? null : { t0: a, t1: a + span };
+  drawTimelineSoon();
+}
+
+/** Zoom by `factor` (< 1 zooms in) keeping the time under `anchor` where it is. */
+function zoomBy(factor, anchor) {
+  const { t0, t1 } = shownSpan();
+  const at = anchor === undefined ? (t0 + t1) / 2 : anchor;
+  setZoom(at - (at - t0) * factor, at + (t1 - at) * factor, at);
+}
+
+let timelineFrame = 0;
+function drawTimelineSoon() {
+  cancelAnimationFrame(timelineFrame);
+  timelineFrame = requestAnimationFrame(() => {
+    if (state.sightings.length) renderTimeline();
+  });
+}
+
+/** Ticks for [t0, t1] over `plotW` px, aligned in the zone shown, each with its label style. */
+function timeTicks(t0, t1, plotW) {
+  const span = t1 - t0;
+  const out = [];
+  const fits = (step, style) => span / step <= Math.max(2, plotW / TICK_ROOM[style]);
+  const step = TICK_STEPS.find((st) => fits(st, st < 6e4 ? "tick-s" : st < DAY ? "tick-m" : "tick-date"));
+  if (step !== undefined) {
+    // Align on the zone's wall clock (its offset at t0: a DST change mid-span shifts later
+    // ticks by the hour it moves, which the labels then say).
+    const p = zoneParts(t0);
+    const offset = Date.UTC(p.year, p.month - 1, p.day, p.hour, p.minute, p.second, p.ms) - t0;
+    const phase = step === 6048e5 ? 4 * DAY : 0; // weeks start on Monday (1970-01-01 was a Thursday)
+    const first = Math.ceil((t0 + offset - phase) / step) * step + phase - offset;
+    for (let t = first; t <= t1; t += step) {
+      let style = step < 6e4 ? "tick-s" : step < DAY ? "tick-m" : "tick-date";
+      if (style === "tick-m") {
+        const q = zoneParts(t);
+        if (q.hour === 0 && q.minute === 0) style = "tick-date"; // a new day says which
+      }
+      out.push({ t, style });
+    }
+    return out;
+  }
+  const months = MONTH_STEPS.find((m) => fits(m * MONTH, m >= 12 ? "tick-year" : "tick-month"))
+    || MONTH_STEPS.at(-1);
+  const p = zoneParts(t0);
+  let k = Math.ceil((p.year * 12 + p.month - 1) / months) * months;
+  for (;; k += months) {
+    const t = zoneTime(Math.floor(k / 12), (k % 12) + 1, 1);
+    if (t > t1) break;
+    if (t >= t0) out.push({ t, style: months >= 12 ? "tick-year" : "tick-month" });
+  }
+  return out;
+}
 
 function renderTimeline() {
   const root = $("timeline");
@@ -420,28 +572,14 @@ function renderTimeline() {
   }
   root.setAttribute("height", "1"); // shows the wrapper, so its width can be measured
   const width = Math.max(320, root.parentElement.clientWidth);
-  const left = 96;
-  const right = 16;
-  const top = 6;
-  const axis = 30;
-  const markH = 10;
-  const rowGap = 4;
-
-  let t0 = Math.min(...items.map((s) => s.t0));
-  let t1 = Math.max(...items.map((s) => s.t1));
-  const minSpan = 10_000;
-  if (t1 - t0 < minSpan) {
-    const mid = (t0 + t1) / 2;
-    t0 = mid - minSpan / 2;
-    t1 = mid + minSpan / 2;
-  }
-  const pad = (t1 - t0) * 0.03;
-  t0 -= pad;
-  t1 += pad;
+  const { left, right, top, axis, markH, rowGap } = TL;
+  const { t0, t1 } = shownSpan();
   const plotW = width - left - right;
   const x = (t) => left + ((t - t0) / (t1 - t0)) * plotW;
+  state.timelineGeo = { left, plotW, t0, t1 };
 
-  // Lanes: one per camera, sightings packed into sub-rows so overlapping marks stay visible.
+  // Lanes: one per camera, the sightings in sight packed into sub-rows so overlapping
+  // marks stay visible (a mark is at least 6 px wide, so every hit can be clicked).
   const byCamera = new Map();
   for (const s of items) {
     if (!byCamera.has(s.camera_id)) byCamera.set(s.camera_id, []);
@@ -449,12 +587,13 @@ function renderTimeline() {
   }
   const lanes = [...byCamera.keys()].sort().map((camera) => {
     const rows = [];
-    const placed = byCamera.get(camera)
-      .slice()
+    const all = byCamera.get(camera);
+    const placed = all
+      .filter((s) => s.t1 >= t0 && s.t0 <= t1)
       .sort((a, b) => a.t0 - b.t0)
       .map((s) => {
-        const x1 = x(s.t0);
-        const w = Math.max(6, x(s.t1) - x1);
+        const x1 = Math.max(left, x(s.t0));
+        const w = Math.max(6, Math.min(left + plotW, x(s.t1)) - x1);
         let row = rows.findIndex((end) => end + 2 <= x1);
         if (row < 0) {
           if (rows.length < 6) row = rows.push(0) - 1;
@@ -463,36 +602,45 @@ function renderTimeline() {
         rows[row] = Math.max(rows[row], x1 + w);
         return { s, x1, w, row };
       });
-    return { camera, placed, height: Math.max(30, rows.length * (markH + rowGap) + 14) };
+    return { camera, placed, total: all.length, height: Math.max(30, rows.length * (markH + rowGap) + 14) };
   });
   const plotH = lanes.reduce((h, l) => h + l.height, 0);
   const height = top + plotH + axis;
   root.setAttribute("width", String(width));
   root.setAttribute("height", String(height));
   root.setAttribute("viewBox", `0 0 ${width} ${height}`);
+  root.dataset.t0 = String(Math.round(t0));
+  root.dataset.t1 = String(Math.round(t1));
+  root.dataset.zoomed = String(Boolean(state.zoom));
+  root.dataset.left = String(left);
+  root.dataset.plotWidth = String(plotW);
 
-  // Ticks in local time, a step that leaves room for the labels.
-  const span = t1 - t0;
-  const target = Math.max(2, Math.floor(plotW / 75));
-  const step = TICK_STEPS.find((st) => span / st <= target) || TICK_STEPS[TICK_STEPS.length - 1];
-  const offset = new Date(t0).getTimezoneOffset() * 60_000;
-  const label = step < 6e4 ? fmtTime : step < 864e5 ? fmtHourMin : fmtDayShort;
   const grid = svg("g", { class: "grid" });
   const axisG = svg("g", { class: "axis" });
-  for (let t = Math.ceil((t0 - offset) / step) * step + offset; t <= t1; t += step) {
+  const ticks = timeTicks(t0, t1, plotW);
+  for (const { t, style } of ticks) {
     const tx = x(t);
     grid.append(svg("line", { x1: tx, x2: tx, y1: top, y2: top + plotH }));
     axisG.append(svg("line", { x1: tx, x2: tx, y1: top + plotH, y2: top + plotH + 4 }));
-    const text = svg("text", { x: tx, y: top + plotH + 16, "text-anchor": "middle" });
-    text.textContent = label.format(new Date(t));
+    const label = formatTime(t, style);
+    const half = label.length * 3.4; // about half its width at 11 px
+    let anchor = "middle";
+    if (tx + half > width - 2) anchor = "end";
+    else if (tx - half < left - 8) anchor = "start";
+    const text = svg("text", { class: "tick", x: tx, y: top + plotH + 16, "text-anchor": anchor });
+    text.textContent = label;
     axisG.append(text);
   }
   axisG.append(svg("line", { x1: left, x2: left + plotW, y1: top + plotH, y2: top + plotH }));
+  // Under the lane names: the day the view starts on, and the zone every tick is in.
   const day = svg("text", { x: 4, y: top + plotH + 16, class: "axis-day" });
-  const d0 = new Date(t0 + pad);
-  const d1 = new Date(t1 - pad);
-  day.textContent = sameDay(d0, d1) ? fmtDayShort.format(d0) : `${fmtDayShort.format(d0)}–`;
-  axisG.append(day);
+  day.textContent = formatTime(t0, "tick-date");
+  const zoneText = svg("text", { x: 4, y: top + plotH + 31, class: "axis-zone" });
+  // Local time across a change to or from summer time has two offsets: the ticks say
+  // their wall time, the bar above both ends' offsets.
+  const zones = new Set([t0, t1, ...ticks.map((k) => k.t)].map((t) => zoneLabel(t)));
+  zoneText.textContent = zones.size === 1 ? zoneLabel(t0) : "local time";
+  axisG.append(day, zoneText);
   root.append(grid);
 
   let y = top;
@@ -500,7 +648,8 @@ function renderTimeline() {
     const g = svg("g", { class: "lane", "data-camera": lane.camera });
     g.append(svg("rect", { class: "lane-bg", x: 0, y, width, height: lane.height }));
     const tip = svg("title"); // the lane's tooltip (marks carry their own)
-    tip.textContent = `${lane.camera}: ${plural(lane.placed.length, "sighting")}`;
+    const inSight = lane.placed.length === lane.total ? "" : `, ${lane.placed.length} in sight`;
+    tip.textContent = `${lane.camera}: ${plural(lane.total, "sighting")}${inSight}`;
     g.append(tip);
     const name = svg("text", { class: "lane-label", x: 8, y: y + lane.height / 2 + 4 });
     name.textContent = lane.camera.length > 13 ? `${lane.camera.slice(0, 12)}…` : lane.camera;
@@ -523,6 +672,92 @@ function renderTimeline() {
     y += lane.height;
   }
   root.append(axisG);
+  if (state.drag && state.drag.select) {
+    const [a, b] = [state.drag.x0, state.drag.x1].sort((p, q) => p - q);
+    root.append(svg("rect", { class: "zoom-select", x: a, y: top, width: Math.max(1, b - a), height: plotH }));
+  }
+
+  const zoomed = Boolean(state.zoom);
+  // The span shown, its two ends whole (on two lines where the bar is narrow).
+  const end = sameDay(t0, t1) ? formatTime(t1, "time") : formatTime(t1);
+  $("timeline-span").replaceChildren(el("span", "", formatTime(t0)), el("span", "", `→ ${end}`));
+  $("tl-reset").disabled = !zoomed;
+  $("tl-out").disabled = !zoomed;
+  $("tl-in").disabled = t1 - t0 <= MIN_SPAN * 1.001;
+}
+
+/** A pointer's x on the timeline -> the time under it (null left of the plot). */
+function timeAt(clientX) {
+  const geo = state.timelineGeo;
+  if (!geo) return null;
+  const px = clientX - $("timeline").getBoundingClientRect().left;
+  if (px < geo.left) return null;
+  return geo.t0 + ((px - geo.left) / geo.plotW) * (geo.t1 - geo.t0);
+}
+
+function onTimelineWheel(event) {
+  if (!state.sightings.length) return;
+  const at = timeAt(event.clientX);
+  if (at === null) return; // over the lane names: the page scrolls as usual
+  event.preventDefault();
+  const scale = event.deltaMode === 1 ? 16 : event.deltaMode === 2 ? 400 : 1;
+  const dx = event.deltaX * scale;
+  const dy = event.deltaY * scale;
+  if (Math.abs(dx) > Math.abs(dy)) {
+    const { t0, t1 } = shownSpan();
+    const shift = (dx / state.timelineGeo.plotW) * (t1 - t0);
+    setZoom(t0 + shift, t1 + shift);
+  } else {
+    zoomBy(Math.exp(Math.max(-2, Math.min(2, dy * 0.002))), at);
+  }
+}
+
+function onTimelineDown(event) {
+  state.dragged = false;
+  if (event.button !== 0 || !state.sightings.length || timeAt(event.clientX) === null) return;
+  const { t0, t1 } = shownSpan();
+  const local = event.clientX - $("timeline").getBoundingClientRect().left;
+  state.drag = {
+    id: event.pointerId, startX: event.clientX, t0, t1, moving: false,
+    select: event.shiftKey, x0: local, x1: local,
+  };
+}
+
+function onTimelineMove(event) {
+  const d = state.drag;
+  if (!d || d.id !== event.pointerId) return;
+  const dx = event.clientX - d.startX;
+  if (!d.moving && Math.abs(dx) < 4) return;
+  if (!d.moving) {
+    d.moving = true;
+    $("timeline").setPointerCapture(event.pointerId);
+    $("timeline").classList.add(d.select ? "selecting" : "panning");
+  }
+  const geo = state.timelineGeo;
+  if (d.select) {
+    const local = event.clientX - $("timeline").getBoundingClientRect().left;
+    d.x1 = Math.min(geo.left + geo.plotW, Math.max(geo.left, local));
+    drawTimelineSoon();
+  } else {
+    const shift = (-dx / geo.plotW) * (d.t1 - d.t0);
+    setZoom(d.t0 + shift, d.t1 + shift);
+  }
+}
+
+function onTimelineUp(event) {
+  const d = state.drag;
+  if (!d || d.id !== event.pointerId) return;
+  state.drag = null;
+  $("timeline").classList.remove("panning", "selecting");
+  if (!d.moving) return; // a click: the marks handle it
+  state.dragged = true; // the click that ends a drag selects nothing
+  if (d.select) {
+    const geo = state.timelineGeo;
+    const at = (px) => geo.t0 + ((px - geo.left) / geo.plotW) * (geo.t1 - geo.t0);
+    const [a, b] = [at(d.x0), at(d.x1)].sort((p, q) => p - q);
+    if (b > a) setZoom(a, b);
+    else drawTimelineSoon();
+  }
 }
 
 function sortedSightings() {
@@ -540,6 +775,7 @@ function renderList() {
     li.dataset.index = String(s.index);
     li.dataset.first = s.first_seen;
     li.dataset.last = s.last_seen;
+    li.dataset.appearance = String(s.best.id);
     if (s.index === state.selected) li.classList.add("selected");
     const open = el("button", "sighting-open");
     open.type = "button";
@@ -552,22 +788,21 @@ function renderList() {
     line1.append(el("span", "s-count muted", plural(s.appearances.length, "appearance")));
     const line2 = el("span", "s-line2 muted");
     line2.append(
-      el("span", "s-first", fmtDateTime.format(new Date(s.first_seen))),
-      " → ",
-      el("span", "s-last", sameDay(new Date(s.t0), new Date(s.t1))
-        ? fmtTime.format(new Date(s.last_seen)) : fmtDateTime.format(new Date(s.last_seen))),
-      ` (${fmtDuration(s.t1 - s.t0)})`,
+      el("span", "s-first", formatTime(s.first_seen)),
+      el("span", "s-last", `→ ${sameDay(s.t0, s.t1) ? formatTime(s.last_seen, "time") : formatTime(s.last_seen)}`),
+      el("span", "s-duration", `(${fmtDuration(s.t1 - s.t0)})`),
     );
     info.append(line1, line2);
     open.append(info);
-    const similar = el("button", "btn btn-small find-similar", "Find similar");
-    similar.type = "button";
+    const like = describeAppearance(s.best);
+    const similar = button("Find similar", "btn btn-small find-similar", {
+      title: `Search every camera for ${like}`,
+    });
     similar.disabled = !canSearch();
-    similar.title = `Search for the best appearance #${s.best.id}`;
-    const watch = el("button", "btn btn-small watch", "Watch for this");
-    watch.type = "button";
+    const watch = button("Watch for this", "btn btn-small watch", {
+      title: `Make ${like} an example of a new alert rule`,
+    });
     watch.disabled = !canSearch();
-    watch.title = `Make the best appearance #${s.best.id} an example of a new alert rule`;
     li.append(open, similar, watch);
     frag.append(li);
   }
@@ -600,8 +835,8 @@ function openDetail(s) {
   const rows = [
     ["Camera", s.camera_id],
     ["Label", s.label],
-    ["First seen", fmtDateTime.format(new Date(s.first_seen))],
-    ["Last seen", fmtDateTime.format(new Date(s.last_seen))],
+    ["First seen", formatTime(s.first_seen, "datetime-ms")],
+    ["Last seen", formatTime(s.last_seen, "datetime-ms")],
     ["Duration", fmtDuration(s.t1 - s.t0)],
     ["Best score", s.best_score.toFixed(2)],
     ["Appearances", String(s.appearances.length)],
@@ -610,11 +845,11 @@ function openDetail(s) {
   const similar = $("detail-similar");
   similar.dataset.index = String(s.index);
   similar.disabled = !canSearch();
-  similar.textContent = `Find similar to #${s.best.id}`;
+  similar.textContent = `Find similar to ${describeAppearance(s.best)}`;
   const watch = $("detail-watch");
   watch.dataset.index = String(s.index);
   watch.disabled = !canSearch();
-  watch.title = `Make appearance #${s.best.id} an example of a new alert rule`;
+  watch.title = `Make ${describeAppearance(s.best)} an example of a new alert rule`;
 
   const list = $("detail-appearances");
   list.replaceChildren();
@@ -624,9 +859,9 @@ function openDetail(s) {
     const b = el("button", "appearance");
     b.type = "button";
     b.dataset.id = String(a.id);
-    b.setAttribute("aria-label", `Show appearance #${a.id} at ${fmtTimeMs.format(new Date(a.ts))}`);
+    b.setAttribute("aria-label", `Show the appearance at ${formatTime(a.ts, "time-ms")}`);
     b.append(lazyImage(a.crop_url, "app-thumb", ""));
-    b.append(el("span", "app-time", fmtTimeMs.format(new Date(a.ts))));
+    b.append(el("span", "app-time", formatTime(a.ts, "time-ms")));
     const sc = el("span", `app-score ${scoreClass(a.score)}`, a.score.toFixed(2));
     if (a.id === s.best.id) sc.textContent += " ★";
     b.append(sc);
@@ -644,11 +879,11 @@ function showAppearance(a) {
   const box = [x1, y1, Math.max(x2, x1 + 1), Math.max(y2, y1 + 1)].join(",");
   const img = $("detail-image");
   img.removeAttribute("src");
-  img.alt = `Keyframe #${a.keyframe_id} on ${a.camera_id} with appearance #${a.id} boxed`;
+  img.alt = `The ${a.camera_id} keyframe of ${formatTime(a.ts, "datetime-ms")} with the ${a.label} boxed`;
   loadInto(img, `${a.keyframe_url}?box=${box}`);
-  $("detail-caption").textContent = `Keyframe #${a.keyframe_id} · frame ${a.frame_index} · `
-    + `${fmtDateTime.format(new Date(a.ts))} · score ${a.score.toFixed(2)} · `
-    + `confidence ${a.confidence.toFixed(2)}`;
+  $("detail-image").dataset.appearance = String(a.id);
+  $("detail-caption").textContent = `${formatTime(a.ts, "datetime-ms")} · frame ${a.frame_index} · `
+    + `score ${a.score.toFixed(2)} · confidence ${a.confidence.toFixed(2)}`;
   for (const b of document.querySelectorAll("#detail-appearances .appearance")) {
     b.classList.toggle("current", Number(b.dataset.id) === a.id);
   }
@@ -672,15 +907,20 @@ function onKeyframeCamera() {
   const cam = cameraById($("kf-camera").value);
   const time = $("kf-time");
   if (cam && cam.first_ts) {
-    time.value = isoToLocal(cam.first_ts);
-    time.min = isoToLocal(cam.first_ts);
-    time.max = isoToLocal(cam.last_ts);
+    time.value = isoToInput(cam.first_ts);
+    time.min = isoToInput(cam.first_ts);
+    time.max = isoToInput(cam.last_ts);
   }
   state.keyframes = { camera: cam ? cam.id : null, items: [], seen: new Set() };
   $("keyframes").replaceChildren();
   $("kf-more").hidden = true;
+  cameraStatus(cam);
+  refreshZoneTags();
+}
+
+function cameraStatus(cam) {
   $("kf-status").textContent = cam
-    ? `${plural(cam.keyframes, "keyframe")}${cam.first_ts ? `, from ${fmtDateTime.format(new Date(cam.first_ts))}` : ""}`
+    ? `${plural(cam.keyframes, "keyframe")}${cam.first_ts ? `, from ${formatTime(cam.first_ts)}` : ""}`
     : "";
 }
 
@@ -693,7 +933,7 @@ async function loadKeyframes({ more = false } = {}) {
     const last = state.keyframes.items[state.keyframes.items.length - 1];
     since = new Date(Date.parse(last.ts) + 1).toISOString();
   } else {
-    since = localToIso($("kf-time").value);
+    since = inputToIso($("kf-time").value);
     state.keyframes = { camera, items: [], seen: new Set() };
     $("keyframes").replaceChildren();
   }
@@ -708,26 +948,41 @@ async function loadKeyframes({ more = false } = {}) {
   for (const kf of fresh) {
     state.keyframes.seen.add(kf.id);
     state.keyframes.items.push(kf);
-    const b = el("button", "keyframe");
-    b.type = "button";
-    b.dataset.id = String(kf.id);
-    const when = fmtTimeTenths.format(new Date(kf.ts));
-    b.setAttribute("aria-label", `Keyframe #${kf.id} at ${when}, ${plural(kf.appearances, "detection")}`);
-    if (kf.image_url) b.append(lazyImage(kf.image_url, "kf-thumb", ""));
-    else {
-      b.disabled = true;
-      b.append(el("span", "kf-noimage", "no image"));
-    }
-    b.append(el("span", "kf-time", when));
-    if (kf.appearances) b.append(el("span", "kf-count", String(kf.appearances)));
-    b.addEventListener("click", guarded(() => openKeyframe(kf)));
-    grid.append(b);
+    grid.append(keyframeButton(kf));
   }
+  keyframeStatus();
+  $("kf-more").hidden = body.keyframes.length < KEYFRAME_PAGE;
+}
+
+function keyframeStatus() {
   const n = state.keyframes.items.length;
   $("kf-status").textContent = n
-    ? `${plural(n, "keyframe")} shown; pick one to draw a box.`
+    ? `${plural(n, "keyframe")} shown (times ${zoneLabel()}); pick one to draw a box.`
     : "No keyframes from that time on.";
-  $("kf-more").hidden = body.keyframes.length < KEYFRAME_PAGE;
+}
+
+function keyframeButton(kf) {
+  const b = el("button", "keyframe");
+  b.type = "button";
+  b.dataset.id = String(kf.id);
+  b.setAttribute("aria-label", `Keyframe at ${formatTime(kf.ts, "datetime-ms")}, `
+    + `${plural(kf.appearances, "detection")}`);
+  if (kf.image_url) b.append(lazyImage(kf.image_url, "kf-thumb", ""));
+  else {
+    b.disabled = true;
+    b.append(el("span", "kf-noimage", "no image"));
+  }
+  // The thumbnail has room for the time of day; its label and title carry the date and zone.
+  b.title = formatTime(kf.ts, "datetime-ms");
+  b.append(el("span", "kf-time", formatTime(kf.ts, "clock-tenths")));
+  if (kf.appearances) b.append(el("span", "kf-count", String(kf.appearances)));
+  b.addEventListener("click", guarded(() => openKeyframe(kf)));
+  return b;
+}
+
+function keyframeTitle(kf) {
+  $("kf-dialog-title").textContent = `Keyframe · ${kf.camera_id} · `
+    + `${formatTime(kf.ts, "datetime-ms")} · frame ${kf.frame_index}`;
 }
 
 function decodeImage(url) {
@@ -746,8 +1001,7 @@ async function openKeyframe(summary) {
   ]);
   const image = await decodeImage(blobUrl);
   state.dialog = { keyframe: detail, image, box: null, drag: null, scale: 1 };
-  $("kf-dialog-title").textContent = `Keyframe #${detail.id} · ${detail.camera_id} · `
-    + `${fmtDateTime.format(new Date(detail.ts))} · frame ${detail.frame_index}`;
+  keyframeTitle(detail);
   setDialogBox(null);
   const picks = $("kf-detections");
   picks.replaceChildren();
@@ -917,7 +1171,7 @@ function wire() {
   // Example crop: file input, drag and drop, paste.
   $("crop-file").addEventListener("change", (event) => {
     const [file] = event.target.files;
-    useImage(file);
+    guarded(useImage)(file);
     event.target.value = "";
   });
   const zone = $("drop-zone");
@@ -932,7 +1186,7 @@ function wire() {
     zone.classList.remove("dragging");
     const files = [...event.dataTransfer.files];
     const file = files.find((f) => f.type.startsWith("image/")) || files[0];
-    if (file) useImage(file);
+    if (file) guarded(useImage)(file);
   });
   // A drop that misses the zone must not navigate away from the console.
   document.addEventListener("dragover", (event) => event.preventDefault());
@@ -942,9 +1196,12 @@ function wire() {
     const item = [...event.clipboardData.items].find((i) => i.kind === "file" && i.type.startsWith("image/"));
     if (!item) return; // plain text goes to whatever input has focus
     event.preventDefault();
-    useImage(item.getAsFile(), `pasted.${item.type.split("/")[1] || "png"}`);
+    guarded(useImage)(item.getAsFile(), `pasted.${item.type.split("/")[1] || "png"}`);
   });
-  $("query-clear").addEventListener("click", () => setQuery(null));
+  $("query-clear").addEventListener("click", () => {
+    cropProblem("");
+    setQuery(null);
+  });
 
   // Keyframes.
   $("kf-camera").addEventListener("change", onKeyframeCamera);
@@ -988,8 +1245,27 @@ function wire() {
   });
   const timeline = $("timeline");
   timeline.addEventListener("click", (event) => {
+    if (state.dragged) {
+      state.dragged = false; // the end of a pan or a range, not a click on a mark
+      return;
+    }
     const mark = event.target.closest(".mark");
     if (mark) select(Number(mark.dataset.index));
+  });
+  timeline.addEventListener("wheel", onTimelineWheel, { passive: false });
+  timeline.addEventListener("pointerdown", onTimelineDown);
+  timeline.addEventListener("pointermove", onTimelineMove);
+  timeline.addEventListener("pointerup", onTimelineUp);
+  timeline.addEventListener("pointercancel", (event) => {
+    if (state.drag && state.drag.id === event.pointerId) state.drag = null;
+    timeline.classList.remove("panning", "selecting");
+    drawTimelineSoon();
+  });
+  $("tl-in").addEventListener("click", () => zoomBy(0.5));
+  $("tl-out").addEventListener("click", () => zoomBy(2));
+  $("tl-reset").addEventListener("click", () => {
+    state.zoom = null;
+    drawTimelineSoon();
   });
   timeline.addEventListener("keydown", (event) => {
     const mark = event.target.closest(".mark");
@@ -1036,13 +1312,47 @@ function wire() {
   });
 
   // The timeline fills its width: draw it again when that changes.
-  let frame = 0;
-  new ResizeObserver(() => {
-    cancelAnimationFrame(frame);
-    frame = requestAnimationFrame(() => {
-      if (state.sightings.length) renderTimeline();
-    });
-  }).observe(document.querySelector(".timeline-wrap"));
+  new ResizeObserver(drawTimelineSoon).observe(document.querySelector(".timeline-wrap"));
+
+  // Times: UTC or local, from the header's switch; every view redraws in the new zone.
+  $("zone-utc").addEventListener("click", () => setTimeZone("utc"));
+  $("zone-local").addEventListener("click", () => setTimeZone("local"));
+  onTimeZoneChange(onZoneChanged);
+  for (const id of DATE_INPUTS) $(id).addEventListener("input", refreshZoneTags);
+  showZone();
+}
+
+/** The switch says which zone is shown; the local button names the browser's zone. */
+function showZone() {
+  const mode = timeZone();
+  for (const [id, on] of [["zone-utc", mode === "utc"], ["zone-local", mode === "local"]]) {
+    $(id).setAttribute("aria-pressed", String(on));
+  }
+  $("zone-local").title = `Show times in this computer's zone, ${localZoneName()} `
+    + `(now ${zoneLabel(Date.now(), "local")})`;
+  $("zone-utc").title = "Show times in UTC, as the CLI and the API do";
+  refreshZoneTags();
+}
+
+function onZoneChanged(before, after) {
+  showZone();
+  // A typed time keeps meaning the same instant: the fields show it in the new zone.
+  for (const id of DATE_INPUTS) rezoneInput($(id), before, after);
+  setQuery(state.query);
+  if (state.sightings.length) {
+    renderTimeline();
+    renderList();
+    if (state.selected >= 0) openDetail(state.sightings[state.selected]);
+  }
+  if (state.keyframes.items.length) {
+    $("keyframes").replaceChildren(...state.keyframes.items.map(keyframeButton));
+    keyframeStatus();
+  } else {
+    cameraStatus(cameraById($("kf-camera").value));
+  }
+  if (state.dialog) keyframeTitle(state.dialog.keyframe);
+  alerts.zoneChanged();
+  cameras.zoneChanged();
 }
 
 function start() {

@@ -2,7 +2,7 @@
 // live-ingest health (what `surveil run` last wrote to the catalog), refreshed every 5 s
 // while the view is on screen and the page is visible. Every role may read it.
 
-import { $, API, clearError, el, fmtTime, plural, request, showError, state } from "./core.js";
+import { $, API, clearError, el, formatTime, plural, request, showError, state } from "./core.js";
 
 const POLL_MS = 5_000;
 /** Health not rewritten for this long (three refreshes) means its writer may be gone. */
@@ -51,6 +51,11 @@ export function init() {
 export function shown() {
   C.active = true;
   refresh({ loud: true });
+}
+
+/** The time zone switched: the rows and the "updated" line say their times again. */
+export function zoneChanged() {
+  if (C.loadedAt) render();
 }
 
 /** Another view came into sight: stop refreshing (what is shown stays until next time). */
@@ -149,8 +154,7 @@ function ago(ms, now) {
   if (s < 60) return `${s} s ago`;
   if (s < 3600) return `${Math.floor(s / 60)} min ago`;
   if (s < 86_400) return `${Math.floor(s / 3600)} h ago`;
-  return new Intl.DateTimeFormat(undefined, { day: "numeric", month: "short", year: "numeric" })
-    .format(new Date(ms));
+  return formatTime(ms, "date");
 }
 
 /** What the row shows: the state, whether its health is stale, and why. */
@@ -203,7 +207,7 @@ function row(cam, s, now) {
   st.append(light, el("span", "c-state", LABEL[s.key]));
   if (s.stale) {
     const tag = el("span", "tag tag-stale", "stale");
-    tag.title = `Health last written ${ago(s.updated, now)} (${h.updated_at}), `
+    tag.title = `Health last written ${ago(s.updated, now)} (${formatTime(h.updated_at)}), `
       + "though it is rewritten every few seconds: is `surveil run` still running?";
     st.append(tag);
   }
@@ -227,7 +231,7 @@ function row(cam, s, now) {
   if (h && h.last_frame_at) {
     const t = el("time", "", ago(Date.parse(h.last_frame_at), now));
     t.dateTime = h.last_frame_at;
-    t.title = h.last_frame_at;
+    t.title = formatTime(h.last_frame_at, "datetime-ms");
     last.append(t);
   } else {
     last.append(el("span", "muted", h ? "never" : "—"));
@@ -279,9 +283,9 @@ function renderUpdated() {
   box.classList.toggle("hint", failed);
   if (failed) {
     box.textContent = `Refresh failed: ${C.failure.message}`
-      + `${C.loadedAt ? ` (showing ${fmtTime.format(C.loadedAt)})` : ""}; retrying every 5 s.`;
+      + `${C.loadedAt ? ` (showing ${formatTime(C.loadedAt, "time")})` : ""}; retrying every 5 s.`;
   } else if (C.loadedAt) {
-    box.textContent = `Updated ${fmtTime.format(C.loadedAt)} · every 5 s`;
+    box.textContent = `Updated ${formatTime(C.loadedAt, "time")} · every 5 s`;
   }
 }
 
