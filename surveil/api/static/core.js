@@ -159,7 +159,7 @@ export function lazyImage(url, className, alt = "") {
 // read in the same zone (inputToIso) and sent with that zone's offset.
 
 const ZONE_KEY = "surveil.zone";
-export const ZONES = ["utc", "local"];
+const ZONES = ["utc", "local"];
 const zoneListeners = new Set();
 
 function savedZone() {
@@ -307,7 +307,7 @@ export function plural(n, word) {
 }
 
 /** RFC 3339 with the zone's offset: 2026-03-01T10:00:03Z, or ...T11:00:03+01:00 in local. */
-export function isoWithOffset(value, mode = zoneMode) {
+function isoWithOffset(value, mode = zoneMode) {
   const ms = toMs(value);
   const p = zoneParts(ms, mode);
   const frac = p.ms ? `.${pad3(p.ms)}` : "";
@@ -430,7 +430,7 @@ const IMAGE_MAGIC = [
 /** 2097152 -> "2,097,152": exact, the same in every locale. */
 const grouped = (n) => String(n).replace(/\B(?=(\d{3})+(?!\d))/g, ",");
 
-export function fmtBytes(n) {
+function fmtBytes(n) {
   if (n < 1024) return plural(n, "byte");
   if (n < 1024 * 1024) return `${Math.round(n / 1024)} KB`;
   return `${(n / (1024 * 1024)).toFixed(1).replace(/\.0$/, "")} MB`;
