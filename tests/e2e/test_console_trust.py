@@ -36,8 +36,8 @@ from zoneinfo import ZoneInfo
 import cv2
 import pytest
 from api_world import MOT09, T0, ApiWorld, LiveServer, built_world, serving, world_settings
-from chromium import console_page
-from playwright.sync_api import Browser, Page, expect
+from chromium import TIMEOUT_MS, console_page
+from playwright.sync_api import Browser, Locator, Page, expect
 from test_console_browser import _DROP_AND_PASTE, Console
 
 from surveil.api.app import create_app
@@ -164,6 +164,18 @@ def shown(iso: str, zone: str | None = None, *, ms: bool = False, date: bool = T
 def _field(ts: datetime, zone: str | None = None) -> str:
     """A date field's value for `ts` in the zone shown."""
     return ts.astimezone(ZoneInfo(zone) if zone else UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def _create_and_test_rule(page: Page, name: str) -> Locator:
+    """Save the open rule form as `name`, then test it from the day before the oldest footage."""
+    page.fill("#rf-name", name)
+    page.click("#rf-create")
+    rule = page.locator("#rules .rule")
+    expect(rule).to_have_count(1, timeout=TIMEOUT_MS)  # its examples are embedded first
+    rule.locator(".test").click()
+    page.fill("#rt-since", _field(CAMERAS["north"] - timedelta(days=1)))
+    page.click("#rt-run")
+    return rule
 
 
 #: Chromium does not hand a multipart body with a file to Playwright: record the form's text
@@ -544,13 +556,7 @@ def test_console_is_usable_768_px_wide(browser: Browser, trust: TrustWorld, shot
         page.locator("#sightings .sighting").first.locator(".watch").click()
         expect(page.locator("#rule-form")).to_be_visible()
         _assert_usable(console, "narrow-rule-form.png")
-        page.fill("#rf-name", "the man in the black jacket")
-        page.click("#rf-create")
-        rule = page.locator("#rules .rule")
-        expect(rule).to_have_count(1)
-        rule.locator(".test").click()
-        page.fill("#rt-since", _field(CAMERAS["north"] - timedelta(days=1)))
-        page.click("#rt-run")
+        rule = _create_and_test_rule(page, "the man in the black jacket")
         expect(page.locator("#rt-summary")).to_contain_text("would have been raised")
         expect(page.locator("#rt-summary")).to_contain_text("since 2025-02-28 12:00:00 UTC")
         expect(page.locator("#rt-alerts .rt-alert").first).to_be_visible()
@@ -717,13 +723,7 @@ def test_labels_name_things_not_internal_ids(console: Console) -> None:
     page.locator("#sightings .sighting").first.locator(".watch").click()
     expect(page.locator("#rf-examples .rf-example")).to_have_count(2)  # the box, the sighting
     _assert_no_ids(page)
-    page.fill("#rf-name", "no ids")
-    page.click("#rf-create")
-    rule = page.locator("#rules .rule")
-    expect(rule).to_have_count(1)
-    rule.locator(".test").click()
-    page.fill("#rt-since", _field(CAMERAS["north"] - timedelta(days=1)))
-    page.click("#rt-run")
+    rule = _create_and_test_rule(page, "no ids")
     expect(page.locator("#rt-alerts .rt-alert").first).to_be_visible()
     _assert_no_ids(page)
     rule.locator(".delete").click()
