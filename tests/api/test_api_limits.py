@@ -130,3 +130,19 @@ def test_path_like_ids_never_reach_the_file_system(client: TestClient, api_world
     ]:
         response = client.get(path, headers=viewer)
         assert response.status_code in (400, 404), path
+
+
+@pytest.mark.parametrize(
+    ("path", "params"),
+    [
+        ("/api/v1/alerts", {"camera": "lobby\x00"}),
+        ("/api/v1/audit", {"action": "search\x00"}),
+    ],
+)
+def test_a_nul_character_in_a_text_filter_is_400_not_500(
+    client: TestClient, api_world: ApiWorld, path: str, params: dict[str, str]
+) -> None:
+    """PostgreSQL cannot compare text holding NUL: refused as input, never a server error."""
+    response = client.get(path, params=params, headers=api_world.auth("admin"))
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["code"] == "invalid_input"

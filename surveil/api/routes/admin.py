@@ -9,6 +9,7 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from surveil.api.deps import Admin, ServicesDep, record_action
 from surveil.api.schemas import (
     AUTH_ERRORS,
+    NO_NUL,
     AuditList,
     ErrorBody,
     KeyCreate,
@@ -62,7 +63,9 @@ def list_audit(
     services: ServicesDep,
     since: Annotated[Timestamp | None, Query(description="From (RFC 3339).")] = None,
     until: Annotated[Timestamp | None, Query(description="Up to (RFC 3339).")] = None,
-    action: Annotated[str | None, Query(max_length=64, description="e.g. search.")] = None,
+    action: Annotated[
+        str | None, Query(max_length=64, pattern=NO_NUL, description="e.g. search.")
+    ] = None,
     key_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_AUDIT_PAGE)] = 100,
 ) -> dict[str, Any]:

@@ -193,7 +193,7 @@ def list_alerts(
     _: Viewer,
     services: ServicesDep,
     rule_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
-    camera: Annotated[str | None, Query(max_length=64)] = None,
+    camera: Annotated[str | None, Query(max_length=64, pattern=NO_NUL)] = None,
     since: Annotated[Timestamp | None, Query(description="RFC 3339")] = None,
     until: Annotated[Timestamp | None, Query(description="RFC 3339")] = None,
     acknowledged: bool | None = None,
