@@ -47,6 +47,7 @@ from surveil.config.service import (
     SchedulerSettings,
 )
 from surveil.config.storage import DatabaseSettings, StorageSettings
+from surveil.config.tracking import TrackingSettings
 from surveil.domain import ConfigError
 
 __all__ = [
@@ -75,6 +76,7 @@ __all__ = [
     "SearchSettings",
     "Settings",
     "StorageSettings",
+    "TrackingSettings",
     "config_path",
     "load_settings",
     "setting_sources",
@@ -143,6 +145,11 @@ class Settings(BaseSettings):
         default_factory=SearchSettings,
         title="Search",
         description="Over-fetch, depth, sighting gap and defaults of a search.",
+    )
+    tracking: TrackingSettings = Field(
+        default_factory=TrackingSettings,
+        title="Tracking",
+        description="How detections in successive keyframes of a camera become one track.",
     )
     ingest: IngestSettings = Field(
         default_factory=IngestSettings,
