@@ -18,6 +18,7 @@ from surveil.config import Settings
 from surveil.domain import SPACES, IngestStats, Space
 from surveil.index.reconcile import ReconcileReport, reconcile
 from surveil.index.sharded import ShardedFaissIndex
+from surveil.ingest.backfill import Backfill
 from surveil.ingest.pipeline import IngestOptions, IngestPipeline
 from surveil.ingest.sources import open_source
 from surveil.jobs.retention_notice import retention_warnings
@@ -158,6 +159,8 @@ class Services:
             keyframes=s.keyframes,
             crops=s.crops,
             ingest=s.ingest,
+            tracking=s.tracking,
+            label_groups=s.search.label_groups,
             jpeg_quality=s.storage.jpeg_quality,
             keep_keyframes=s.storage.keep_keyframes,
         )
@@ -193,6 +196,15 @@ class Services:
         if now - self._refreshed_at >= every:
             self._refreshed_at = now
             self.index.refresh()
+
+    def backfill(self) -> Backfill:
+        """The re-tracking of appearances stored before tracks existed."""
+        return Backfill(
+            catalog=self.catalog,
+            index=self.index,
+            settings=self.settings.tracking,
+            label_groups=self.settings.search.label_groups,
+        )
 
     def reconcile_index(self, *, full: bool = False) -> ReconcileReport:
         """Make the vector index agree with the catalog (the source of truth).

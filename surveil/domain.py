@@ -183,6 +183,26 @@ class NewAppearance:
     embedding: Vectors
     model_id: str
     crop_path: str
+    #: Pooling weight in its track's vector (crop quality); 1.0 where nothing better is known.
+    quality: float = 1.0
+    #: The tracker's key of the track it joined; None stores it as a track of its own.
+    track_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TrackUpdate:
+    """A track as the tracker holds it after a batch: the catalog row is set to this."""
+
+    key: str
+    camera_id: str
+    space: Space
+    label_group: str
+    first_ts: datetime
+    last_ts: datetime
+    appearances: int
+    embedding: Vectors
+    model_id: str
+    closed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,6 +234,23 @@ class StoredAppearance:
     space: Space
     model_id: str
     crop_path: str
+    track_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredTrack:
+    """A track as the catalog holds it (its pooled vector is loaded only on demand)."""
+
+    id: int
+    camera_id: str
+    space: Space
+    label: str
+    label_group: str
+    first_ts: datetime
+    last_ts: datetime
+    appearances: int
+    best_appearance_id: int | None
+    closed: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,7 +287,8 @@ class SearchFilters:
     since: datetime | None = None
     until: datetime | None = None
     labels: frozenset[str] = frozenset()
-    min_score: float = 0.0
+    #: Cosine floor; None: the searched space's calibrated default (search settings).
+    min_score: float | None = None
 
     def __post_init__(self) -> None:
         for name in ("since", "until"):
@@ -261,7 +299,7 @@ class SearchFilters:
             raise InputError(
                 f"--since {self.since.isoformat()} is after --until {self.until.isoformat()}"
             )
-        if not -1.0 <= self.min_score <= 1.0:
+        if self.min_score is not None and not -1.0 <= self.min_score <= 1.0:
             raise InputError(f"--min-score must be between -1 and 1, got {self.min_score}")
 
 
@@ -273,7 +311,6 @@ class SearchQuery:
     vector: Vectors
     filters: SearchFilters = field(default_factory=SearchFilters)
     limit: int = 50
-    gap_seconds: float = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,7 +323,7 @@ class SearchHit:
 
 @dataclass(frozen=True, slots=True)
 class Sighting:
-    """Consecutive hits of one object on one camera: what an operator reads as 'seen here'."""
+    """One track that matched: what an operator reads as 'seen here', hits ordered by time."""
 
     camera_id: str
     label: str
@@ -294,6 +331,7 @@ class Sighting:
     last_seen: datetime
     best_score: float
     hits: tuple[SearchHit, ...]
+    track_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -401,6 +439,8 @@ class NewAuditEntry:
     keyframe_id: int | None = None
     box: BBox | None = None
     filters: dict[str, object] = field(default_factory=dict)
+    #: The stored track a 'find similar' search started from (its pooled vector).
+    track_id: int | None = None
     result_count: int | None = None
     client: str | None = None
     detail: str | None = None

@@ -18,6 +18,7 @@ import numpy.typing as npt
 from surveil.domain import (
     ApiKeyInfo,
     AuditEntry,
+    BBox,
     CameraInfo,
     CameraStats,
     Detections,
@@ -30,6 +31,8 @@ from surveil.domain import (
     SearchFilters,
     Space,
     StoredAppearance,
+    StoredTrack,
+    TrackUpdate,
     Vectors,
 )
 
@@ -130,6 +133,8 @@ class VectorIndex(Protocol):
 
     def drop_shard(self, space: Space, day: date) -> bool: ...
 
+    def saved_at(self, space: Space) -> dict[date, datetime]: ...
+
 
 @dataclass(frozen=True, slots=True)
 class SourceRecord:
@@ -152,6 +157,61 @@ class VectorBatch:
     vectors: Vectors
 
 
+@dataclass(frozen=True, slots=True)
+class IndexedTrack:
+    """What the vector index needs of a committed track: id, space, shard day, vector."""
+
+    id: int
+    space: Space
+    day: date
+    vector: Vectors
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMember:
+    """One member of an open track, as a resumed tracker rebuilds its state from it."""
+
+    appearance_id: int
+    ts: datetime
+    bbox: BBox
+    label: str
+    confidence: float
+    embedding: Vectors
+    quality: float
+
+
+@dataclass(frozen=True, slots=True)
+class OpenTrack:
+    """A track left open by an earlier run, with its members in time order."""
+
+    key: str
+    label_group: str
+    space: Space
+    model_id: str
+    members: tuple[StoredMember, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class LegacyMember:
+    """A pre-track appearance still in its migrated one-member track, for the backfill."""
+
+    appearance_id: int
+    keyframe_id: int
+    track_id: int
+    crop_path: str
+    space: Space
+    model_id: str
+    member: StoredMember
+
+
+@dataclass(frozen=True, slots=True)
+class CommittedBatch:
+    """Ids a committed batch got: appearances per keyframe, and every track it touched."""
+
+    appearance_ids: list[list[int]]
+    tracks: list[IndexedTrack]
+
+
 class Catalog(Protocol):
     """The system of record: cameras, sources, keyframes and appearances."""
 
@@ -171,11 +231,47 @@ class Catalog(Protocol):
 
     def add_keyframes(self, batch: Sequence[NewKeyframe]) -> list[list[int]]: ...
 
+    def add_tracked(
+        self, batch: Sequence[NewKeyframe], tracks: Sequence[TrackUpdate] = ()
+    ) -> CommittedBatch: ...
+
+    def track_members(
+        self, track_ids: Sequence[int], *, filters: SearchFilters | None = None
+    ) -> dict[int, list[StoredAppearance]]: ...
+
+    def tracks(self, track_ids: Sequence[int]) -> list[StoredTrack]: ...
+
+    def track_embedding(self, track_id: int) -> tuple[Space, Vectors]: ...
+
+    def open_tracks(self, *, camera_id: str, since: datetime) -> list[OpenTrack]: ...
+
+    def close_tracks(self, *, camera_id: str, keys: Sequence[str] | None = None) -> int: ...
+
+    def count_tracks(self, space: Space | None = None) -> int: ...
+
+    def tracks_changed_since(
+        self, space: Space, since: datetime, *, day: date | None = None
+    ) -> Ids: ...
+
+    # ---- the backfill of appearances stored before tracks --------------------------------
+
+    def legacy_cameras(self) -> list[str]: ...
+
+    def legacy_members(
+        self, *, camera_id: str, after: tuple[datetime, int] | None, limit: int
+    ) -> list[LegacyMember]: ...
+
+    def retrack(
+        self, assignments: Sequence[tuple[int, str]], tracks: Sequence[TrackUpdate]
+    ) -> tuple[list[IndexedTrack], list[tuple[int, str, datetime]]]: ...
+
     def appearances(
         self, ids: Sequence[int], *, filters: SearchFilters | None = None
     ) -> list[StoredAppearance]: ...
 
     def appearance_embedding(self, appearance_id: int) -> tuple[Space, Vectors]: ...
+
+    def appearance_vectors(self, space: Space, ids: Sequence[int]) -> dict[int, Vectors]: ...
 
     def iter_vectors(
         self, space: Space, *, ids: Sequence[int] | None = None, batch_size: int = 10_000

@@ -46,21 +46,29 @@ def fold_hits(
     *,
     gap_s: float,
     cooldown_s: float,
+    track_alerts: Mapping[int, AlertDraft] | None = None,
 ) -> Folded:
-    """Turn hits into alerts: one per sighting per camera, none within the cooldown.
+    """Turn hits into alerts: one per track, and none within the cooldown on a camera.
 
-    A hit joins the camera's latest alert when it is within `gap_s` of that alert's
-    hits (the same sighting) or within `cooldown_s` of the alert's first hit (too soon
-    to alert again); otherwise it opens a new alert. Times are capture times, so the
+    A hit of a track that already has an alert extends that alert (a person standing in
+    view for a minute is one alert, not one per keyframe). A hit of another track joins
+    the camera's latest alert when within `cooldown_s` of its first hit (too soon to
+    alert again); otherwise it opens a new alert. A hit with no track (none in catalogs
+    since tracks) falls back to joining within `gap_s`. Times are capture times, so the
     outcome does not depend on when or how often the rule runs.
     """
     latest = dict(open_alerts)
+    by_track = dict(track_alerts or {})
     out = Folded()
     gap, cooldown = timedelta(seconds=gap_s), timedelta(seconds=cooldown_s)
     for hit in hits:
         c = hit.candidate
-        current = latest.get(c.camera_id)
-        if current is not None and _joins(current, c, gap, cooldown):
+        current = by_track.get(c.track_id) if c.track_id is not None else None
+        if current is None:
+            current = latest.get(c.camera_id)
+            if current is not None and not _joins(current, c, gap, cooldown):
+                current = None
+        if current is not None:
             _extend(current, hit)
             if current.id is not None and not current.changed:
                 current.changed = True
@@ -73,15 +81,21 @@ def fold_hits(
             score=hit.score,
             ts=c.ts,
             last_ts=c.ts,
+            track_id=c.track_id,
         )
         out.new.append(draft)
         latest[c.camera_id] = draft
+        if c.track_id is not None:
+            by_track[c.track_id] = draft
     return out
 
 
 def _joins(alert: AlertDraft, c: Candidate, gap: timedelta, cooldown: timedelta) -> bool:
-    within_sighting = alert.ts - gap <= c.ts <= alert.last_ts + gap
+    """Another track (or an untracked hit) joins the camera's latest alert only in cooldown."""
     within_cooldown = abs(c.ts - alert.ts) < cooldown
+    if c.track_id is not None and alert.track_id is not None:
+        return within_cooldown
+    within_sighting = alert.ts - gap <= c.ts <= alert.last_ts + gap
     return within_sighting or within_cooldown
 
 

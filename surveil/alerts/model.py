@@ -104,6 +104,7 @@ class Candidate:
     camera_id: str
     label: str
     ts: datetime
+    track_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -127,6 +128,8 @@ class AlertDraft:
     hits: int = 1
     id: int | None = None
     changed: bool = field(default=False, compare=False)
+    #: The track alerted on: its later hits extend this alert instead of raising another.
+    track_id: int | None = None
 
 
 @dataclass(frozen=True)

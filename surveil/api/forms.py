@@ -31,6 +31,7 @@ class SearchForm:
     min_score: float | None
     gap: float | None
     limit: int | None
+    track_id: int | None = None
 
 
 def parse_box(text: str) -> BBox:
@@ -66,19 +67,20 @@ def clamp_box(box: BBox, width: int, height: int, *, what: str) -> tuple[int, in
 
 
 def build_example(form: SearchForm, *, max_pixels: int) -> Example:
-    """Exactly one of image, appearance_id, keyframe_id+box; the image checked and decoded."""
+    """Exactly one of image, appearance_id, track_id, keyframe_id+box; the image checked."""
     given = [
         name
         for name, present in (
             ("image", form.image is not None),
             ("appearance_id", form.appearance_id is not None),
+            ("track_id", form.track_id is not None),
             ("keyframe_id", form.keyframe_id is not None),
         )
         if present
     ]
     if len(given) != 1:
         raise InputError(
-            "send exactly one of: image (a file), appearance_id, or keyframe_id with box"
+            "send exactly one of: image (a file), appearance_id, track_id, or keyframe_id with box"
             + (f"; got {', '.join(given)}" if given else "")
         )
     if form.box is not None and form.keyframe_id is None:
@@ -93,13 +95,17 @@ def build_example(form: SearchForm, *, max_pixels: int) -> Example:
         return Example(
             kind="appearance", appearance_id=_positive(form.appearance_id, "appearance_id")
         )
+    if form.track_id is not None:
+        return Example(kind="track", track_id=_positive(form.track_id, "track_id"))
     if form.box is None:
         raise InputError("keyframe_id needs box=x1,y1,x2,y2 (the region to search by)")
     keyframe_id = _positive(form.keyframe_id, "keyframe_id")
     return Example(kind="keyframe_box", keyframe_id=keyframe_id, box=parse_box(form.box))
 
 
-def build_options(form: SearchForm, *, max_results: int, default_min_score: float) -> SearchOptions:
+def build_options(
+    form: SearchForm, *, max_results: int, default_min_score: float | None
+) -> SearchOptions:
     """Filters and shaping, each value checked with a message naming the field."""
     if len(form.cameras) > MAX_FILTER_VALUES or len(form.labels) > MAX_FILTER_VALUES:
         raise InputError(f"at most {MAX_FILTER_VALUES} cameras and labels per search")
@@ -113,7 +119,7 @@ def build_options(form: SearchForm, *, max_results: int, default_min_score: floa
     if form.gap is not None and not (math.isfinite(form.gap) and 0 < form.gap <= 86_400):
         raise InputError("gap must be seconds between 0 and 86400")
     min_score = default_min_score if form.min_score is None else form.min_score
-    if not math.isfinite(min_score):
+    if min_score is not None and not math.isfinite(min_score):
         raise InputError("min_score must be a number between -1 and 1")
     filters = SearchFilters(
         cameras=frozenset(form.cameras),

@@ -84,10 +84,11 @@ class Appearance(_Model):
     keyframe_id: int
     crop_url: str
     keyframe_url: str
+    track_id: int | None = Field(description="The track (one object on one camera) it is in.")
 
 
 class Hit(Appearance):
-    score: float = Field(description="Cosine similarity to the example, -1..1.")
+    score: float = Field(description="Cosine similarity of its track to the example, -1..1.")
 
 
 class SightingOut(_Model):
@@ -95,17 +96,45 @@ class SightingOut(_Model):
     label: str
     first_seen: TimeOut
     last_seen: TimeOut
+    best_score: float = Field(description="Cosine similarity of the track to the example.")
+    appearances: list[Hit] = Field(description="The track's appearances in the filters, by time.")
+    track_id: int | None = Field(description="The track this sighting is: one object, one camera.")
+
+
+class LegOut(_Model):
+    camera_id: str
+    first_seen: TimeOut
+    last_seen: TimeOut
+    track_ids: list[int] = Field(description="Consecutive tracks on this camera, by time.")
     best_score: float
-    appearances: list[Hit]
+    overlaps: list[int] = Field(
+        description="Matched tracks on other cameras seen at the same time: one of each "
+        "pair is someone else (or the two cameras see the same spot)."
+    )
+
+
+class HopOut(_Model):
+    from_camera: str
+    to_camera: str
+    seconds: float = Field(description="From the last leg's end to the next's start; < 0 overlap.")
+
+
+class PathOut(_Model):
+    legs: list[LegOut] = Field(description="One per stretch on one camera, in time order.")
+    hops: list[HopOut] = Field(description="hops[i] joins legs[i] and legs[i+1].")
+    overlapping: int = Field(description="Legs that overlap another camera's in time.")
 
 
 class SearchResponse(_Model):
     sightings: list[SightingOut] = Field(description="Ordered by first_seen.")
     truncated: bool = Field(
-        description="More appearances matched than `limit` returned (raise it or narrow filters)."
+        description="More sightings matched than `limit` returned (raise it or narrow filters)."
     )
     warnings: list[str] = Field(
         description="Degraded modes in effect for this result; empty when it is a full answer."
+    )
+    path: PathOut | None = Field(
+        default=None, description="The path across cameras, when the search asked for path."
     )
 
 
@@ -230,6 +259,7 @@ class AuditOut(_Model):
     crop_sha256: str | None
     crop_url: str | None
     appearance_id: int | None
+    track_id: int | None = None
     keyframe_id: int | None
     box: list[float] | None
     filters: dict[str, Any]

@@ -44,9 +44,9 @@ def with_urls(item: dict[str, Any]) -> dict[str, Any]:
     return item
 
 
-def search_view(result: SearchResult) -> dict[str, Any]:
+def search_view(result: SearchResult, *, path: bool = False) -> dict[str, Any]:
     """`surveil search --json`'s object, each appearance with crop_url and keyframe_url."""
-    body = result_to_dict(result)
+    body = result_to_dict(result, path=path)
     for sighting in body["sightings"]:
         sighting["appearances"] = [with_urls(a) for a in sighting["appearances"]]
     return body
@@ -144,6 +144,7 @@ def audit_view(row: AuditEntry) -> dict[str, Any]:
         "crop_sha256": e.crop_sha256,
         "crop_url": f"{API}/audit/{row.id}/crop.jpg" if e.crop_path else None,
         "appearance_id": e.appearance_id,
+        "track_id": e.track_id,
         "keyframe_id": e.keyframe_id,
         "box": list(e.box) if e.box else None,
         "filters": e.filters,

@@ -13,6 +13,7 @@ from surveil.cli import (  # noqa: F401  (registers)
     retention,
     serve,
     settings,
+    tracks,
 )
 from surveil.cli.common import app, fail
 

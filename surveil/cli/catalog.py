@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -20,6 +20,9 @@ from surveil.cli.common import (
 )
 from surveil.container import Services, index_root
 from surveil.domain import SearchFilters, parse_time, validate_camera_id
+
+if TYPE_CHECKING:
+    from surveil.search.audited import Example
 
 
 @app.command(
@@ -57,11 +60,27 @@ def ingest(
 
 
 @app.command(
-    epilog="Example:  surveil search suspect.jpg --label person --camera lobby "
-    "--since 2026-11-22T08:00:00Z --min-score 0.6 --json"
+    epilog="Examples:  surveil search suspect.jpg --label person --camera lobby "
+    "--since 2026-11-22T08:00:00Z --min-score 0.6 --json  |  surveil search --track 42 --path"
 )
 def search(
-    crop: Annotated[Path, typer.Argument(help="Example crop image (JPEG/PNG) of the object.")],
+    crop: Annotated[
+        Path | None,
+        typer.Argument(help="Example crop image (JPEG/PNG) of the object; or give --track."),
+    ] = None,
+    track: Annotated[
+        int | None,
+        typer.Option(
+            "--track",
+            help="Find similar to a stored track (its pooled vector: all its crops at once); "
+            "track ids are in the results and in `surveil tracks show`.",
+            min=1,
+        ),
+    ] = None,
+    appearance: Annotated[
+        int | None,
+        typer.Option("--appearance", help="Find similar to one stored appearance.", min=1),
+    ] = None,
     label: Annotated[
         list[str] | None,
         typer.Option(
@@ -79,12 +98,25 @@ def search(
         float | None, typer.Option(help="Minimum cosine similarity (-1..1).")
     ] = None,
     gap: Annotated[
-        float | None, typer.Option(help="Seconds between hits that split a sighting.")
+        float | None,
+        typer.Option(
+            help="No longer used: a sighting is one track (kept for old scripts).", hidden=True
+        ),
     ] = None,
-    limit: Annotated[int | None, typer.Option(help="Most appearances to return.", min=1)] = None,
+    limit: Annotated[
+        int | None, typer.Option(help="Most sightings (tracks) to return.", min=1)
+    ] = None,
+    path: Annotated[
+        bool,
+        typer.Option(
+            "--path",
+            help="Also show the path across cameras: legs in time order, the time between "
+            "cameras, and legs that overlap another camera's (one of them is someone else).",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Find every sighting of the object in CROP, across cameras, ordered by time.
+    """Find every sighting of the object in CROP (or of a stored track), ordered by time.
 
     Audited like an API search, as `cli:<os user>`, refused attempts included.
     """
@@ -93,17 +125,16 @@ def search(
     from surveil.search.audited import (
         Actor,
         AuditedSearch,
-        Example,
         SearchOptions,
         record_refusal,
     )
     from surveil.search.by_example import SearchResult
     from surveil.search.render import result_table, result_to_dict
-    from surveil.vision.crops import read_image
-    from surveil.vision.images import probe_image
 
     given = {
-        "crop": str(crop),
+        "crop": None if crop is None else str(crop),
+        "track": track,
+        "appearance": appearance,
         "label": label,
         "camera": camera,
         "since": since,
@@ -126,12 +157,11 @@ def search(
                 labels=frozenset(label or ()),
                 min_score=s.settings.search.min_score if min_score is None else min_score,
             )
-            image = read_image(crop)
-            data = crop.read_bytes()
-            header = probe_image(data, what=f"image {crop}")
+            example = _cli_example(crop, track, appearance)
         except SurveilError as exc:
             given_set = {k: v for k, v in given.items() if v not in (None, [])}
-            record_refusal(s.access, actor, reason=outcome(exc), given=given_set, kind="image")
+            kind = "image" if crop is not None else None
+            record_refusal(s.access, actor, reason=outcome(exc), given=given_set, kind=kind)
             raise
         audited = AuditedSearch(
             search=s.search(),
@@ -141,7 +171,6 @@ def search(
             jpeg_quality=s.settings.storage.jpeg_quality,
             describe=outcome,
         )
-        example = Example(kind="image", image=image, image_bytes=data, image_format=header.format)
         options = SearchOptions(
             filters=filters, label=label[0] if label else None, limit=limit, gap_seconds=gap
         )
@@ -150,9 +179,33 @@ def search(
     with handle_errors():
         result = with_services(act, settings=cli_settings())
     if as_json:
-        print_json(result_to_dict(result))
+        print_json(result_to_dict(result, path=path))
     else:
-        typer.echo(result_table(result))
+        typer.echo(result_table(result, path=path))
+
+
+def _cli_example(crop: Path | None, track: int | None, appearance: int | None) -> Example:
+    """Exactly one of a crop file, --track or --appearance, as the example to search by."""
+    from surveil.domain import InputError
+    from surveil.search.audited import Example
+    from surveil.vision.crops import read_image
+    from surveil.vision.images import probe_image
+
+    given = [n for n, v in (("CROP", crop), ("--track", track), ("--appearance", appearance)) if v]
+    if len(given) != 1:
+        raise InputError(
+            "give exactly one of: a CROP image, --track ID or --appearance ID"
+            + (f" (got {' and '.join(given)})" if given else "")
+        )
+    if track is not None:
+        return Example(kind="track", track_id=track)
+    if appearance is not None:
+        return Example(kind="appearance", appearance_id=appearance)
+    assert crop is not None
+    image = read_image(crop)
+    data = crop.read_bytes()
+    header = probe_image(data, what=f"image {crop}")
+    return Example(kind="image", image=image, image_bytes=data, image_format=header.format)
 
 
 @db_app.command("upgrade")
@@ -202,20 +255,33 @@ def index_status(
     ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Reconcile the index with the catalog and print vectors per space."""
+    """Reconcile the index with the catalog; print vectors, tracks and appearances per space.
+
+    The index holds one pooled vector per track, so vectors equal tracks when in sync.
+    """
     from surveil.domain import SPACES
 
-    def act(s: Services) -> dict[str, int]:
+    def act(s: Services) -> dict[str, dict[str, int]]:
         if full:
             s.reconcile_index(full=True)
-        return {sp: s.index.size(sp) for sp in SPACES}
+        return {
+            "vectors": {sp: s.index.size(sp) for sp in SPACES},
+            "tracks": {sp: s.catalog.count_tracks(sp) for sp in SPACES},
+            "appearances": {sp: s.catalog.count_appearances(sp) for sp in SPACES},
+        }
 
     with handle_errors():
-        sizes = with_services(act)
+        status = with_services(act)
     if as_json:
-        print_json({"vectors": sizes})
+        print_json(status)
     else:
-        typer.echo(", ".join(f"{k}: {v} vectors" for k, v in sizes.items()))
+        typer.echo(
+            ", ".join(
+                f"{sp}: {status['vectors'][sp]} vectors ({status['tracks'][sp]} tracks of "
+                f"{status['appearances'][sp]} appearances)"
+                for sp in SPACES
+            )
+        )
 
 
 @app.command()

@@ -60,6 +60,12 @@ class IndexSettings(Section):
     )
 
 
+#: `benchmarks/bench_min_score.py`: the lowest floor at which at most 1% of other objects'
+#: tracks score as high as the query (OSNet x0.25 on MOT17-mini pedestrians, MobileNetV2 on
+#: UA-DETRAC vehicles), with the search's own scoring (pooled vector or best member).
+CALIBRATED_MIN_SCORE = {"person": 0.68, "general": 0.88}
+
+
 class SearchSettings(Section):
     overfetch: int = Field(
         4, ge=1, le=100, title="Over-fetch", description="Candidates fetched per result asked."
@@ -68,12 +74,48 @@ class SearchSettings(Section):
         20_000, ge=10, title="Max candidates", description="Deepest a filtered search goes."
     )
     gap_seconds: float = Field(
-        10.0, gt=0.0, title="Sighting gap", description="Hits further apart split a sighting."
+        10.0,
+        gt=0.0,
+        title="Sighting gap (unused)",
+        description="No longer used: a sighting is one track. Kept so older configs load.",
     )
-    limit: int = Field(50, ge=1, le=10_000, title="Limit", description="Appearances returned.")
-    min_score: float = Field(
-        0.0, ge=-1.0, le=1.0, title="Minimum score", description="Cosine similarity floor."
+    limit: int = Field(
+        50, ge=1, le=10_000, title="Limit", description="Sightings (tracks) returned."
     )
+    min_score: float | None = Field(
+        None,
+        ge=-1.0,
+        le=1.0,
+        title="Minimum score",
+        description="Cosine similarity floor for every space; unset: min_score_by_space.",
+    )
+    min_score_by_space: dict[str, float] = Field(
+        default_factory=lambda: dict(CALIBRATED_MIN_SCORE),
+        title="Minimum score per space",
+        description=(
+            "Default floor of each embedding space, calibrated on the sample data so that "
+            "at most 1% of other objects' tracks pass (docs/performance.md, 'Default "
+            "min_score'); a space not named here has no floor."
+        ),
+    )
+
+    refine_margin: float = Field(
+        0.2,
+        ge=0.0,
+        le=1.0,
+        title="Refine margin",
+        description=(
+            "Tracks whose pooled vector scores up to this much under min_score are re-scored "
+            "by their members (a crop from one end of a long track can be far from its mean)."
+        ),
+    )
+
+    def floor(self, space: str) -> float:
+        """The min_score a search of `space` uses when the operator gives none."""
+        if self.min_score is not None:
+            return self.min_score
+        return self.min_score_by_space.get(space, -1.0)
+
     label_groups: dict[str, list[str]] = Field(
         default_factory=lambda: {"person": ["person"], "vehicle": list(VEHICLE_LABELS)},
         title="Label groups",

@@ -32,12 +32,22 @@ class ShardEntry:
     inode: int
     size: int
     mtime_ns: int
+    #: Wall time (Unix seconds) just before the save began: every change added to the
+    #: shard before it is in the file. None in manifests written before tracks.
+    saved_at: float | None = None
+
+    def same_file(self, other: ShardEntry) -> bool:
+        """Whether two entries describe the same file contents (count and identity)."""
+        mine = (self.ntotal, self.inode, self.size, self.mtime_ns)
+        return mine == (other.ntotal, other.inode, other.size, other.mtime_ns)
 
 
-def entry_for(path: Path, ntotal: int) -> ShardEntry:
+def entry_for(path: Path, ntotal: int, saved_at: float | None = None) -> ShardEntry:
     """The entry vouching that the file at `path`, as it is now, holds `ntotal` vectors."""
     st = path.stat()
-    return ShardEntry(ntotal=ntotal, inode=st.st_ino, size=st.st_size, mtime_ns=st.st_mtime_ns)
+    return ShardEntry(
+        ntotal=ntotal, inode=st.st_ino, size=st.st_size, mtime_ns=st.st_mtime_ns, saved_at=saved_at
+    )
 
 
 def trusted_count(entries: Mapping[str, ShardEntry], stem: str, path: Path) -> int | None:
@@ -49,7 +59,7 @@ def trusted_count(entries: Mapping[str, ShardEntry], stem: str, path: Path) -> i
         current = entry_for(path, entry.ntotal)
     except OSError:
         return None
-    return entry.ntotal if current == entry else None
+    return entry.ntotal if current.same_file(entry) else None
 
 
 def read_manifest(folder: Path) -> dict[str, ShardEntry]:
@@ -65,6 +75,7 @@ def read_manifest(folder: Path) -> dict[str, ShardEntry]:
                 inode=int(e["inode"]),
                 size=int(e["size"]),
                 mtime_ns=int(e["mtime_ns"]),
+                saved_at=None if e.get("saved_at") is None else float(e["saved_at"]),
             )
             for stem, e in raw["shards"].items()
         }
@@ -82,7 +93,13 @@ def write_manifest(folder: Path, entries: Mapping[str, ShardEntry], dim: int | N
         "version": MANIFEST_VERSION,
         "dim": dim,
         "shards": {
-            stem: {"ntotal": e.ntotal, "inode": e.inode, "size": e.size, "mtime_ns": e.mtime_ns}
+            stem: {
+                "ntotal": e.ntotal,
+                "inode": e.inode,
+                "size": e.size,
+                "mtime_ns": e.mtime_ns,
+                "saved_at": e.saved_at,
+            }
             for stem, e in sorted(entries.items())
         },
     }

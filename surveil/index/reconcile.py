@@ -12,7 +12,7 @@ import time
 import uuid
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Literal, Protocol
 
@@ -44,6 +44,10 @@ class CatalogVectors(Protocol):
         self, space: Space, *, ids: Sequence[int] | None = None, batch_size: int = 10_000
     ) -> Iterator[VectorBatch]: ...
 
+    def tracks_changed_since(
+        self, space: Space, since: datetime, *, day: date | None = None
+    ) -> Ids: ...
+
 
 @dataclass(frozen=True, slots=True)
 class ReconcileReport:
@@ -51,13 +55,17 @@ class ReconcileReport:
 
     added: dict[Space, int] = field(default_factory=dict)
     removed: dict[Space, int] = field(default_factory=dict)
+    #: Tracks whose pooled vector changed after their shard was saved, re-indexed.
+    refreshed: dict[Space, int] = field(default_factory=dict)
     #: Days whose ids were listed; None where the whole space was (full, or unsharded).
     days_checked: dict[Space, int | None] = field(default_factory=dict)
 
     @property
     def changed(self) -> bool:
         """Whether the index differed from the catalog at all."""
-        return any(self.added.values()) or any(self.removed.values())
+        return (
+            any(self.added.values()) or any(self.removed.values()) or any(self.refreshed.values())
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +117,30 @@ def _days_to_check(index: VectorIndex, catalog: CatalogVectors, space: Space) ->
     return {d for d in every_day if in_index.get(d, 0) != in_catalog.get(d, 0)}
 
 
+#: A vector committed before its shard's save is taken as saved with it. Exact for one
+#: writer thread per index (ingest and live commit, add, then save in one thread); a
+#: coarse file clock only ever causes a needless refresh, never a missed one.
+REFRESH_MARGIN = timedelta(0)
+
+
+def _refresh_changed(
+    index: VectorIndex, catalog: CatalogVectors, space: Space, batch_size: int
+) -> int:
+    """Re-index tracks whose pooled vector changed after their day's shard was last saved.
+
+    Ids alone cannot show this: a growing track keeps its id while its vector moves.
+    """
+    refreshed = 0
+    for day, saved in index.saved_at(space).items():
+        shard_day = None if day == UNSHARDED_DAY else day
+        ids = catalog.tracks_changed_since(space, saved - REFRESH_MARGIN, day=shard_day)
+        if len(ids) == 0:
+            continue
+        index.remove(space, ids, days=None if shard_day is None else [day])
+        refreshed += _copy_vectors(index, catalog, space, ids, batch_size)
+    return refreshed
+
+
 def reconcile(
     index: VectorIndex,
     catalog: CatalogVectors,
@@ -125,8 +157,10 @@ def reconcile(
     """
     added: dict[Space, int] = {}
     removed: dict[Space, int] = {}
+    refreshed: dict[Space, int] = {}
     checked: dict[Space, int | None] = {}
     for space in spaces:
+        refreshed[space] = _refresh_changed(index, catalog, space, batch_size)
         days = None if full else _days_to_check(index, catalog, space)
         checked[space] = None if days is None else len(days)
         if days is not None and not days:
@@ -146,7 +180,7 @@ def reconcile(
             days_checked="all" if days is None else len(days),
         )
     index.save()
-    return ReconcileReport(added=added, removed=removed, days_checked=checked)
+    return ReconcileReport(added=added, removed=removed, refreshed=refreshed, days_checked=checked)
 
 
 def _recover(index_root: Path, spaces: Sequence[Space]) -> None:

@@ -8,6 +8,7 @@ reads last month's files.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -52,6 +53,8 @@ class _Shard:
     device_copy: Any = None
     # (inode, size, mtime_ns) of the file the loaded index came from: refresh() compares it.
     stamp: tuple[int, int, int] | None = None
+    # time.time() just before this process last wrote the file (see saved_at()).
+    saved_at: float | None = None
 
 
 def _stamp(path: Path) -> tuple[int, int, int] | None:
@@ -307,8 +310,10 @@ class ShardedFaissIndex:
                         del shards[stem]
                         log.info("index.shard_emptied", space=space, shard=stem)
                         continue
+                    started = time.time()
                     _write_atomic(shard.index, shard.path)
                     shard.dirty, shard.stamp = False, _stamp(shard.path)
+                    shard.saved_at = started
                 if changed:  # after the shards: a stale entry only ever costs a load
                     self._write_manifest(space, shards)
 
@@ -321,7 +326,10 @@ class ShardedFaissIndex:
                 if trusted_count(old, stem, shard.path) is not None:
                     entries[stem] = old[stem]
             elif not shard.dirty and shard.path.exists():
-                entries[stem] = entry_for(shard.path, int(shard.index.ntotal))
+                saved = shard.saved_at
+                if saved is None and trusted_count(old, stem, shard.path) is not None:
+                    saved = old[stem].saved_at  # loaded, not written here: keep the record
+                entries[stem] = entry_for(shard.path, int(shard.index.ntotal), saved)
         write_manifest(self.root / space, entries, self._dims.get(space))
         self._stale_manifest.discard(space)
 
@@ -382,6 +390,29 @@ class ShardedFaissIndex:
             self._stale_manifest.add(space)
             log.info("index.shard_dropped", space=space, day=day.isoformat())
             return True
+
+    def saved_at(self, space: Space) -> dict[date, datetime]:
+        """When each day's shard file was last written (clean shards only; dirty ones omitted).
+
+        Reconcile refreshes tracks whose pooled vector changed after that time: a crash
+        between a commit and the next save leaves an older vector under the same id.
+        """
+        with self._lock:
+            recorded = read_manifest(self.root / space)
+            out: dict[date, datetime] = {}
+            for stem, shard in sorted(self._space_shards(space).items()):
+                if shard.dirty:
+                    continue
+                when = shard.saved_at
+                if when is None and trusted_count(recorded, stem, shard.path) is not None:
+                    when = recorded[stem].saved_at
+                if when is None:  # no record: the file's own clock (coarse, errs early)
+                    try:
+                        when = shard.path.stat().st_mtime
+                    except OSError:
+                        continue
+                out[self._day_key(stem)] = datetime.fromtimestamp(when, UTC)
+            return out
 
     def loaded_days(self, space: Space) -> list[date]:
         """Days whose shard is in memory now (for diagnostics and tests of shard pruning)."""

@@ -7,9 +7,9 @@ batch wrote, and a resumed ingest overwrites rather than orphans files.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from surveil.domain import Crop, Keyframe, NewKeyframe
+from surveil.domain import Crop, Keyframe, NewKeyframe, TrackUpdate
 
 
 def keyframe_key(camera_id: str, source_id: int, frame_index: int) -> str:
@@ -63,6 +63,8 @@ class PreparedBatch:
 
     rows: list[NewKeyframe]
     keys: list[str]
+    #: The state of every track the batch touched or closed, stored with the rows.
+    tracks: list[TrackUpdate] = field(default_factory=list)
 
     @property
     def appearances(self) -> int:

@@ -16,13 +16,12 @@ from concurrent import futures
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date
 
 import numpy as np
 import structlog
 from tqdm import tqdm
 
-from surveil.config import CropSettings, IngestSettings, KeyframeSettings
+from surveil.config import CropSettings, IngestSettings, KeyframeSettings, TrackingSettings
 from surveil.domain import (
     AlreadyIngestedError,
     Crop,
@@ -41,6 +40,7 @@ from surveil.ingest.batches import BatchKeys, PreparedBatch
 from surveil.ingest.keyframes import KeyframeSelector
 from surveil.ingest.leftovers import claimed, remove_leftovers
 from surveil.ingest.reuse import static_matches
+from surveil.ingest.tracks import Assigned, IngestTracks, index_tracks
 from surveil.ports import (
     BlobStore,
     Catalog,
@@ -101,6 +101,8 @@ class IngestPipeline:
         keyframes: KeyframeSettings,
         crops: CropSettings,
         ingest: IngestSettings,
+        tracking: TrackingSettings,
+        label_groups: Mapping[str, Sequence[str]],
         jpeg_quality: int,
         keep_keyframes: bool,
     ) -> None:
@@ -121,6 +123,7 @@ class IngestPipeline:
         #: across batches (live batches mix cameras; a box is only "unmoved" on its own).
         self._carry: dict[str, tuple[list[Crop], list[Embedding]]] = {}
         self._executor: ThreadPoolExecutor | None = None
+        self.tracks = IngestTracks(catalog=catalog, settings=tracking, label_groups=label_groups)
 
     def run(self, source: FrameSource, options: IngestOptions) -> IngestStats:
         """Ingest a whole source; refuses one already complete, resumes one cut short."""
@@ -161,6 +164,7 @@ class IngestPipeline:
         self.timer = StageTimer()
         self.reused = 0
         self._carry = {}
+        self.tracks.reset()
         selector = KeyframeSelector(self._keyframe_settings, all_frames=options.all_frames)
         frames_read = keyframes = appearances = unsaved = 0
         batch: list[Keyframe] = []
@@ -204,6 +208,7 @@ class IngestPipeline:
                 f"({source.corrupt_frames} corrupt); is it a video or an image sequence?"
             )
         self._save_index()
+        self.tracks.finish(options.camera_id)
         self._catalog.finish_source(source_id=record.id, frames_read=frames_read)
         return IngestStats(
             source_id=record.id,
@@ -273,13 +278,16 @@ class IngestPipeline:
         writing = self._writer().submit(self._write_files, batch, crops, keys)
         try:
             vectors = self._embed(batch, crops)
+            with self.timer.stage("track"):
+                assigned = self.tracks.assign(batch, crops, vectors, keys.crops)
             with self.timer.stage("files_wait"):
                 self.timer.seconds["files_background"] += writing.result()
         except BaseException:
             futures.wait([writing])
             self._delete(keys.all())
             raise
-        return PreparedBatch(self._rows(batch, crops, vectors, keys, source_ids), keys.all())
+        rows = self._rows(batch, crops, vectors, keys, source_ids, assigned)
+        return PreparedBatch(rows, keys.all(), assigned.updates)
 
     def commit(self, prepared: PreparedBatch) -> list[list[int]]:
         """Commit a prepared batch in ONE transaction, then add it to the vector index.
@@ -288,10 +296,10 @@ class IngestPipeline:
         ingest during a catalog outage) or `discard` it (recorded ingest).
         """
         with self.timer.stage("catalog"):
-            ids = self._catalog.add_keyframes(prepared.rows)
+            committed = self._catalog.add_tracked(prepared.rows, prepared.tracks)
         with self.timer.stage("index_add"):
-            self._add_to_index(prepared.rows, ids)
-        return ids
+            index_tracks(self._index, committed.tracks)
+        return committed.appearance_ids
 
     def discard(self, prepared: PreparedBatch) -> None:
         """Remove an uncommitted batch's files (its keys are deterministic, so all named)."""
@@ -382,11 +390,20 @@ class IngestPipeline:
         vectors: Sequence[Sequence[Embedding]],
         keys: BatchKeys,
         source_ids: Sequence[int],
+        assigned: Assigned,
     ) -> list[NewKeyframe]:
         """Describe the keyframe and appearance rows to insert for one batch."""
         out = []
-        for kf, frame_crops, frame_vecs, kf_key, crop_keys, source_id in zip(
-            batch, crops, vectors, keys.keyframes, keys.crops, source_ids, strict=True
+        for kf, frame_crops, frame_vecs, kf_key, crop_keys, source_id, tracks, quality in zip(
+            batch,
+            crops,
+            vectors,
+            keys.keyframes,
+            keys.crops,
+            source_ids,
+            assigned.keys,
+            assigned.qualities,
+            strict=True,
         ):
             apps = tuple(
                 NewAppearance(
@@ -397,9 +414,11 @@ class IngestPipeline:
                     embedding=vec,
                     model_id=model_id,
                     crop_path=key,
+                    quality=q,
+                    track_key=track,
                 )
-                for crop, (space, vec, model_id), key in zip(
-                    frame_crops, frame_vecs, crop_keys, strict=True
+                for crop, (space, vec, model_id), key, track, q in zip(
+                    frame_crops, frame_vecs, crop_keys, tracks, quality, strict=True
                 )
             )
             h, w = kf.frame.image.shape[:2]
@@ -416,22 +435,3 @@ class IngestPipeline:
                 )
             )
         return out
-
-    def _add_to_index(self, new: Sequence[NewKeyframe], ids: Sequence[Sequence[int]]) -> None:
-        """Add the committed appearances to the index, one call per space."""
-        grouped: dict[Space, tuple[list[int], list[Vectors], list[date]]] = defaultdict(
-            lambda: ([], [], [])
-        )
-        for kf, kf_ids in zip(new, ids, strict=True):
-            for app, app_id in zip(kf.appearances, kf_ids, strict=True):
-                g = grouped[app.space]
-                g[0].append(app_id)
-                g[1].append(app.embedding)
-                g[2].append(kf.ts.date())
-        for space, (space_ids, vecs, days) in grouped.items():
-            self._index.add(
-                space,
-                np.asarray(space_ids, dtype=np.int64),
-                np.ascontiguousarray(np.stack(vecs), dtype=np.float32),
-                days,
-            )

@@ -72,7 +72,16 @@ def evaluate_rule(
         scores = best_scores(examples, vectors)
         hits = hits_over(found, scores, rule.spec.threshold)
         opened = alerts.open_alerts(rule.id, [h.candidate.camera_id for h in hits])
-        folded = fold_hits(hits, opened, gap_s=rule.spec.gap_s, cooldown_s=rule.spec.cooldown_s)
+        tracked = alerts.track_alerts(
+            rule.id, [h.candidate.track_id for h in hits if h.candidate.track_id is not None]
+        )
+        folded = fold_hits(
+            hits,
+            opened,
+            gap_s=rule.spec.gap_s,
+            cooldown_s=rule.spec.cooldown_s,
+            track_alerts=tracked,
+        )
         new_ids = alerts.commit_evaluation(
             rule,
             expected_watermark=mark,
@@ -101,6 +110,7 @@ def dry_run_rule(
     upto = alerts.newest_appearance_id()
     report = EvaluationReport(rule.id, watermark=rule.watermark)
     opened: dict[str, AlertDraft] = {}
+    by_track: dict[int, AlertDraft] = {}
     drafts: list[AlertDraft] = []
     mark = 0
     while mark < upto:
@@ -109,9 +119,17 @@ def dry_run_rule(
             break
         scores = best_scores(examples, vectors)
         hits = hits_over(found, scores, rule.spec.threshold)
-        folded = fold_hits(hits, opened, gap_s=rule.spec.gap_s, cooldown_s=rule.spec.cooldown_s)
+        folded = fold_hits(
+            hits,
+            opened,
+            gap_s=rule.spec.gap_s,
+            cooldown_s=rule.spec.cooldown_s,
+            track_alerts=by_track,
+        )
         for draft in folded.new:
             opened[draft.camera_id] = draft
+            if draft.track_id is not None:
+                by_track[draft.track_id] = draft
         drafts.extend(folded.new)
         report.scanned += len(found)
         report.hits += len(hits)

@@ -263,19 +263,35 @@ def _remove_vectors(
         space = cast(Space, space_name)  # the catalog's check constraint vouches for it
         counts = parts.index.counts_by_day(space)
         if UNSHARDED_DAY in counts:  # shard_by="none": one file holds every day
-            removed += parts.index.remove(space, _ids(days.values()))
+            every = _ids(days.values())
+            removed += parts.index.remove(space, every)
+            removed -= _readd_surviving(parts, space, [int(i) for i in every])
             report.index.shards_edited += 1
             continue
         for day, ids in sorted(days.items()):
             if day not in counts:
                 continue  # already dropped (an earlier round or run), or never indexed
-            if parts.store.has_appearances_on(space, day):
+            if parts.store.has_tracks_on(space, day):
                 removed += parts.index.remove(space, _ids([ids]), days=[day])
+                removed -= _readd_surviving(parts, space, ids)
                 report.index.shards_edited += 1
             elif parts.index.drop_shard(space, day):
                 removed += counts[day]
                 report.index.shards_dropped += 1
     return removed
+
+
+def _readd_surviving(parts: RetentionParts, space: Space, track_ids: Sequence[int]) -> int:
+    """Tracks that lost only some members keep their row: index their recomputed vector.
+
+    Returns how many were re-added, so `vectors` counts only tracks that went.
+    """
+    added = 0
+    for batch in parts.catalog.iter_vectors(space, ids=track_ids):
+        if len(batch.ids):
+            parts.index.add(space, batch.ids, batch.vectors, batch.days)
+            added += len(batch.ids)
+    return added
 
 
 def _ids(groups: Iterable[list[int]]) -> Ids:

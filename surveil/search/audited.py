@@ -22,7 +22,7 @@ from surveil.vision.crops import encode_jpeg
 
 log = structlog.get_logger(__name__)
 
-QueryKind = Literal["image", "appearance", "keyframe_box"]
+QueryKind = Literal["image", "appearance", "track", "keyframe_box"]
 #: Extension of the stored copy by format; the key is built from the hash, never from input.
 _EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "BMP": "bmp"}
 
@@ -39,13 +39,14 @@ class Actor:
 
 @dataclass(frozen=True, slots=True)
 class Example:
-    """The example to search by: exactly one of an image, an appearance, a keyframe box."""
+    """The example to search by: exactly one of an image, an appearance, a track, a box."""
 
     kind: QueryKind
     image: Image | None = None  # decoded, for kind="image"
     image_bytes: bytes | None = None
     image_format: str = "JPEG"
     appearance_id: int | None = None
+    track_id: int | None = None
     keyframe_id: int | None = None
     box: BBox | None = None
 
@@ -147,8 +148,14 @@ class AuditedSearch:
             assert example.keyframe_id is not None and example.box is not None
             image = self._search.keyframe_crop(example.keyframe_id, example.box)
             return image, encode_jpeg(image, self._jpeg_quality), "jpg"
-        assert example.appearance_id is not None
-        stored = self._catalog.appearances([example.appearance_id])
+        if example.kind == "track":
+            assert example.track_id is not None
+            found = self._catalog.tracks([example.track_id])
+            best = found[0].best_appearance_id if found else None
+            stored = self._catalog.appearances([best]) if best is not None else []
+        else:
+            assert example.appearance_id is not None
+            stored = self._catalog.appearances([example.appearance_id])
         if not stored:
             return None, None, "jpg"  # the search itself reports the unknown id
         try:
@@ -167,6 +174,9 @@ class AuditedSearch:
         if example.kind == "appearance":
             assert example.appearance_id is not None
             return self._search.by_appearance(example.appearance_id, **kwargs)
+        if example.kind == "track":
+            assert example.track_id is not None
+            return self._search.by_track(example.track_id, **kwargs)
         assert image is not None
         return self._search.by_image(image, label=options.label, **kwargs)
 
@@ -201,6 +211,7 @@ class AuditedSearch:
                 crop_path=crop[1] if crop else None,
                 appearance_id=example.appearance_id,
                 keyframe_id=example.keyframe_id,
+                track_id=example.track_id,
                 box=example.box,
                 filters=filters_record(options),
                 result_count=count,

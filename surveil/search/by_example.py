@@ -12,7 +12,6 @@ import structlog
 from surveil.domain import (
     Image,
     InputError,
-    SearchHit,
     SearchQuery,
     Sighting,
     Space,
@@ -20,7 +19,7 @@ from surveil.domain import (
     space_for,
 )
 from surveil.ports import Catalog, Detector, Embedder, IndexHit, VectorIndex
-from surveil.search.grouping import best_per_keyframe, group_sightings
+from surveil.search.grouping import best_first, by_time, track_sighting
 
 log = structlog.get_logger(__name__)
 
@@ -99,21 +98,35 @@ def embed_example(
 
 def _hydrate(
     catalog: Catalog, query: SearchQuery, candidates: Sequence[tuple[int, float]]
-) -> list[SearchHit]:
-    scores = dict(candidates)
-    stored = catalog.appearances(list(scores), filters=query.filters)
-    return [SearchHit(appearance=a, score=scores[a.id]) for a in stored]
+) -> list[Sighting]:
+    """Matched tracks with at least one member inside the filters, as sightings.
 
-
-def _cut_inside_tie(
-    found: Sequence[IndexHit], hits: Sequence[SearchHit], query: SearchQuery
-) -> bool:
-    """Whether the index's k-th candidate ties the last kept hit.
-
-    Static objects reuse one embedding, so equal scores are common; a cut through a tie
-    would pick arbitrary members of it, so the search goes deeper until the tie is whole.
+    Each member is re-scored against its own stored vector (one query for all of them).
     """
-    return bool(found) and found[-1].score >= hits[query.limit - 1].score
+    scores = dict(candidates)
+    members = catalog.track_members(list(scores), filters=query.filters)
+    ids = [a.id for apps in members.values() for a in apps]
+    vectors = catalog.appearance_vectors(query.space, ids)
+    own = _similarities(query.vector, vectors)
+    return [track_sighting(t, apps, scores[t], own) for t, apps in members.items() if apps]
+
+
+def _similarities(query: Vectors, vectors: Mapping[int, Vectors]) -> dict[int, float]:
+    """Cosine of the (unit) query to each (unit) stored vector of the same dimension."""
+    ids = [i for i, v in vectors.items() if v.shape == query.shape]
+    if not ids:
+        return {}
+    matrix = np.stack([vectors[i] for i in ids]).astype(np.float32)
+    return dict(zip(ids, (matrix @ query.astype(np.float32)).tolist(), strict=True))
+
+
+def _cut_inside_tie(found: Sequence[IndexHit], kept: Sequence[Sighting], limit: int) -> bool:
+    """Whether the index's k-th candidate ties the last kept sighting.
+
+    A cut through a tie would pick arbitrary members of it, so the search goes deeper
+    until the tie is whole.
+    """
+    return bool(found) and found[-1].score >= kept[limit - 1].best_score
 
 
 def search_by_example(
@@ -124,15 +137,21 @@ def search_by_example(
     overfetch: int,
     max_candidates: int,
     label_groups: Mapping[str, Sequence[str]],
+    refine_margin: float = 0.0,
 ) -> SearchResult:
-    """Find every sighting of the query's object, ordered by time.
+    """Find every sighting (track) of the query's object, ordered by time.
 
-    Filters are applied after the vector search, so a round that leaves fewer than
-    `limit` appearances while the index still had more candidates searches deeper
-    (k grows 4x per round up to max_candidates) instead of losing matches.
+    The index holds one pooled vector per track. Tracks whose pooled score is within
+    `refine_margin` under min_score are candidates too: their members are re-scored, and
+    a track whose best member reaches min_score is kept (a crop from one end of a long
+    track can be far from its mean). Filters are applied to the tracks' members after
+    the vector search, so a round that leaves fewer than `limit` tracks while the index
+    still had more candidates searches deeper (k grows 4x per round up to
+    max_candidates) instead of losing matches.
     """
     started = time.perf_counter()
-    floor = query.filters.min_score
+    floor = -1.0 if query.filters.min_score is None else query.filters.min_score
+    reach = floor - refine_margin
     k = min(max(query.limit * overfetch, 1), max_candidates)
     rounds = 0
     while True:
@@ -140,24 +159,25 @@ def search_by_example(
         found = index.search(
             query.space, query.vector, k, since=query.filters.since, until=query.filters.until
         )
-        above = [(h.id, h.score) for h in found if h.score >= floor]
-        hits = best_per_keyframe(_hydrate(catalog, query, above), label_groups)
+        above = [(h.id, h.score) for h in found if h.score >= reach]
+        hydrated = _hydrate(catalog, query, above)
+        matched = best_first([s for s in hydrated if s.best_score >= floor])
         exhausted = len(found) < k or len(above) < len(found) or k >= max_candidates
-        if exhausted or (len(hits) >= query.limit and not _cut_inside_tie(found, hits, query)):
+        enough = len(matched) >= query.limit
+        if exhausted or (enough and not _cut_inside_tie(found, matched, query.limit)):
             break
         k = min(k * 4, max_candidates)
-    kept = hits[: query.limit]
     deepest = k >= max_candidates and len(found) >= k and len(above) == len(found)
-    truncated = len(hits) > query.limit or deepest
-    sightings = group_sightings(kept, gap_seconds=query.gap_seconds, groups=label_groups)
+    truncated = len(matched) > query.limit or deepest
+    sightings = by_time(matched[: query.limit])
     elapsed = time.perf_counter() - started
     log.info(
         "search.done",
         space=query.space,
         candidates=len(found),
         rounds=rounds,
-        appearances=len(kept),
         sightings=len(sightings),
+        min_score=floor,
         ms=round(elapsed * 1000, 1),
     )
     return SearchResult(

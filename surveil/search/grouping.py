@@ -1,17 +1,23 @@
-"""Turning scored hits into sightings: pure functions over domain data."""
+"""Turning matched tracks into sightings: pure functions over domain data.
+
+A sighting is one track: the tracker already decided which appearances are one object,
+so grouping never joins two tracks (it used to join hits less than a gap apart, which
+merged strangers walking through one after the other).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections import Counter
+from collections.abc import Mapping, Sequence
 
-from surveil.domain import SearchHit, Sighting
+from surveil.domain import SearchHit, Sighting, StoredAppearance
 
 
 def label_group(label: str, groups: Mapping[str, Sequence[str]]) -> str:
     """The group a label belongs to; a label in no group is its own group.
 
-    Detectors flip between 'car' and 'truck' on the same vehicle, so sightings are
-    formed per group rather than per raw label.
+    Detectors flip between 'car' and 'truck' on the same vehicle, so tracks are formed
+    per group rather than per raw label.
     """
     for name, labels in groups.items():
         if label in labels:
@@ -19,67 +25,44 @@ def label_group(label: str, groups: Mapping[str, Sequence[str]]) -> str:
     return label
 
 
-def best_per_keyframe(
-    hits: Iterable[SearchHit], groups: Mapping[str, Sequence[str]]
-) -> list[SearchHit]:
-    """Keep the best-scoring hit per (keyframe, label group).
+def track_sighting(
+    track_id: int,
+    members: Sequence[StoredAppearance],
+    score: float,
+    member_scores: Mapping[int, float] | None = None,
+) -> Sighting:
+    """One matched track as a sighting: its members in time order, each with its own score.
 
-    One object is in one place at a time, so two hits of one group in the same
-    keyframe cannot both be the object searched for.
+    A member's score is the query's similarity to that appearance's own vector when
+    `member_scores` has it (else the track's). The sighting's score is the better of the
+    pooled vector's match and its best member's: a stored crop used as the example finds
+    its own track at ~1.0, where the pooled vector alone would say ~0.86.
+    The label shown is the one the detector gave most often (car/truck flips are common).
     """
-    best: dict[tuple[int, str], SearchHit] = {}
-    for hit in hits:
-        app = hit.appearance
-        key = (app.keyframe_id, label_group(app.label, groups))
-        if key not in best or (hit.score, -app.id) > (best[key].score, -best[key].appearance.id):
-            best[key] = hit
-    # Ties are common (a static object reuses one embedding): break them by id, stably.
-    return sorted(best.values(), key=lambda h: (-h.score, h.appearance.id))
-
-
-def _sighting(hits: list[SearchHit]) -> Sighting:
-    top = max(hits, key=lambda h: h.score)
+    ordered = sorted(members, key=lambda a: (a.ts, a.id))
+    own = member_scores or {}
+    hits = tuple(SearchHit(appearance=a, score=own.get(a.id, score)) for a in ordered)
+    counts = Counter(a.label for a in ordered)
+    label = max(counts, key=lambda lb: (counts[lb], -min(a.id for a in ordered if a.label == lb)))
     return Sighting(
-        camera_id=top.appearance.camera_id,
-        label=top.appearance.label,
-        first_seen=hits[0].appearance.ts,
-        last_seen=hits[-1].appearance.ts,
-        best_score=top.score,
-        hits=tuple(hits),
+        camera_id=ordered[0].camera_id,
+        label=label,
+        first_seen=ordered[0].ts,
+        last_seen=ordered[-1].ts,
+        best_score=max([score, *(h.score for h in hits)]),
+        hits=hits,
+        track_id=track_id,
     )
 
 
-def group_sightings(
-    hits: Iterable[SearchHit], *, gap_seconds: float, groups: Mapping[str, Sequence[str]]
-) -> list[Sighting]:
-    """Split hits into sightings (same camera and label group, gaps under gap_seconds).
+def best_first(sightings: Sequence[Sighting]) -> list[Sighting]:
+    """Best match first; equal scores by track id, so a cut at the limit is stable."""
+    return sorted(sightings, key=lambda s: (-s.best_score, s.track_id or 0))
 
-    Sightings come back ordered by first_seen, appearances within one by time.
-    """
 
-    def key(h: SearchHit) -> tuple[str, str, float, int]:
-        app = h.appearance
-        return (app.camera_id, label_group(app.label, groups), app.ts.timestamp(), app.id)
-
-    sightings: list[Sighting] = []
-    current: list[SearchHit] = []
-    for hit in sorted(hits, key=key):
-        if current:
-            prev = current[-1].appearance
-            app = hit.appearance
-            same_track = (
-                app.camera_id == prev.camera_id
-                and label_group(app.label, groups) == label_group(prev.label, groups)
-                and (app.ts - prev.ts).total_seconds() <= gap_seconds
-            )
-            if not same_track:
-                sightings.append(_sighting(current))
-                current = []
-        current.append(hit)
-    if current:
-        sightings.append(_sighting(current))
-    sightings.sort(key=lambda s: (s.first_seen, s.camera_id, -s.best_score))
-    return sightings
+def by_time(sightings: Sequence[Sighting]) -> list[Sighting]:
+    """What an operator reads: sightings by first_seen (then camera, then best score)."""
+    return sorted(sightings, key=lambda s: (s.first_seen, s.camera_id, -s.best_score))
 
 
 def top_sighting(sightings: Sequence[Sighting]) -> Sighting | None:

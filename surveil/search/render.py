@@ -8,6 +8,7 @@ from typing import Any
 
 from surveil.domain import SearchHit, Sighting
 from surveil.search.by_example import SearchResult
+from surveil.search.path import camera_path, path_text, path_to_dict
 
 
 def iso(ts: datetime) -> str:
@@ -28,6 +29,7 @@ def hit_to_dict(hit: SearchHit) -> dict[str, Any]:
         "bbox": [round(v, 1) for v in app.bbox],
         "score": round(hit.score, 4),
         "keyframe_id": app.keyframe_id,
+        "track_id": app.track_id,
     }
 
 
@@ -47,6 +49,7 @@ def sightings_to_dict(
                 "last_seen": iso(s.last_seen),
                 "best_score": round(s.best_score, 4),
                 "appearances": [hit_to_dict(h) for h in s.hits],
+                "track_id": s.track_id,
             }
             for s in sightings
         ],
@@ -55,14 +58,19 @@ def sightings_to_dict(
     }
 
 
-def result_to_dict(result: SearchResult) -> dict[str, Any]:
-    """A whole search result as the documented JSON object."""
-    return sightings_to_dict(result.sightings, truncated=result.truncated, warnings=result.warnings)
+def result_to_dict(result: SearchResult, *, path: bool = False) -> dict[str, Any]:
+    """A whole search result as the documented JSON object (with "path" when asked)."""
+    body = sightings_to_dict(result.sightings, truncated=result.truncated, warnings=result.warnings)
+    if path:
+        body["path"] = path_to_dict(camera_path(result.sightings), iso)
+    return body
 
 
-def result_table(result: SearchResult) -> str:
-    """The sightings table, with any warning and a cut-at-limit notice under it."""
+def result_table(result: SearchResult, *, path: bool = False) -> str:
+    """The sightings table (and the path when asked), then any warning and cut notice."""
     lines = [sightings_table(result.sightings)]
+    if path:
+        lines += ["", path_text(camera_path(result.sightings))]
     if result.truncated:
         lines.append("results cut at the limit: more matched; raise --limit or narrow the filters")
     lines += [f"warning: {w}" for w in result.warnings]

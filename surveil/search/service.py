@@ -28,6 +28,13 @@ from surveil.search.by_example import (
 )
 from surveil.vision.crops import decode_image
 
+#: Said when an operator still passes --gap: sightings are tracks now (docs/performance.md
+#: "Tracking" has the measurements behind dropping the time-gap grouping).
+GAP_IGNORED = (
+    "--gap no longer changes results: a sighting is one track, formed at ingest "
+    "by the tracker; drop the option"
+)
+
 
 class SearchService:
     """Search by example crop or by a stored appearance, with the operator's filters."""
@@ -110,6 +117,20 @@ class SearchService:
         space, vector = self._catalog.appearance_embedding(appearance_id)
         return self._run(space, vector, filters, limit, gap_seconds)
 
+    def by_track(
+        self,
+        track_id: int,
+        *,
+        filters: SearchFilters | None = None,
+        limit: int | None = None,
+        gap_seconds: float | None = None,
+    ) -> SearchResult:
+        """'Find similar' from a stored track, by its pooled vector (all its crops at once)."""
+        filters = filters or SearchFilters()
+        self.check_filters(filters)
+        space, vector = self._catalog.track_embedding(track_id)
+        return self._run(space, vector, filters, limit, gap_seconds)
+
     def keyframe_crop(self, keyframe_id: int, box: BBox) -> Image:
         """The part of a stored keyframe inside `box` (keyframe pixels), as an example crop."""
         record = self._catalog.get_keyframe(keyframe_id=keyframe_id)
@@ -141,12 +162,13 @@ class SearchService:
         limit: int | None,
         gap_seconds: float | None,
     ) -> SearchResult:
+        if filters.min_score is None:
+            filters = replace(filters, min_score=self._settings.floor(space))
         query = SearchQuery(
             space=space,
             vector=np.asarray(vector, dtype=np.float32),
             filters=filters,
             limit=limit or self._settings.limit,
-            gap_seconds=gap_seconds or self._settings.gap_seconds,
         )
         result = search_by_example(
             query,
@@ -155,6 +177,9 @@ class SearchService:
             overfetch=self._settings.overfetch,
             max_candidates=self._settings.max_candidates,
             label_groups=self._settings.label_groups,
+            refine_margin=self._settings.refine_margin,
         )
         notes = self._warnings()  # after the crop's label: a fallback taken there counts
+        if gap_seconds is not None:
+            notes = (*notes, GAP_IGNORED)
         return replace(result, warnings=(*result.warnings, *notes)) if notes else result

@@ -48,6 +48,20 @@ class NewExample:
     vector: Vectors
 
 
+def _draft(r: AlertRow) -> AlertDraft:
+    return AlertDraft(
+        camera_id=r.camera_id,
+        label=r.label,
+        appearance_id=r.appearance_id,
+        score=r.score,
+        ts=r.ts,
+        last_ts=r.last_ts,
+        hits=r.hits,
+        id=r.id,
+        track_id=r.track_id,
+    )
+
+
 def _spec(row: AlertRuleRow) -> RuleSpec:
     return RuleSpec(
         name=row.name,
@@ -251,7 +265,7 @@ class SqlAlerts(OutboxQueries):
     ) -> tuple[list[Candidate], Vectors]:
         """Appearances in the rule's space, cameras and labels with after < id <= upto."""
         stmt = (
-            select(_A.id, _A.camera_id, _A.label, _A.ts, _A.embedding, _A.dim)
+            select(_A.id, _A.camera_id, _A.label, _A.ts, _A.embedding, _A.dim, _A.track_id)
             .where(_A.id > after, _A.id <= upto, _A.space == rule.space)
             .order_by(_A.id)
             .limit(limit)
@@ -264,7 +278,7 @@ class SqlAlerts(OutboxQueries):
             stmt = stmt.where(_A.ts >= since)
         with self._sessions() as session:
             rows = session.execute(stmt).all()
-        found = [Candidate(r.id, r.camera_id, r.label, r.ts) for r in rows]
+        found = [Candidate(r.id, r.camera_id, r.label, r.ts, r.track_id) for r in rows]
         if not rows:
             return found, np.zeros((0, 0), np.float32)
         return found, vectors_from_blobs(
@@ -289,19 +303,21 @@ class SqlAlerts(OutboxQueries):
         )
         with self._sessions() as session:
             rows = session.scalars(stmt).all()
-        return {
-            r.camera_id: AlertDraft(
-                camera_id=r.camera_id,
-                label=r.label,
-                appearance_id=r.appearance_id,
-                score=r.score,
-                ts=r.ts,
-                last_ts=r.last_ts,
-                hits=r.hits,
-                id=r.id,
-            )
-            for r in rows
-        }
+        return {r.camera_id: _draft(r) for r in rows}
+
+    def track_alerts(self, rule_id: int, track_ids: Sequence[int]) -> dict[int, AlertDraft]:
+        """The rule's alert on each of these tracks, as extendable drafts (one per track)."""
+        wanted = sorted({int(t) for t in track_ids})
+        if not wanted:
+            return {}
+        stmt = (
+            select(AlertRow)
+            .where(AlertRow.rule_id == rule_id, AlertRow.track_id.in_(wanted))
+            .order_by(AlertRow.id)
+        )
+        with self._sessions() as session:
+            rows = session.scalars(stmt).all()
+        return {int(r.track_id): _draft(r) for r in rows if r.track_id is not None}
 
     def commit_evaluation(
         self,
@@ -351,6 +367,7 @@ class SqlAlerts(OutboxQueries):
                     ts=draft.ts,
                     last_ts=draft.last_ts,
                     hits=draft.hits,
+                    track_id=draft.track_id,
                     created_at=now,
                 )
                 session.add(row)

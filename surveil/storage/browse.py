@@ -33,11 +33,12 @@ STORED_COLUMNS = (
     _A.space,
     _A.model_id,
     _A.crop_path,
+    _A.track_id,
 )
 
 
 def to_stored(row: Sequence[Any]) -> StoredAppearance:
-    (id_, kf, cam, ts, fi, label, conf, x1, y1, x2, y2, space, model_id, crop) = row
+    (id_, kf, cam, ts, fi, label, conf, x1, y1, x2, y2, space, model_id, crop, track) = row
     return StoredAppearance(
         id=id_,
         keyframe_id=kf,
@@ -50,6 +51,7 @@ def to_stored(row: Sequence[Any]) -> StoredAppearance:
         space=space,
         model_id=model_id,
         crop_path=crop,
+        track_id=track,
     )
 
 

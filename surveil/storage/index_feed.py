@@ -1,5 +1,8 @@
 """The catalog queries the vector index is fed and checked from (rebuild and reconcile).
 
+The index holds one pooled vector per track (id = track id, shard = the UTC day of the
+track's first appearance; a track never spans two days), so these read `tracks`.
+
 Split from `repositories.py` so that module stays about ingest and search hydration;
 `SqlCatalog` inherits these, so callers still see one Catalog.
 """
@@ -17,12 +20,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from surveil.domain import ConfigError, Space, Vectors
 from surveil.ports import Ids, VectorBatch
-from surveil.storage.tables import AppearanceRow
+from surveil.storage.tables import AppearanceRow, TrackRow
 
 #: Ids per plain IN (...) list on other dialects (bound-variable limits).
 IN_LIST_CHUNK = 1_000
 
 _A = AppearanceRow
+_T = TrackRow
 
 
 def chunked(ids: Sequence[int], size: int) -> Iterator[list[int]]:
@@ -44,22 +48,23 @@ def vectors_from_blobs(space: str, blobs: Sequence[bytes], dims: Sequence[int]) 
     return flat.astype(np.float32).reshape(len(blobs), dims[0])
 
 
-def utc_day(dialect: str) -> ColumnElement[Any]:
-    """SQL for the UTC day of `appearances.ts`, computable from the (space, ts) index alone."""
+def utc_day(dialect: str, column: Any = None) -> ColumnElement[Any]:
+    """SQL for the UTC day of a timestamp column (default `appearances.ts`), index-only."""
+    column = _A.ts if column is None else column
     if dialect == "postgresql":
-        return func.date(func.timezone("UTC", _A.ts))
+        return func.date(func.timezone("UTC", column))
     if dialect == "sqlite":
         # UtcDateTime stores UTC text 'YYYY-MM-DD HH:MM:SS[.ffffff]': the day is its prefix.
-        return func.substr(_A.ts, 1, 10)
+        return func.substr(column, 1, 10)
     raise ConfigError(f"no UTC-day expression for database dialect {dialect!r}")
 
 
 def _on_days(days: Collection[date]) -> ColumnElement[bool]:
-    """`ts` falls on one of the UTC days: half-open ranges, so the (space, ts) index serves."""
+    """A track starts on one of the UTC days: half-open ranges, so (space, first_ts) serves."""
     ranges = []
     for day in sorted(set(days)):
         start = datetime.combine(day, time(), tzinfo=UTC)
-        ranges.append(and_(_A.ts >= start, _A.ts < start + timedelta(days=1)))
+        ranges.append(and_(_T.first_ts >= start, _T.first_ts < start + timedelta(days=1)))
     return or_(*ranges)
 
 
@@ -71,14 +76,14 @@ class IndexFeedQueries:
     def iter_vectors(
         self, space: Space, *, ids: Sequence[int] | None = None, batch_size: int = 10_000
     ) -> Iterator[VectorBatch]:
-        """Stream stored embeddings in id order, one short query per batch (keyset paging)."""
+        """Stream tracks' pooled vectors in id order, one short query per batch (keyset paging)."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
-        columns = (_A.id, _A.ts, _A.embedding, _A.dim)
+        columns = (_T.id, _T.first_ts, _T.embedding, _T.dim)
         if ids is not None:
             wanted = sorted({int(i) for i in ids})
             for chunk in chunked(wanted, min(batch_size, IN_LIST_CHUNK)):
-                stmt = select(*columns).where(_A.space == space, _A.id.in_(chunk)).order_by(_A.id)
+                stmt = select(*columns).where(_T.space == space, _T.id.in_(chunk)).order_by(_T.id)
                 batch = self._vector_batch(space, stmt)
                 if batch is not None:
                     yield batch
@@ -87,8 +92,8 @@ class IndexFeedQueries:
         while True:
             stmt = (
                 select(*columns)
-                .where(_A.space == space, _A.id > last_id)
-                .order_by(_A.id)
+                .where(_T.space == space, _T.id > last_id)
+                .order_by(_T.id)
                 .limit(batch_size)
             )
             batch = self._vector_batch(space, stmt)
@@ -110,11 +115,11 @@ class IndexFeedQueries:
         return VectorBatch(ids=ids, days=days, vectors=vectors)
 
     def ids_by_day(self, space: Space, *, days: Collection[date] | None = None) -> dict[date, Ids]:
-        """Appearance ids of a space grouped by UTC day (only `days` when given), to reconcile."""
+        """Track ids of a space grouped by UTC day (only `days` when given), to reconcile."""
         if days is not None and not days:
             return {}
         by_day: dict[date, list[int]] = defaultdict(list)
-        stmt = select(_A.id, _A.ts).where(_A.space == space).order_by(_A.id)
+        stmt = select(_T.id, _T.first_ts).where(_T.space == space).order_by(_T.id)
         if days is not None:
             stmt = stmt.where(_on_days(days))
         with self._sessions() as session:
@@ -123,12 +128,23 @@ class IndexFeedQueries:
         return {day: np.asarray(v, dtype=np.int64) for day, v in sorted(by_day.items())}
 
     def counts_by_day(self, space: Space) -> dict[date, int]:
-        """Appearances per UTC day, counted in SQL, so reconcile need not read every id."""
+        """Tracks per UTC day, counted in SQL, so reconcile need not read every id."""
         with self._sessions() as session:
-            day = utc_day(session.get_bind().dialect.name).label("day")
-            stmt = select(day, func.count()).where(_A.space == space).group_by(day)
+            day = utc_day(session.get_bind().dialect.name, _T.first_ts).label("day")
+            stmt = select(day, func.count()).where(_T.space == space).group_by(day)
             rows = session.execute(stmt).all()
         # SQLite hands back the day as text, PostgreSQL as a date.
         return {
             d if isinstance(d, date) else date.fromisoformat(d): int(n) for d, n in sorted(rows)
         }
+
+    def tracks_changed_since(
+        self, space: Space, since: datetime, *, day: date | None = None
+    ) -> Ids:
+        """Tracks (starting on `day`, if given) whose pooled vector changed at or after `since`."""
+        stmt = select(_T.id).where(_T.space == space, _T.updated_at >= since)
+        if day is not None:
+            stmt = stmt.where(_on_days([day]))
+        with self._sessions() as session:
+            ids = list(session.scalars(stmt.order_by(_T.id)))
+        return np.asarray(ids, dtype=np.int64)

@@ -39,9 +39,10 @@ from surveil.domain import (
     SearchFilters,
     Space,
     StoredAppearance,
+    TrackUpdate,
     Vectors,
 )
-from surveil.ports import SourceRecord
+from surveil.ports import CommittedBatch, IndexedTrack, SourceRecord
 from surveil.storage.browse import STORED_COLUMNS, BrowseQueries, to_stored
 from surveil.storage.cameras import CameraQueries
 from surveil.storage.index_feed import (
@@ -51,6 +52,13 @@ from surveil.storage.index_feed import (
     vectors_from_blobs,
 )
 from surveil.storage.tables import AppearanceRow, CameraRow, KeyframeRow, SourceRow, utcnow
+from surveil.storage.tracks import (
+    BackfillQueries,
+    TrackQueries,
+    promote_best,
+    solo_updates,
+    upsert_tracks,
+)
 
 #: Ids per query: bounds statement size; one array/JSON parameter carries them all.
 ID_CHUNK = 10_000
@@ -91,7 +99,7 @@ def _id_match(dialect: str, ids: list[int]) -> ColumnElement[bool]:
     return _A.id.in_(ids)
 
 
-class SqlCatalog(IndexFeedQueries, BrowseQueries, CameraQueries):
+class SqlCatalog(IndexFeedQueries, TrackQueries, BackfillQueries, BrowseQueries, CameraQueries):
     """The system of record, over whatever engine the session factory is bound to."""
 
     def __init__(self, session_factory: sessionmaker[Session]) -> None:
@@ -204,8 +212,18 @@ class SqlCatalog(IndexFeedQueries, BrowseQueries, CameraQueries):
 
     def add_keyframes(self, batch: Sequence[NewKeyframe]) -> list[list[int]]:
         """Store keyframes and their appearances atomically; appearance ids per keyframe."""
+        return self.add_tracked(batch).appearance_ids
+
+    def add_tracked(
+        self, batch: Sequence[NewKeyframe], tracks: Sequence[TrackUpdate] = ()
+    ) -> CommittedBatch:
+        """Store keyframes, their appearances and the tracks they joined, atomically.
+
+        `tracks` is the tracker's state of every track the batch touched (and any it
+        closed); an appearance without a track key becomes a closed track of its own.
+        """
         if not batch:
-            return []
+            return CommittedBatch([], [])
         kf_rows = [
             {
                 "camera_id": kf.camera_id,
@@ -218,6 +236,8 @@ class SqlCatalog(IndexFeedQueries, BrowseQueries, CameraQueries):
             }
             for kf in batch
         ]
+        solos = solo_updates(batch)
+        all_tracks = [*tracks, *solos.values()]
         with self._sessions.begin() as session:
             if session.get_bind().dialect.name == "postgresql":
                 # Appearance ids must become visible in id order: alert rules read "every id
@@ -232,10 +252,15 @@ class SqlCatalog(IndexFeedQueries, BrowseQueries, CameraQueries):
                 .scalars()
                 .all()
             )
+            track_ids = upsert_tracks(session, all_tracks)
+            keys = [
+                [app.track_key or solos[(k, n)].key for n, app in enumerate(kf.appearances)]
+                for k, kf in enumerate(batch)
+            ]
             app_rows = [
-                _appearance_row(kf, kf_id, app)
-                for kf, kf_id in zip(batch, kf_ids, strict=True)
-                for app in kf.appearances
+                _appearance_row(kf, kf_id, app, track_ids[key])
+                for kf, kf_id, kf_keys in zip(batch, kf_ids, keys, strict=True)
+                for app, key in zip(kf.appearances, kf_keys, strict=True)
             ]
             app_ids: Sequence[int] = []
             if app_rows:
@@ -249,13 +274,24 @@ class SqlCatalog(IndexFeedQueries, BrowseQueries, CameraQueries):
                     .scalars()
                     .all()
                 )
+                promote_best(
+                    session,
+                    [
+                        (row["track_id"], int(app_id), row["quality"], row["label"])
+                        for row, app_id in zip(app_rows, app_ids, strict=True)
+                    ],
+                )
         out: list[list[int]] = []
         pos = 0
         for kf in batch:
             n = len(kf.appearances)
             out.append([int(i) for i in app_ids[pos : pos + n]])
             pos += n
-        return out
+        indexed = [
+            IndexedTrack(track_ids[t.key], t.space, t.first_ts.date(), t.embedding)
+            for t in all_tracks
+        ]
+        return CommittedBatch(out, indexed)
 
     # -- reads -------------------------------------------------------------------------
 
@@ -287,6 +323,25 @@ class SqlCatalog(IndexFeedQueries, BrowseQueries, CameraQueries):
         space, blob, dim = row
         return cast(Space, space), vectors_from_blobs(space, [blob], [dim])[0]
 
+    def appearance_vectors(self, space: Space, ids: Sequence[int]) -> dict[int, Vectors]:
+        """Stored vectors of appearances of one space, by id (others and unknown ids left out).
+
+        Search re-scores a matched track's members with these: the index holds one pooled
+        vector per track, but each appearance shown gets its own similarity.
+        """
+        wanted = sorted({int(i) for i in ids})
+        out: dict[int, Vectors] = {}
+        with self._sessions() as session:
+            for chunk in chunked(wanted, IN_LIST_CHUNK):
+                stmt = select(_A.id, _A.embedding, _A.dim).where(
+                    _A.space == space, _A.id.in_(chunk)
+                )
+                rows = session.execute(stmt).all()
+                if rows:
+                    vecs = vectors_from_blobs(space, [r[1] for r in rows], [r[2] for r in rows])
+                    out.update({int(r[0]): vecs[n] for n, r in enumerate(rows)})
+        return out
+
     def count_appearances(self, space: Space | None = None) -> int:
         """How many appearances are stored, in one space or all."""
         stmt = select(func.count()).select_from(_appearances)
@@ -296,7 +351,9 @@ class SqlCatalog(IndexFeedQueries, BrowseQueries, CameraQueries):
             return int(session.execute(stmt).scalar_one())
 
 
-def _appearance_row(kf: NewKeyframe, keyframe_id: int, app: NewAppearance) -> dict[str, Any]:
+def _appearance_row(
+    kf: NewKeyframe, keyframe_id: int, app: NewAppearance, track_id: int
+) -> dict[str, Any]:
     vec = np.asarray(app.embedding, dtype="<f4").reshape(-1)
     x1, y1, x2, y2 = app.bbox
     return {
@@ -315,4 +372,6 @@ def _appearance_row(kf: NewKeyframe, keyframe_id: int, app: NewAppearance) -> di
         "crop_path": app.crop_path,
         "embedding": vec.tobytes(),
         "dim": int(vec.shape[0]),
+        "track_id": track_id,
+        "quality": float(app.quality),
     }

@@ -44,7 +44,9 @@ from surveil.storage.tables import (
     DeliveryRow,
     KeyframeRow,
     RetentionJournalRow,
+    TrackRow,
 )
+from surveil.storage.tracks import settle_tracks
 
 _A = AppearanceRow
 _K = KeyframeRow
@@ -94,6 +96,7 @@ class Doomed:
     path: str | None
     space: str | None = None
     ts: datetime | None = None
+    track_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,9 +178,9 @@ def expired_keyframe(policy: RetentionPolicy, *, kept_only: bool) -> ColumnEleme
 
 def _appearance_batch(
     policy: RetentionPolicy, after_id: int, limit: int
-) -> Select[int, str, str, str, datetime]:
+) -> Select[int, str, str, str, datetime, int | None]:
     return (
-        select(_A.id, _A.camera_id, _A.crop_path, _A.space, _A.ts)
+        select(_A.id, _A.camera_id, _A.crop_path, _A.space, _A.ts, _A.track_id)
         .where(_A.id > after_id, expired_appearance(policy))
         .order_by(_A.id)
         .limit(limit)
@@ -196,19 +199,24 @@ def _keyframe_batch(
 
 
 def _doomed_appearances(rows: Sequence[Any]) -> list[Doomed]:
-    return [Doomed(r[0], r[1], r[2], r[3], r[4]) for r in rows]
+    return [Doomed(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows]
+
+
+_NO_ITEM: dict[str, Any] = {"item_id": None, "space": None, "ts": None, "path": None}
 
 
 def _journal_rows(doomed: Sequence[Doomed]) -> list[dict[str, Any]]:
+    """Files of deleted rows; vectors are journalled per track (see `_track_journal`)."""
     # Every row names every column: one executemany statement for the whole batch.
-    none = {"item_id": None, "space": None, "ts": None, "path": None}
-    rows: list[dict[str, Any]] = []
-    for d in doomed:
-        if d.space is not None:
-            rows.append({**none, "kind": VECTOR, "item_id": d.id, "space": d.space, "ts": d.ts})
-        if d.path:
-            rows.append({**none, "kind": FILE, "path": d.path})
-    return rows
+    return [{**_NO_ITEM, "kind": FILE, "path": d.path} for d in doomed if d.path]
+
+
+def _track_journal(tracks: Sequence[tuple[int, str, datetime]]) -> list[dict[str, Any]]:
+    """A vector entry per touched track: the drain makes the index follow its row."""
+    return [
+        {**_NO_ITEM, "kind": VECTOR, "item_id": t, "space": space, "ts": ts}
+        for t, space, ts in tracks
+    ]
 
 
 def _day_range(day: date) -> tuple[datetime, datetime]:
@@ -262,7 +270,10 @@ class SqlRetention:
             session.execute(delete(DeliveryRow).where(DeliveryRow.alert_id.in_(alerts)))
             session.execute(delete(AlertRow).where(_among(AlertRow.appearance_id, ids, dialect)))
             session.execute(delete(_A).where(_among(_A.id, ids, dialect)))
-            session.execute(insert(_journal), _journal_rows(doomed))
+            touched = settle_tracks(session, {d.track_id for d in doomed if d.track_id})
+            rows = _journal_rows(doomed) + _track_journal(touched)
+            if rows:
+                session.execute(insert(_journal), rows)
         return doomed
 
     def delete_keyframes(
@@ -311,10 +322,11 @@ class SqlRetention:
             dialect = session.get_bind().dialect.name
             session.execute(delete(_J).where(_among(_J.id, entry_ids, dialect)))
 
-    def has_appearances_on(self, space: str, day: date) -> bool:
-        """Whether any appearance of `space` is stamped on that UTC day (a shard still used)."""
+    def has_tracks_on(self, space: str, day: date) -> bool:
+        """Whether any track of `space` starts on that UTC day (its index shard is still used)."""
         start, end = _day_range(day)
-        stmt = select(exists().where(_A.space == space, _A.ts >= start, _A.ts < end))
+        starts = TrackRow.first_ts
+        stmt = select(exists().where(TrackRow.space == space, starts >= start, starts < end))
         with self._sessions() as session:
             return bool(session.scalar(stmt))
 

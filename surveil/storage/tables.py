@@ -132,6 +132,46 @@ class KeyframeRow(Base):
     image_path: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
+class TrackRow(Base):
+    """One object followed through successive keyframes of one camera: the unit of retrieval.
+
+    `embedding` is the quality-weighted mean of the members' embeddings, renormalised: the
+    one vector the index holds for the track (id = track id). `key` is the tracker's
+    deterministic name for it, so a resumed ingest finds the tracks it left open. A track
+    never spans two UTC days, so its index shard is the day of `first_ts`.
+    """
+
+    __tablename__ = "tracks"
+    __table_args__ = (
+        CheckConstraint("space IN ('person', 'general')", name="space"),
+        Index("ix_tracks_space_first_ts", "space", "first_ts"),
+        Index("ix_tracks_camera_id_last_ts", "camera_id", "last_ts"),
+        Index("ix_tracks_updated_at", "updated_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(Text, nullable=False, unique=True)
+    camera_id: Mapped[str] = mapped_column(Text, nullable=False)
+    space: Mapped[str] = mapped_column(Text, nullable=False)
+    label: Mapped[str] = mapped_column(Text, nullable=False)  # the best member's label
+    label_group: Mapped[str] = mapped_column(Text, nullable=False)
+    first_ts: Mapped[datetime] = mapped_column(UtcDateTime(), nullable=False)
+    last_ts: Mapped[datetime] = mapped_column(UtcDateTime(), nullable=False)
+    appearances: Mapped[int] = mapped_column(Integer, nullable=False)
+    # The member with the highest quality: the crop shown for the track.
+    best_appearance_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    best_quality: Mapped[float] = mapped_column(Float, nullable=False)
+    embedding: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    dim: Mapped[int] = mapped_column(Integer, nullable=False)
+    model_id: Mapped[str] = mapped_column(Text, nullable=False)
+    # Closed: the tracker let it go (unseen too long, day over, source finished).
+    closed: Mapped[bool] = mapped_column(
+        Boolean, nullable=False, default=False, server_default=false()
+    )
+    # When the pooled vector last changed: reconcile refreshes vectors newer than a shard.
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), nullable=False, default=utcnow)
+
+
 class AppearanceRow(Base):
     """One detected object; camera, time and frame are copied from the keyframe to filter fast."""
 
@@ -142,6 +182,7 @@ class AppearanceRow(Base):
         Index("ix_appearances_space_ts", "space", "ts"),
         Index("ix_appearances_label_ts", "label", "ts"),
         Index("ix_appearances_keyframe_id", "keyframe_id"),
+        Index("ix_appearances_track_id_ts", "track_id", "ts"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -167,6 +208,10 @@ class AppearanceRow(Base):
     legal_hold: Mapped[bool] = mapped_column(
         Boolean, nullable=False, default=False, server_default=false()
     )
+    # The track it belongs to; no FK so retention can delete members and tracks in any order.
+    track_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # Pooling weight of this member in its track's vector (confidence, size, sharpness).
+    quality: Mapped[float] = mapped_column(Float, nullable=False, default=1.0, server_default="1")
 
 
 class ApiKeyRow(Base):
@@ -209,6 +254,7 @@ class AuditRow(Base):
     crop_path: Mapped[str | None] = mapped_column(Text, nullable=True)
     appearance_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     keyframe_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    track_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     box: Mapped[str | None] = mapped_column(Text, nullable=True)
     filters: Mapped[str] = mapped_column(Text, nullable=False)  # JSON object
     result_count: Mapped[int | None] = mapped_column(Integer, nullable=True)
@@ -264,6 +310,7 @@ class AlertRow(Base):
     __table_args__ = (
         Index("ix_alerts_rule_id_camera_id_last_ts", "rule_id", "camera_id", "last_ts"),
         Index("ix_alerts_created_at", "created_at"),
+        Index("ix_alerts_rule_id_track_id", "rule_id", "track_id"),
         UniqueConstraint("rule_id", "appearance_id"),
     )
 
@@ -275,6 +322,8 @@ class AlertRow(Base):
     appearance_id: Mapped[int] = mapped_column(
         BigInteger, ForeignKey("appearances.id", ondelete="CASCADE"), nullable=False, index=True
     )
+    # The track the alert is about: further hits of it extend this alert (one per track).
+    track_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     camera_id: Mapped[str] = mapped_column(Text, nullable=False)
     label: Mapped[str] = mapped_column(Text, nullable=False)
     score: Mapped[float] = mapped_column(Float, nullable=False)

@@ -87,7 +87,11 @@ def test_ingest_then_search_json_contract(env: dict[str, str], shared_data: Path
     assert stats["frames_read"] == 4 and stats["keyframes"] == 4
     assert stats["appearances"] > 0
 
-    proc = _run(env, "search", str(shared_data / QUERY), "--label", "person", "--json")
+    # A stranger's crop: --min-score -1 asks for the whole ranked list (the calibrated
+    # default floor would rightly return nothing), so the contract has rows to check.
+    proc = _run(
+        env, "search", str(shared_data / QUERY), "--label", "person", "--min-score", "-1", "--json"
+    )
     out = json.loads(proc.stdout)
     assert set(out) == {"sightings", "truncated", "warnings"} and out["sightings"]
     # The real detector and embedder ran, and fewer hits came than the limit: nothing to say.
@@ -102,7 +106,9 @@ def test_ingest_then_search_json_contract(env: dict[str, str], shared_data: Path
             "last_seen",
             "best_score",
             "appearances",
+            "track_id",
         }
+        assert isinstance(s["track_id"], int)
         assert s["first_seen"].endswith("Z") and s["first_seen"].startswith("2026-03-01T10:00")
         for a in s["appearances"]:
             assert set(a) == {
@@ -115,7 +121,9 @@ def test_ingest_then_search_json_contract(env: dict[str, str], shared_data: Path
                 "bbox",
                 "score",
                 "keyframe_id",
+                "track_id",
             }
+            assert a["track_id"] == s["track_id"]  # a sighting is one track
             assert 0 <= a["frame_index"] <= 3
             x1, y1, x2, y2 = a["bbox"]
             assert 0 <= x1 < x2 <= 1920 and 0 <= y1 < y2 <= 1080  # original frame pixels
@@ -240,10 +248,21 @@ def test_crash_between_catalog_commit_and_index_save_loses_nothing(
     assert not list(index_dir.rglob("*.faiss")), "the crash came before any index save"
 
     status = json.loads(_run(env, "index", "status", "--json").stdout)
-    assert sum(status["vectors"].values()) == committed  # reconciled on start
+    # Reconciled on start: one vector per committed track (fewer than appearances).
+    assert status["vectors"] == status["tracks"]
+    assert 0 < sum(status["tracks"].values()) <= committed
 
     out = json.loads(
-        _run(env, "search", str(shared_data / QUERY), "--label", "person", "--json").stdout
+        _run(
+            env,
+            "search",
+            str(shared_data / QUERY),
+            "--label",
+            "person",
+            "--min-score",
+            "-1",
+            "--json",
+        ).stdout
     )
     frames = {a["frame_index"] for s in out["sightings"] for a in s["appearances"]}
     assert frames == {0, 1, 2, 3}  # every committed keyframe is searchable again
@@ -270,7 +289,7 @@ def _catalog_ids(env: dict[str, str]) -> set[int]:
     engine = create_engine(env["SURVEIL_DATABASE__URL"])
     try:
         with engine.connect() as conn:
-            return {int(r[0]) for r in conn.execute(text("select id from appearances"))}
+            return {int(r[0]) for r in conn.execute(text("select id from tracks"))}
     finally:
         engine.dispose()
 

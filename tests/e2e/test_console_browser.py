@@ -9,6 +9,7 @@ status and path. Screenshots go to $SURVEIL_TEST_OUTPUT/console (default test-ou
 from __future__ import annotations
 
 import base64
+import itertools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -155,14 +156,19 @@ def test_operator_searches_by_uploaded_crop(console: Console) -> None:
     page.keyboard.press("Escape")
     expect(detail).to_be_hidden()
 
-    # Find similar: a new search by that sighting's best appearance replaces the results.
+    # Find similar: a new search by that sighting's whole track replaces the results.
     before = console.generation()
-    page.locator("#sightings .sighting").first.locator(".find-similar").click()
+    first = page.locator("#sightings .sighting").first
+    track = first.get_attribute("data-track")
+    crops = first.locator(".s-count").inner_text().split()[0]
+    first.locator(".find-similar").click()
     console.wait_for_results(before)
     expect(page.locator("#query-text")).to_contain_text("Similar to this person (")
+    expect(page.locator("#query-text")).to_contain_text(f": all {crops} crop")
     expect(detail).to_be_hidden()
     assert _check_results(page) >= 1
-    assert max(_scores(page)) >= 0.99  # the appearance finds itself
+    own = page.locator(f'#sightings .sighting[data-track="{track}"] .score')
+    assert float(own.inner_text()) == max(_scores(page))  # the track finds itself first
     assert n >= 1
     console.assert_clean()
 
@@ -323,4 +329,33 @@ def test_crop_by_drop_and_paste(console: Console) -> None:
     console.wait_for_results(before)
     _check_results(page)
     assert max(_scores(page)) >= 0.99  # the pasted bytes are the stored crop
+    console.assert_clean()
+
+
+def test_path_across_cameras_reads_in_time_order(console: Console) -> None:
+    """With no floor the lobby person's search reaches cam09 too: the path shows both."""
+    page = console.page
+    console.login("operator")
+    page.set_input_files("#crop-file", console.server.example_crop)
+    page.fill("#label", "person")
+    page.fill("#min-score", "-1")
+    before = console.generation()
+    page.click("#search")
+    console.wait_for_results(before)
+    _check_results(page)
+    box = page.locator("#path-box")
+    expect(box).to_be_visible()
+    legs, hops = box.locator(".leg"), box.locator(".hop")
+    cameras = [legs.nth(i).get_attribute("data-camera") for i in range(legs.count())]
+    assert {"lobby", "cam09"} <= set(cameras)
+    assert all(a != b for a, b in itertools.pairwise(cameras))  # a leg per change
+    assert hops.count() == legs.count() - 1
+    expect(hops.first).to_have_text(re.compile(r"^→ (\+\d|overlaps|at once)"))
+    # The lobby video ends minutes before cam09 starts: nothing overlaps, no warning.
+    expect(page.locator("#path-warning")).to_be_hidden()
+    assert box.locator(".leg.overlap").count() == 0
+    # A leg opens its first sighting.
+    legs.last.locator(".leg-open").click()
+    expect(page.locator("#detail")).to_be_visible()
+    expect(page.locator("#detail-title")).to_contain_text(str(cameras[-1]))
     console.assert_clean()

@@ -132,7 +132,10 @@ def test_ingest_counts(world: World) -> None:
     lobby = world.stats["lobby"]
     assert lobby.frames_read == 1394
     assert 0 < lobby.keyframes < lobby.frames_read  # keyframe selection dropped frames
-    assert world.services.index.size("person") == world.services.catalog.count_appearances("person")
+    catalog = world.services.catalog
+    # One vector per track: the index scans far fewer than one per appearance.
+    assert world.services.index.size("person") == catalog.count_tracks("person")
+    assert catalog.count_tracks("person") < catalog.count_appearances("person") / 3
 
 
 def test_ground_truth_pedestrians_found_in_their_top_sighting(world: World) -> None:
@@ -167,7 +170,8 @@ def _assert_ordered(sightings: list[Sighting]) -> None:
         times = [h.appearance.ts for h in s.hits]
         assert times == sorted(times)
         assert s.first_seen == times[0] and s.last_seen == times[-1]
-        assert s.best_score == max(h.score for h in s.hits)
+        # Each member scores against its own vector; the track's may be higher (pooled).
+        assert s.best_score >= max(h.score for h in s.hits)
 
 
 def _hits(sightings: list[Sighting]) -> list[tuple[int, float]]:
@@ -175,7 +179,11 @@ def _hits(sightings: list[Sighting]) -> list[tuple[int, float]]:
 
 
 def test_results_span_cameras_ordered_by_time(world: World) -> None:
-    result = world.services.search().by_image(_person_query(world), label="person", limit=200)
+    # No floor: everyone in the catalog, so every camera shows up (the lobby's are others).
+    everything = SearchFilters(min_score=-1.0)
+    result = world.services.search().by_image(
+        _person_query(world), label="person", limit=200, filters=everything
+    )
     _assert_ordered(result.sightings)
     assert {s.camera_id for s in result.sightings} == {"cam09", "cam04", "lobby"}
 
@@ -184,16 +192,22 @@ def test_camera_filter_does_not_lose_matches(world: World) -> None:
     """A filtered search equals the unfiltered ranking restricted to the filter."""
     search = world.services.search()
     query = _person_query(world)
-    everything = search.by_image(query, label="person", limit=10_000)
+    # No floor: cam04 holds other people only, and the check needs a deep ranking there.
+    everything = search.by_image(
+        query, label="person", limit=10_000, filters=SearchFilters(min_score=-1.0)
+    )
     ranked = sorted(
-        (h for s in everything.sightings for h in s.hits if h.appearance.camera_id == "cam04"),
-        key=lambda h: (-h.score, h.appearance.id),  # the search's own tie-break
+        (s for s in everything.sightings if s.camera_id == "cam04"),
+        key=lambda s: (-s.best_score, s.track_id or 0),  # the search's own tie-break
     )
-    want = {h.appearance.id for h in ranked[:5]}
+    want = {s.track_id for s in ranked[:5]}
     got = search.by_image(
-        query, label="person", limit=5, filters=SearchFilters(cameras=frozenset({"cam04"}))
+        query,
+        label="person",
+        limit=5,
+        filters=SearchFilters(cameras=frozenset({"cam04"}), min_score=-1.0),
     )
-    assert {i for i, _ in _hits(got.sightings)} == want
+    assert {s.track_id for s in got.sightings} == want
     assert got.rounds >= 1
     assert all(s.camera_id == "cam04" for s in got.sightings)
 
@@ -203,7 +217,7 @@ def test_time_label_and_score_filters(world: World) -> None:
     query = _person_query(world)
     since, until = T0 + timedelta(minutes=59), T0 + timedelta(hours=1, minutes=1)
     windowed = search.by_image(
-        query, label="person", filters=SearchFilters(since=since, until=until)
+        query, label="person", filters=SearchFilters(since=since, until=until, min_score=-1.0)
     )
     assert windowed.sightings
     assert all(since <= h.appearance.ts <= until for s in windowed.sightings for h in s.hits)
@@ -212,10 +226,10 @@ def test_time_label_and_score_filters(world: World) -> None:
     floor = 0.6
     strong = search.by_image(query, label="person", filters=SearchFilters(min_score=floor))
     assert strong.sightings
-    assert all(score >= floor for _, score in _hits(strong.sightings))
+    assert all(s.best_score >= floor for s in strong.sightings)  # the floor is per track
 
     persons = search.by_image(
-        query, label="person", filters=SearchFilters(labels=frozenset({"person"}))
+        query, label="person", filters=SearchFilters(labels=frozenset({"person"}), min_score=-1.0)
     )
     assert persons.sightings
     assert all(h.appearance.label == "person" for s in persons.sightings for h in s.hits)
@@ -224,10 +238,28 @@ def test_time_label_and_score_filters(world: World) -> None:
         search.by_image(query, label="person", filters=SearchFilters(labels=frozenset({"car"})))
 
 
-def test_gap_splits_sightings(world: World) -> None:
+def test_a_sighting_is_one_whole_track(world: World) -> None:
+    """Sightings never mix tracks, and the old --gap no longer regroups (it says so)."""
     search = world.services.search()
     query = _person_query(world)
-    coarse = search.by_image(query, label="person", gap_seconds=3600, limit=200)
-    fine = search.by_image(query, label="person", gap_seconds=0.01, limit=200)
-    assert len(fine.sightings) > len(coarse.sightings)
-    _assert_ordered(fine.sightings)
+    result = search.by_image(query, label="person", limit=200)
+    tracks = [s.track_id for s in result.sightings]
+    assert None not in tracks and len(tracks) == len(set(tracks))
+    for s in result.sightings:
+        assert {h.appearance.track_id for h in s.hits} == {s.track_id}
+    (first,) = world.services.catalog.tracks([int(tracks[0] or 0)])
+    assert len(result.sightings[0].hits) == first.appearances  # no filter: every member
+    with_gap = search.by_image(query, label="person", gap_seconds=0.01, limit=200)
+    assert [s.track_id for s in with_gap.sightings] == tracks
+    assert any("--gap" in w for w in with_gap.warnings)
+
+
+def test_the_default_floor_keeps_strangers_out(world: World) -> None:
+    """With no --min-score the person space's calibrated floor applies: the lobby's people
+    (others, filmed elsewhere) stay out, the query's own track stays in."""
+    floor = world.services.settings.search.floor("person")
+    assert floor == world.services.settings.search.min_score_by_space["person"] > 0.5
+    result = world.services.search().by_image(_person_query(world), label="person", limit=200)
+    assert result.sightings and all(s.best_score >= floor for s in result.sightings)
+    cameras = {s.camera_id for s in result.sightings}
+    assert "cam09" in cameras and "lobby" not in cameras

@@ -49,7 +49,7 @@ def _catalog_ids(url: str) -> set[int]:
     engine = create_engine(url)
     try:
         with engine.connect() as conn:
-            return {int(r[0]) for r in conn.execute(text("SELECT id FROM appearances"))}
+            return {int(r[0]) for r in conn.execute(text("SELECT id FROM tracks"))}
     finally:
         engine.dispose()
 

@@ -40,6 +40,8 @@ def _read_upload(upload: UploadFile | None, limit: int) -> bytes | None:
 @router.post(
     "/search",
     response_model=SearchResponse,
+    # "path" appears only when asked, as in `surveil search --json --path`.
+    response_model_exclude_unset=True,
     responses=_ERRORS,
     summary="Find every sighting of an example crop",
 )
@@ -55,6 +57,9 @@ def search(
     appearance_id: Annotated[
         int | None, Form(description="Find similar to this stored appearance.")
     ] = None,
+    track_id: Annotated[
+        int | None, Form(description="Find similar to this stored track (all its crops).")
+    ] = None,
     keyframe_id: Annotated[int | None, Form(description="A stored keyframe to cut from.")] = None,
     box: Annotated[
         str | None, Form(description="x1,y1,x2,y2 on keyframe_id, in its pixels.")
@@ -66,10 +71,15 @@ def search(
         list[str] | None, Form(description="Only these labels; the first picks the space.")
     ] = None,
     min_score: Annotated[float | None, Form(description="Cosine similarity floor.")] = None,
-    gap: Annotated[float | None, Form(description="Seconds that split a sighting.")] = None,
-    limit: Annotated[int | None, Form(description="Most appearances returned.")] = None,
+    gap: Annotated[
+        float | None, Form(description="No longer used: a sighting is one track.", deprecated=True)
+    ] = None,
+    limit: Annotated[int | None, Form(description="Most sightings (tracks) returned.")] = None,
+    path: Annotated[
+        bool, Form(description="Also return the path across cameras (legs and hops).")
+    ] = False,
 ) -> dict[str, object]:
-    """Search by an uploaded crop, a stored appearance, or a box on a stored keyframe.
+    """Search by an uploaded crop, a stored appearance or track, or a box on a stored keyframe.
 
     The response is `surveil search --json`'s object; every search attempt is written to
     the audit trail, refused ones too, and the entry's id comes back in the
@@ -79,6 +89,7 @@ def search(
     form = SearchForm(
         image=_read_upload(image, settings.api.max_upload_bytes),
         appearance_id=appearance_id,
+        track_id=track_id,
         keyframe_id=keyframe_id,
         box=box,
         cameras=camera or [],
@@ -120,4 +131,4 @@ def search(
     response.headers["Server-Timing"] = (
         f"search;dur={done.result.seconds * 1000:.1f}, total;dur={total * 1000:.1f}"
     )
-    return search_view(done.result)
+    return search_view(done.result, path=path)

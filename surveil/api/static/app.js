@@ -20,10 +20,12 @@ const DATE_INPUTS = ["kf-time", "since", "until", "rt-since"];
 
 Object.assign(state, {
   /** {kind: "image", blob, name, url} | {kind: "appearance", id, cropUrl, camera, label, ts}
+   *  | {kind: "track", id, cropUrl, camera, label, ts, crops}
    *  | {kind: "keyframe_box", keyframe, box, image} */
   query: null,
   sightings: [],
   result: { truncated: false, warnings: [] }, // the last search's cut-at-limit flag and warnings
+  path: null, // the last search's path across cameras ({legs, hops, overlapping})
   zoom: null, // the timeline's visible {t0, t1} when zoomed in; null shows everything
   drag: null, // a pan or Shift+drag range on the timeline, while the button is down
   dragged: false, // the click ending a drag is no click on a mark
@@ -227,14 +229,17 @@ function setQuery(query) {
   } else {
     cropPreview.hidden = true;
     cropPreview.removeAttribute("src");
-    if (query.kind === "appearance") {
+    if (query.kind === "appearance" || query.kind === "track") {
       const img = el("img", "query-thumb");
       img.alt = "";
       loadInto(img, query.cropUrl);
       preview.append(img);
-      text.textContent = `Similar to ${describeAppearance(
+      const like = describeAppearance(
         { label: query.label, camera_id: query.camera, ts: query.ts }, "datetime",
-      )}`;
+      );
+      text.textContent = query.kind === "track"
+        ? `Similar to ${like}: all ${plural(query.crops, "crop")} of its track`
+        : `Similar to ${like}`;
     } else {
       preview.append(boxPreview(query));
       const kf = query.keyframe;
@@ -321,7 +326,7 @@ function filterFields(form) {
   for (const label of $("label").value.split(",").map((s) => s.trim()).filter(Boolean)) {
     form.append("label", label);
   }
-  for (const [id, name] of [["min-score", "min_score"], ["gap", "gap"], ["limit", "limit"]]) {
+  for (const [id, name] of [["min-score", "min_score"], ["limit", "limit"]]) {
     const input = $(id);
     if (input.validity.badInput) {
       throw new ApiError(0, "invalid_input", `${input.labels[0].textContent} is not a number.`);
@@ -337,11 +342,13 @@ async function runSearch() {
   const q = state.query;
   if (q.kind === "image") form.append("image", q.blob, q.name);
   else if (q.kind === "appearance") form.append("appearance_id", String(q.id));
+  else if (q.kind === "track") form.append("track_id", String(q.id));
   else {
     form.append("keyframe_id", String(q.keyframe.id));
     form.append("box", q.box.join(","));
   }
   filterFields(form);
+  form.append("path", "true");
 
   if (state.searching) state.searching.abort();
   const ctl = new AbortController();
@@ -367,8 +374,16 @@ async function runSearch() {
   }
 }
 
+/** "Find similar" on a sighting: search by its whole track (every crop of it, pooled). */
 function findSimilar(sighting) {
-  return searchAppearance(bestAppearance(sighting));
+  if (sighting.track_id == null) return searchAppearance(bestAppearance(sighting));
+  const best = bestAppearance(sighting);
+  showView("search", { focus: false });
+  setQuery({
+    kind: "track", id: sighting.track_id, cropUrl: best.crop_url, camera: sighting.camera_id,
+    label: sighting.label, ts: best.ts, crops: sighting.appearances.length,
+  });
+  return runSearch();
 }
 
 /** Search by a stored appearance ({id, crop_url, camera_id, label, ts}), in the Search view. */
@@ -395,6 +410,7 @@ function clearResults() {
   state.sightings = [];
   state.selected = -1;
   state.result = { truncated: false, warnings: [] };
+  state.path = null;
   state.zoom = null;
   $("sightings").replaceChildren();
   $("timeline").replaceChildren();
@@ -403,6 +419,7 @@ function clearResults() {
   $("empty").hidden = false;
   $("sort-wrap").hidden = true;
   renderNotes();
+  renderPath();
   closeDetail();
 }
 
@@ -411,6 +428,7 @@ function showResults(body, ms) {
     ...s, index, t0: Date.parse(s.first_seen), t1: Date.parse(s.last_seen), best: bestAppearance(s),
   }));
   state.result = { truncated: Boolean(body.truncated), warnings: body.warnings || [] };
+  state.path = body.path || null;
   state.selected = -1;
   state.zoom = null;
   closeDetail();
@@ -427,11 +445,64 @@ function showResults(body, ms) {
     );
   }
   renderNotes();
+  renderPath();
   renderTimeline();
   renderList();
   state.generation += 1;
   $("sightings").dataset.generation = String(state.generation);
   $("sightings").scrollTop = 0;
+}
+
+/** "+14 s", "+3 min 05 s", "overlaps 4 s": the time between two legs of the path. */
+function hopText(seconds) {
+  if (seconds < 0) return `overlaps ${fmtDuration(-seconds * 1000)}`;
+  return seconds === 0 ? "at once" : `+${fmtDuration(seconds * 1000)}`;
+}
+
+/** The path across cameras: one button per leg (opens its first sighting), hops between. */
+function renderPath() {
+  const box = $("path-box");
+  const list = $("path");
+  const path = state.path;
+  const cameras = path ? new Set(path.legs.map((leg) => leg.camera_id)).size : 0;
+  box.hidden = !path || cameras < 2;  // one camera: the list already says it all
+  list.replaceChildren();
+  if (box.hidden) return;
+  const byTrack = new Map(state.sightings.map((s) => [s.track_id, s]));
+  path.legs.forEach((leg, n) => {
+    if (n) {
+      const hop = path.hops[n - 1];
+      const li = el("li", "hop", `→ ${hopText(hop.seconds)}`);
+      li.setAttribute("aria-label", `then ${hop.to_camera}, ${hopText(hop.seconds)}`);
+      list.append(li);
+    }
+    const li = el("li", "leg");
+    li.dataset.camera = leg.camera_id;
+    const span = sameDay(Date.parse(leg.first_seen), Date.parse(leg.last_seen))
+      ? `${formatTime(leg.first_seen, "time")}–${formatTime(leg.last_seen, "time")}`
+      : fmtRange(leg.first_seen, leg.last_seen);
+    const open = el("button", "leg-open");
+    open.type = "button";
+    open.append(el("strong", "leg-camera", leg.camera_id), el("span", "leg-time", span));
+    if (leg.track_ids.length > 1) open.append(el("span", "leg-tracks muted small", `${leg.track_ids.length} tracks`));
+    if (leg.overlaps.length) {
+      li.classList.add("overlap");
+      open.append(el("span", "leg-flag", "!"));
+      open.title = `Seen at the same time as ${plural(leg.overlaps.length, "matched track")} on another camera: `
+        + "one of them is someone else, unless the cameras see the same spot";
+    }
+    const first = byTrack.get(leg.track_ids[0]);
+    open.setAttribute("aria-label", `${leg.camera_id}, ${span}${leg.overlaps.length ? ", overlaps another camera" : ""}`);
+    open.addEventListener("click", () => { if (first) select(first.index); });
+    li.append(open);
+    list.append(li);
+  });
+  const warning = $("path-warning");
+  warning.hidden = !path.overlapping;
+  warning.textContent = path.overlapping
+    ? `${plural(path.overlapping, "leg")} (marked !) overlap another camera's in time: one object cannot be in `
+      + "two views at once, so one of each pair is someone else. Raise the min score, or check the cameras."
+    : "";
 }
 
 function appearanceCount() {
@@ -456,7 +527,7 @@ function renderNotes() {
   const cut = $("truncated");
   cut.hidden = !truncated;
   cut.textContent = truncated
-    ? `Showing the first ${plural(appearanceCount(), "appearance")}: results were cut at the `
+    ? `Showing the first ${plural(state.sightings.length, "sighting")}: results were cut at the `
       + "limit. Narrow the time range or raise the limit."
     : "";
 }
@@ -776,6 +847,7 @@ function renderList() {
     li.dataset.first = s.first_seen;
     li.dataset.last = s.last_seen;
     li.dataset.appearance = String(s.best.id);
+    if (s.track_id != null) li.dataset.track = String(s.track_id);
     if (s.index === state.selected) li.classList.add("selected");
     const open = el("button", "sighting-open");
     open.type = "button";
@@ -846,6 +918,9 @@ function openDetail(s) {
   similar.dataset.index = String(s.index);
   similar.disabled = !canSearch();
   similar.textContent = `Find similar to ${describeAppearance(s.best)}`;
+  similar.title = s.track_id == null
+    ? "Search every camera by this appearance"
+    : `Search every camera by all ${plural(s.appearances.length, "crop")} of this track`;
   const watch = $("detail-watch");
   watch.dataset.index = String(s.index);
   watch.disabled = !canSearch();

@@ -83,7 +83,7 @@ def _wait(what: str, check: Callable[[], bool], timeout: float = 60.0) -> None:
 
 
 def _index_ids(services: Services) -> set[int]:
-    """Appearance ids in the index as saved on disk (what a fresh process would load)."""
+    """Track ids in the index as saved on disk (what a fresh process would load)."""
     index = ShardedFaissIndex(services.settings.storage.root / "index")
     return {int(i) for s in SPACES for ids in index.ids_by_day(s).values() for i in ids}
 
@@ -93,7 +93,7 @@ def _catalog_ids(services: Services, cameras: list[str]) -> set[int]:
     try:
         with engine.connect() as conn:
             rows = conn.execute(
-                text("SELECT id FROM appearances WHERE camera_id = ANY(:c)"), {"c": cameras}
+                text("SELECT id FROM tracks WHERE camera_id = ANY(:c)"), {"c": cameras}
             )
             return {int(r[0]) for r in rows}
     finally:

@@ -41,7 +41,7 @@ def test_models_and_migrations_agree(database_url: str) -> None:
 def test_require_current_refuses_an_empty_database(database_url: str) -> None:
     engine = make_engine(database_url)
     try:
-        with pytest.raises(ConfigError, match=r"not migrated \(at nothing, need 0004\)") as info:
+        with pytest.raises(ConfigError, match=r"not migrated \(at nothing, need 0006\)") as info:
             require_current(engine)
         assert "surveil db upgrade" in str(info.value)
     finally:
@@ -87,6 +87,65 @@ def test_0001_catalog_upgrades_to_head_keeping_its_rows(database_url: str) -> No
         with engine.connect() as conn:
             row = conn.execute(text("SELECT id, name, url, legal_hold FROM cameras")).one()
         assert tuple(row) == ("lobby", "Lobby", None, False)
-        assert current_revision(engine) == head_revision() == "0004"
+        assert current_revision(engine) == head_revision() == "0006"
+    finally:
+        engine.dispose()
+
+
+def test_0004_catalog_upgrades_to_tracks_of_one_with_the_same_ids(database_url: str) -> None:
+    """Stored appearances become one-member tracks whose ids and vectors are theirs.
+
+    The index on disk holds appearance ids; with track id = appearance id it stays valid.
+    """
+    import numpy as np
+    from sqlalchemy import text
+
+    upgrade(database_url, "0004")
+    engine = make_engine(database_url)
+    vec = np.array([0.6, 0.8], dtype="<f4").tobytes()
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO cameras (id, name, enabled, created_at) VALUES ('c', 'c', :e, :t)"
+                ),
+                {"e": True, "t": "2026-01-01 00:00:00+00:00"},
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO sources (id, camera_id, uri, fingerprint, start_ts, fps,"
+                    " frames_read, complete, created_at, updated_at)"
+                    " VALUES (1, 'c', 'u', 'f', :t, 10, 0, :e, :t, :t)"
+                ),
+                {"e": False, "t": "2026-01-01 00:00:00+00:00"},
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO keyframes (id, camera_id, source_id, frame_index, ts, width,"
+                    " height) VALUES (1, 'c', 1, 0, :t, 10, 10)"
+                ),
+                {"t": "2026-01-01 08:00:00+00:00"},
+            )
+            for app_id in (7, 9):
+                conn.execute(
+                    text(
+                        "INSERT INTO appearances (id, keyframe_id, camera_id, ts, frame_index,"
+                        " label, confidence, x1, y1, x2, y2, space, model_id, crop_path,"
+                        " embedding, dim, legal_hold) VALUES (:i, 1, 'c', :t, 0, 'person', 0.8,"
+                        " 0, 0, 5, 5, 'person', 'm', 'p', :v, 2, :h)"
+                    ),
+                    {"i": app_id, "t": "2026-01-01 08:00:00+00:00", "v": vec, "h": False},
+                )
+        upgrade(database_url)
+        with engine.connect() as conn:
+            tracks = conn.execute(
+                text("SELECT id, key, appearances, embedding, best_appearance_id FROM tracks")
+            ).all()
+            members = conn.execute(text("SELECT id, track_id FROM appearances ORDER BY id")).all()
+        assert sorted((t[0], t[1], t[2], bytes(t[3]), t[4]) for t in tracks) == [
+            (7, "legacy:7", 1, vec, 7),
+            (9, "legacy:9", 1, vec, 9),
+        ]
+        assert [tuple(m) for m in members] == [(7, 7), (9, 9)]
     finally:
         engine.dispose()

@@ -18,8 +18,38 @@ from surveil.domain import InputError
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
 
-def _hit(i: int, camera: str, seconds: float, score: float = 0.9) -> Hit:
-    return Hit(Candidate(i, camera, "person", T0 + timedelta(seconds=seconds)), score)
+def _hit(
+    i: int, camera: str, seconds: float, score: float = 0.9, *, track: int | None = None
+) -> Hit:
+    return Hit(Candidate(i, camera, "person", T0 + timedelta(seconds=seconds), track), score)
+
+
+def test_a_track_in_view_for_minutes_is_one_alert() -> None:
+    """Every keyframe of one track extends one alert, however long it stays."""
+    hits = [_hit(i, "a", i * 30.0, track=7) for i in range(10)]  # 4.5 min, gaps of 30 s
+    folded = fold_hits(hits, {}, gap_s=5, cooldown_s=60)
+    assert len(folded.new) == 1
+    (alert,) = folded.new
+    assert alert.hits == 10 and alert.track_id == 7
+
+
+def test_another_track_alerts_after_the_cooldown_but_not_within_it() -> None:
+    hits = [_hit(1, "a", 0, track=1), _hit(2, "a", 30, track=2), _hit(3, "a", 120, track=3)]
+    folded = fold_hits(hits, {}, gap_s=5, cooldown_s=60)
+    assert [d.track_id for d in folded.new] == [1, 3]  # track 2 came within the cooldown
+
+
+def test_a_stored_track_alert_is_extended_not_repeated() -> None:
+    stored = AlertDraft("a", "person", 1, 0.8, T0, T0, id=99, track_id=5)
+    folded = fold_hits(
+        [_hit(8, "a", 600, score=0.95, track=5)],
+        {},
+        gap_s=5,
+        cooldown_s=60,
+        track_alerts={5: stored},
+    )
+    assert folded.new == [] and folded.extended == [stored]
+    assert stored.hits == 2 and stored.appearance_id == 8 and stored.score == 0.95
 
 
 def test_best_score_is_the_closest_example() -> None:

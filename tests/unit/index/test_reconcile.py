@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Iterator, Sequence
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -18,17 +18,43 @@ DIM = 12
 START = date(2024, 6, 1)
 
 
+#: When the fixture's rows last changed: long before any shard is saved.
+LONG_AGO = datetime(2020, 1, 1, tzinfo=UTC)
+
+
 class MemoryCatalog:
     """Just the Catalog methods the index needs: ids and counts per day, stored vectors."""
 
     def __init__(self) -> None:
         self.rows: dict[Space, dict[int, tuple[date, Vectors]]] = {"person": {}, "general": {}}
+        self.updated: dict[int, datetime] = {}
         self.requests: list[int | None] = []
         self.listed: list[set[date] | None] = []
 
-    def put(self, space: Space, ids: Sequence[int], vectors: Vectors, days: Sequence[date]) -> None:
+    def put(
+        self,
+        space: Space,
+        ids: Sequence[int],
+        vectors: Vectors,
+        days: Sequence[date],
+        *,
+        updated: datetime = LONG_AGO,
+    ) -> None:
         for i, v, d in zip(ids, vectors, days, strict=True):
             self.rows[space][int(i)] = (d, v)
+            self.updated[int(i)] = updated
+
+    def tracks_changed_since(
+        self, space: Space, since: datetime, *, day: date | None = None
+    ) -> Ids:
+        return np.array(
+            sorted(
+                i
+                for i, (d, _) in self.rows[space].items()
+                if self.updated[i] >= since and (day is None or d == day)
+            ),
+            np.int64,
+        )
 
     def ids_by_day(self, space: Space, *, days: Collection[date] | None = None) -> dict[date, Ids]:
         self.listed.append(None if days is None else set(days))
@@ -253,3 +279,21 @@ def test_reconcile_unsharded_index_compares_totals(catalog: MemoryCatalog, tmp_p
 def _any_catalog_will_do(catalog: Catalog) -> CatalogVectors:
     """Checked by mypy: reconcile/rebuild accept every ports.Catalog implementation."""
     return catalog
+
+
+def test_reconcile_refreshes_a_track_whose_vector_moved_after_the_save(
+    catalog: MemoryCatalog, tmp_path: Path
+) -> None:
+    """Same id, new pooled vector committed but never saved: only reconcile can see it."""
+    index = ShardedFaissIndex(tmp_path / "idx")
+    reconcile(index, catalog, ["person"])
+    moved = unit_vectors(1, seed=99)
+    catalog.put("person", [7], moved, [START + timedelta(days=2)], updated=datetime.now(UTC))
+    fresh = ShardedFaissIndex(tmp_path / "idx")  # the process that saved died before adding
+    assert fresh.search("person", moved[0], 1)[0].id != 7
+    report = reconcile(fresh, catalog, ["person"])
+    assert report.refreshed == {"person": 1}
+    assert report.added == {"person": 0} and report.removed == {"person": 0}
+    top = fresh.search("person", moved[0], 1)[0]
+    assert top.id == 7 and top.score == pytest.approx(1.0, abs=1e-5)
+    assert fresh.size("person") == 50

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import cast
 
 import numpy as np
+import pytest
 
 from surveil.domain import SearchFilters, SearchQuery, StoredAppearance
 from surveil.ports import Catalog, IndexHit, VectorIndex
@@ -32,24 +33,37 @@ class MemoryIndex:
 
 
 class MemoryCatalog:
-    def __init__(self, rows: dict[int, StoredAppearance]) -> None:
-        self.rows = rows
+    """Appearances by id; each belongs to the track named by its track_id."""
 
-    def appearances(
-        self, ids: Sequence[int], *, filters: SearchFilters | None = None
-    ) -> list[StoredAppearance]:
-        out = [self.rows[i] for i in ids if i in self.rows]
-        if filters and filters.cameras:
-            out = [a for a in out if a.camera_id in filters.cameras]
+    def __init__(
+        self, rows: dict[int, StoredAppearance], vectors: dict[int, np.ndarray] | None = None
+    ) -> None:
+        self.rows, self.vectors = rows, vectors or {}
+
+    def appearance_vectors(self, space: str, ids: Sequence[int]) -> dict[int, np.ndarray]:
+        return {i: self.vectors[i] for i in ids if i in self.vectors}
+
+    def track_members(
+        self, track_ids: Sequence[int], *, filters: SearchFilters | None = None
+    ) -> dict[int, list[StoredAppearance]]:
+        out: dict[int, list[StoredAppearance]] = {}
+        for app in sorted(self.rows.values(), key=lambda a: (a.ts, a.id)):
+            if app.track_id not in track_ids:
+                continue
+            if filters and filters.cameras and app.camera_id not in filters.cameras:
+                continue
+            out.setdefault(int(app.track_id or 0), []).append(app)
         return out
 
 
-def appearance(app_id: int, camera: str) -> StoredAppearance:
+def appearance(
+    app_id: int, camera: str, *, track: int | None = None, seconds: float | None = None
+) -> StoredAppearance:
     return StoredAppearance(
         id=app_id,
         keyframe_id=app_id,
         camera_id=camera,
-        ts=T0 + timedelta(seconds=app_id * 60),
+        ts=T0 + timedelta(seconds=app_id * 60 if seconds is None else seconds),
         frame_index=app_id,
         label="person",
         confidence=0.9,
@@ -57,6 +71,7 @@ def appearance(app_id: int, camera: str) -> StoredAppearance:
         space="person",
         model_id="m",
         crop_path=f"{app_id}.jpg",
+        track_id=app_id if track is None else track,
     )
 
 
@@ -65,7 +80,7 @@ def world(scores: list[float], cameras: list[str]) -> tuple[MemoryIndex, MemoryC
     vecs = np.array([[s, np.sqrt(1 - s * s)] for s in scores], np.float32)
     ids = list(range(1, len(scores) + 1))
     rows = {i: appearance(i, c) for i, c in zip(ids, cameras, strict=True)}
-    return MemoryIndex(ids, vecs), MemoryCatalog(rows)
+    return MemoryIndex(ids, vecs), MemoryCatalog(rows, dict(zip(ids, vecs, strict=True)))
 
 
 def run(
@@ -77,7 +92,7 @@ def run(
         filters=filters or SearchFilters(),
         limit=3,
     )
-    # The loop only calls search() and appearances(); the doubles implement just those.
+    # The loop calls search(), track_members() and appearance_vectors(): the doubles' all.
     result = search_by_example(
         query,
         index=cast(VectorIndex, index),
@@ -130,3 +145,81 @@ def test_a_result_cut_at_the_limit_says_so() -> None:
     index, catalog = world([0.9, 0.8, 0.7, 0.6, 0.5], ["a"] * 5)
     assert _result(index, catalog, min_score=0.0) is True  # five matched, three returned
     assert _result(index, catalog, min_score=0.75) is False  # only two matched: all returned
+
+
+def test_a_track_is_one_sighting_with_its_members_in_time_order() -> None:
+    """Two people through one camera seconds apart stay two sightings: tracks never merge."""
+    rows = {
+        11: appearance(11, "a", track=1, seconds=4),
+        10: appearance(10, "a", track=1, seconds=0),
+        12: appearance(12, "a", track=2, seconds=6),  # a stranger 2 s after
+    }
+    vecs = np.array([[0.9, np.sqrt(1 - 0.81)], [0.6, 0.8]], np.float32)
+    index, catalog = MemoryIndex([1, 2], vecs), MemoryCatalog(rows)
+    query = SearchQuery(space="person", vector=np.array([1, 0], np.float32), limit=5)
+    result = search_by_example(
+        query,
+        index=cast(VectorIndex, index),
+        catalog=cast(Catalog, catalog),
+        overfetch=1,
+        max_candidates=1000,
+        label_groups=GROUPS,
+    )
+    assert [s.track_id for s in result.sightings] == [1, 2]
+    first, second = result.sightings
+    assert [h.appearance.id for h in first.hits] == [10, 11]
+    assert first.best_score == pytest.approx(0.9) and second.best_score == pytest.approx(0.6)
+    assert (first.first_seen, first.last_seen) == (T0, T0 + timedelta(seconds=4))
+
+
+def test_each_member_gets_its_own_score_and_the_best_member_lifts_its_track() -> None:
+    """The example is one stored crop: its member scores ~1 though the pooled vector less."""
+    rows = {
+        20: appearance(20, "a", track=1, seconds=0),
+        21: appearance(21, "a", track=1, seconds=1),
+        22: appearance(22, "a", track=2, seconds=9),
+    }
+    own = {20: np.array([1.0, 0.0]), 21: np.array([0.6, 0.8]), 22: np.array([0.9, 0.436])}
+    pooled = np.array([[0.9, 0.436], [0.9, 0.436]], np.float32)
+    index = MemoryIndex([1, 2], pooled)
+    catalog = MemoryCatalog(rows, {k: v.astype(np.float32) for k, v in own.items()})
+    query = SearchQuery(space="person", vector=np.array([1, 0], np.float32), limit=5)
+    result = search_by_example(
+        query,
+        index=cast(VectorIndex, index),
+        catalog=cast(Catalog, catalog),
+        overfetch=1,
+        max_candidates=1000,
+        label_groups=GROUPS,
+    )
+    first, second = result.sightings
+    assert [round(h.score, 2) for h in first.hits] == [1.0, 0.6]
+    assert first.best_score == pytest.approx(1.0) and second.best_score == pytest.approx(0.9)
+
+
+def test_a_track_just_under_the_floor_is_kept_when_a_member_reaches_it() -> None:
+    """A crop from one end of a long track is far from its mean: its members decide."""
+    rows = {30: appearance(30, "a", track=1, seconds=0), 31: appearance(31, "a", track=1)}
+    own = {30: np.array([0.95, 0.312], np.float32), 31: np.array([0.2, 0.98], np.float32)}
+    index = MemoryIndex([1], np.array([[0.6, 0.8]], np.float32))
+    catalog = MemoryCatalog(rows, own)
+
+    def found(margin: float) -> list[int | None]:
+        query = SearchQuery(
+            space="person",
+            vector=np.array([1, 0], np.float32),
+            filters=SearchFilters(min_score=0.7),
+            limit=5,
+        )
+        result = search_by_example(
+            query,
+            index=cast(VectorIndex, index),
+            catalog=cast(Catalog, catalog),
+            overfetch=1,
+            max_candidates=1000,
+            label_groups=GROUPS,
+            refine_margin=margin,
+        )
+        return [s.track_id for s in result.sightings]
+
+    assert found(0.0) == [] and found(0.2) == [1]

@@ -1,11 +1,11 @@
-"""Sighting grouping and per-keyframe de-duplication: pure functions, plain data."""
+"""Tracks as sightings: pure functions, plain data."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
 from surveil.domain import SearchHit, StoredAppearance
-from surveil.search.grouping import best_per_keyframe, group_sightings, label_group, top_sighting
+from surveil.search.grouping import best_first, by_time, label_group, top_sighting, track_sighting
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 GROUPS = {"person": ["person"], "vehicle": ["car", "truck"]}
@@ -41,49 +41,31 @@ def test_label_group_maps_and_falls_back_to_label() -> None:
     assert label_group("backpack", GROUPS) == "backpack"
 
 
-def test_hits_split_on_gap_camera_and_group() -> None:
-    hits = [
-        hit(1, 0, 0.9),
-        hit(2, 5, 0.8),
-        hit(3, 14, 0.7),  # 9 s gap: same sighting
-        hit(4, 30, 0.6),  # 16 s gap: new sighting
-        hit(5, 6, 0.95, camera="b"),  # other camera
-        hit(6, 7, 0.5, label="car"),  # other label group, same camera and time
+def test_track_sighting_orders_members_and_shows_the_commonest_label() -> None:
+    members = [
+        hit(3, 8, 0.0, label="truck").appearance,
+        hit(1, 0, 0.0, label="car").appearance,
+        hit(2, 4, 0.0, label="car").appearance,
     ]
-    sightings = group_sightings(hits, gap_seconds=10, groups=GROUPS)
-    shape = [(s.camera_id, s.label, [h.appearance.id for h in s.hits]) for s in sightings]
-    assert shape == [
-        ("a", "person", [1, 2, 3]),
-        ("b", "person", [5]),
-        ("a", "car", [6]),
-        ("a", "person", [4]),
-    ]
-    first = sightings[0]
-    assert first.first_seen == T0 and first.last_seen == T0 + timedelta(seconds=14)
-    assert first.best_score == 0.9
-    assert [s.first_seen for s in sightings] == sorted(s.first_seen for s in sightings)
+    s = track_sighting(42, members, 0.77)
+    assert s.track_id == 42 and s.label == "car" and s.best_score == 0.77
+    assert [h.appearance.id for h in s.hits] == [1, 2, 3]
+    assert all(h.score == 0.77 for h in s.hits)
+    assert (s.first_seen, s.last_seen) == (T0, T0 + timedelta(seconds=8))
 
 
-def test_car_and_truck_form_one_vehicle_sighting() -> None:
-    hits = [hit(1, 0, 0.7, label="car"), hit(2, 1, 0.8, label="truck")]
-    (only,) = group_sightings(hits, gap_seconds=10, groups=GROUPS)
-    assert only.label == "truck"  # the best hit's label names the sighting
-    assert len(only.hits) == 2
-
-
-def test_best_per_keyframe_keeps_one_object_per_place_and_time() -> None:
-    hits = [
-        hit(1, 0, 0.6, keyframe=10),
-        hit(2, 0, 0.9, keyframe=10),
-        hit(3, 0, 0.8, keyframe=10, label="car"),  # other group in same keyframe stays
-        hit(4, 1, 0.5, keyframe=11),
-    ]
-    kept = best_per_keyframe(hits, GROUPS)
-    assert [h.appearance.id for h in kept] == [2, 3, 4]  # best first
+def test_best_first_then_by_time() -> None:
+    a = track_sighting(1, [hit(1, 100, 0).appearance], 0.4)
+    b = track_sighting(2, [hit(2, 0, 0).appearance], 0.9)
+    c = track_sighting(3, [hit(3, 50, 0).appearance], 0.9)
+    assert [s.track_id for s in best_first([a, b, c])] == [2, 3, 1]
+    assert [s.track_id for s in by_time([a, b, c])] == [2, 3, 1]
+    assert [s.track_id for s in by_time([a, c])] == [3, 1]
 
 
 def test_top_sighting_is_the_best_match_and_empty_is_none() -> None:
-    sightings = group_sightings([hit(1, 0, 0.4), hit(2, 100, 0.9)], gap_seconds=10, groups=GROUPS)
+    sightings = [track_sighting(1, [hit(1, 0, 0).appearance], 0.4)]
+    sightings.append(track_sighting(2, [hit(2, 100, 0).appearance], 0.9))
     top = top_sighting(sightings)
-    assert top is not None and top.hits[0].appearance.id == 2
+    assert top is not None and top.best_score == 0.9
     assert top_sighting([]) is None

@@ -1,0 +1,402 @@
+"""Tracks in the catalog: written with their members in one transaction, read for search.
+
+Every appearance belongs to a track. An ingest names each appearance's track by the
+tracker's key and hands the tracks' state (`TrackUpdate`); an appearance stored without a
+key becomes a closed track of its own, so nothing in the catalog is ever untracked and
+the vector index (which holds one pooled vector per track) can always be fed from here.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any, cast
+
+import numpy as np
+from sqlalchemy import (
+    ColumnElement,
+    Table,
+    bindparam,
+    select,
+    tuple_,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, sessionmaker
+
+from surveil.domain import (
+    NewKeyframe,
+    SearchFilters,
+    Space,
+    StoredAppearance,
+    StoredTrack,
+    TrackUpdate,
+    Vectors,
+)
+from surveil.ports import IndexedTrack, LegacyMember, OpenTrack, StoredMember
+from surveil.storage.browse import STORED_COLUMNS, to_stored
+from surveil.storage.index_feed import chunked, vectors_from_blobs
+from surveil.storage.tables import AppearanceRow, TrackRow, utcnow
+
+_T = TrackRow
+_A = AppearanceRow
+_tracks = cast(Table, TrackRow.__table__)
+#: Track ids per query when hydrating search results.
+TRACK_CHUNK = 5_000
+
+
+def solo_updates(batch: Sequence[NewKeyframe]) -> dict[tuple[int, int], TrackUpdate]:
+    """A closed one-member track for each appearance that comes without a track key."""
+    out: dict[tuple[int, int], TrackUpdate] = {}
+    for k, kf in enumerate(batch):
+        for n, app in enumerate(kf.appearances):
+            if app.track_key is None:
+                out[(k, n)] = TrackUpdate(
+                    key=f"solo:{uuid.uuid4().hex}",
+                    camera_id=kf.camera_id,
+                    space=app.space,
+                    label_group=app.label,
+                    first_ts=kf.ts,
+                    last_ts=kf.ts,
+                    appearances=1,
+                    embedding=app.embedding,
+                    model_id=app.model_id,
+                    closed=True,
+                )
+    return out
+
+
+def _track_values(track: TrackUpdate) -> dict[str, Any]:
+    vec = np.asarray(track.embedding, dtype="<f4").reshape(-1)
+    return {
+        "key": track.key,
+        "camera_id": track.camera_id,
+        "space": track.space,
+        "label": track.label_group,
+        "label_group": track.label_group,
+        "first_ts": track.first_ts,
+        "last_ts": track.last_ts,
+        "appearances": int(track.appearances),
+        "best_quality": -1.0,
+        "embedding": vec.tobytes(),
+        "dim": int(vec.shape[0]),
+        "model_id": track.model_id,
+        "closed": bool(track.closed),
+        "updated_at": utcnow(),
+    }
+
+
+#: Columns an upsert overwrites with the tracker's latest state (never label or best).
+_STATE = ("last_ts", "appearances", "embedding", "dim", "model_id", "closed", "updated_at")
+
+
+def upsert_tracks(session: Session, tracks: Sequence[TrackUpdate]) -> dict[str, int]:
+    """Insert new tracks and set known ones to their latest state; ids by key."""
+    if not tracks:
+        return {}
+    dialect = session.get_bind().dialect.name
+    rows = [_track_values(t) for t in tracks]
+    ids: dict[str, int] = {}
+    if dialect in ("postgresql", "sqlite"):
+        make = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        base: Any = make(_tracks)
+        stmt = base.on_conflict_do_update(
+            index_elements=[_tracks.c.key], set_={c: base.excluded[c] for c in _STATE}
+        ).returning(_tracks.c.id, _tracks.c.key)
+        for chunk in _chunks(rows, 500):
+            for id_, key in session.execute(stmt, chunk):
+                ids[str(key)] = int(id_)
+        return ids
+    for row in rows:  # other dialects: look up, then insert or update
+        found = session.scalar(select(_T.id).where(_T.key == row["key"]))
+        if found is None:
+            found = session.execute(_tracks.insert().returning(_tracks.c.id), row).scalar_one()
+        else:
+            session.execute(update(_T).where(_T.id == found).values({c: row[c] for c in _STATE}))
+        ids[row["key"]] = int(found)
+    return ids
+
+
+def _chunks(rows: list[dict[str, Any]], size: int) -> Iterable[list[dict[str, Any]]]:
+    for start in range(0, len(rows), size):
+        yield rows[start : start + size]
+
+
+def promote_best(session: Session, members: Sequence[tuple[int, int, float, str]]) -> None:
+    """Make each (track id, appearance id, quality, label) its track's best if it beats it."""
+    best: dict[int, tuple[int, float, str]] = {}
+    for track_id, app_id, quality, label in members:
+        if track_id not in best or quality > best[track_id][1]:
+            best[track_id] = (app_id, quality, label)
+    if not best:
+        return
+    stmt = (
+        update(_tracks)
+        .where(_tracks.c.id == bindparam("t_id"), _tracks.c.best_quality < bindparam("q"))
+        .values(
+            best_appearance_id=bindparam("a_id"), best_quality=bindparam("q"), label=bindparam("lb")
+        )
+    )
+    params = [{"t_id": t, "a_id": a, "q": q, "lb": lb} for t, (a, q, lb) in best.items()]
+    session.connection().execute(stmt, params)
+
+
+def _track_filters(filters: SearchFilters | None) -> list[ColumnElement[bool]]:
+    if filters is None:
+        return []
+    clauses: list[ColumnElement[bool]] = []
+    if filters.cameras:
+        clauses.append(_A.camera_id.in_(sorted(filters.cameras)))
+    if filters.labels:
+        clauses.append(_A.label.in_(sorted(filters.labels)))
+    if filters.since is not None:
+        clauses.append(_A.ts >= filters.since)
+    if filters.until is not None:
+        clauses.append(_A.ts <= filters.until)
+    return clauses
+
+
+_TRACK_COLUMNS = (
+    _T.id,
+    _T.camera_id,
+    _T.space,
+    _T.label,
+    _T.label_group,
+    _T.first_ts,
+    _T.last_ts,
+    _T.appearances,
+    _T.best_appearance_id,
+    _T.closed,
+)
+
+
+def _stored_track(row: Sequence[Any]) -> StoredTrack:
+    return StoredTrack(
+        id=int(row[0]),
+        camera_id=row[1],
+        space=cast(Space, row[2]),
+        label=row[3],
+        label_group=row[4],
+        first_ts=row[5],
+        last_ts=row[6],
+        appearances=int(row[7]),
+        best_appearance_id=None if row[8] is None else int(row[8]),
+        closed=bool(row[9]),
+    )
+
+
+class TrackQueries:
+    """Reads of tracks and their members; mixed into `SqlCatalog`."""
+
+    _sessions: sessionmaker[Session]
+
+    def track_members(
+        self, track_ids: Sequence[int], *, filters: SearchFilters | None = None
+    ) -> dict[int, list[StoredAppearance]]:
+        """Members of the tracks that pass the filters, by track, in time order."""
+        wanted = sorted({int(i) for i in track_ids})
+        out: dict[int, list[StoredAppearance]] = {}
+        clauses = _track_filters(filters)
+        with self._sessions() as session:
+            conn = session.connection()
+            for chunk in chunked(wanted, TRACK_CHUNK):
+                stmt = select(*STORED_COLUMNS).where(_A.track_id.in_(chunk), *clauses)
+                for row in conn.execute(stmt.order_by(_A.ts, _A.id)):
+                    app = to_stored(row)
+                    out.setdefault(int(app.track_id or 0), []).append(app)
+        return out
+
+    def tracks(self, track_ids: Sequence[int]) -> list[StoredTrack]:
+        """Tracks by id (unknown ids are left out), in id order."""
+        wanted = sorted({int(i) for i in track_ids})
+        found: list[StoredTrack] = []
+        with self._sessions() as session:
+            for chunk in chunked(wanted, TRACK_CHUNK):
+                stmt = select(*_TRACK_COLUMNS).where(_T.id.in_(chunk)).order_by(_T.id)
+                found += [_stored_track(r) for r in session.execute(stmt)]
+        return found
+
+    def track_embedding(self, track_id: int) -> tuple[Space, Vectors]:
+        """The pooled (space, vector) of one track, to search by it ('find similar')."""
+        from surveil.domain import NotFoundError
+
+        stmt = select(_T.space, _T.embedding, _T.dim).where(_T.id == track_id)
+        with self._sessions() as session:
+            row = session.execute(stmt).first()
+        if row is None:
+            raise NotFoundError(f"no track with id {track_id}")
+        space, blob, dim = row
+        return cast(Space, space), vectors_from_blobs(space, [blob], [dim])[0]
+
+    def open_tracks(self, *, camera_id: str, since: datetime) -> list[OpenTrack]:
+        """Tracks of a camera still open and seen at or after `since`, members in order.
+
+        What a resumed ingest or a reconnected camera hands back to its tracker.
+        """
+        heads = select(_T.id, _T.key, _T.label_group, _T.space, _T.model_id).where(
+            _T.camera_id == camera_id, _T.closed.is_(False), _T.last_ts >= since
+        )
+        cols: tuple[Any, ...] = (_A.track_id, _A.id, _A.ts, _A.x1, _A.y1, _A.x2, _A.y2)
+        cols += (_A.label, _A.confidence, _A.embedding, _A.dim, _A.quality, _A.space)
+        with self._sessions() as session:
+            found = session.execute(heads.order_by(_T.id)).all()
+            if not found:
+                return []
+            ids = [int(r[0]) for r in found]
+            stmt = select(*cols).where(_A.track_id.in_(ids)).order_by(_A.ts, _A.id)
+            rows = session.execute(stmt).all()
+        members: dict[int, list[StoredMember]] = {i: [] for i in ids}
+        for r in rows:
+            vec = vectors_from_blobs(r[12], [r[9]], [r[10]])[0]
+            bbox = (float(r[3]), float(r[4]), float(r[5]), float(r[6]))
+            members[int(r[0])].append(
+                StoredMember(int(r[1]), r[2], bbox, r[7], float(r[8]), vec, float(r[11]))
+            )
+        return [
+            OpenTrack(str(key), str(group), cast(Space, space), str(model), tuple(members[int(t)]))
+            for t, key, group, space, model in found
+            if members[int(t)]
+        ]
+
+    def close_tracks(self, *, camera_id: str, keys: Sequence[str] | None = None) -> int:
+        """Mark tracks closed (all of the camera's open ones when `keys` is None)."""
+        stmt = update(_T).where(_T.camera_id == camera_id, _T.closed.is_(False))
+        if keys is not None:
+            if not keys:
+                return 0
+            stmt = stmt.where(_T.key.in_(list(keys)))
+        with self._sessions.begin() as session:
+            return int(session.execute(stmt.values(closed=True)).rowcount or 0)  # type: ignore[attr-defined]
+
+    def count_tracks(self, space: Space | None = None) -> int:
+        """How many tracks are stored, in one space or all."""
+        from sqlalchemy import func
+
+        stmt = select(func.count()).select_from(_tracks)
+        if space is not None:
+            stmt = stmt.where(_T.space == space)
+        with self._sessions() as session:
+            return int(session.execute(stmt).scalar_one())
+
+
+def pooled_vector(vectors: Vectors, weights: Sequence[float]) -> Vectors:
+    """Quality-weighted mean of unit vectors, renormalised (float64 sum, in member order)."""
+    total = np.zeros(vectors.shape[1], np.float64)
+    for vec, w in zip(vectors, weights, strict=True):
+        total += float(w) * vec.astype(np.float64)
+    norm = float(np.linalg.norm(total))
+    return (total / norm if norm > 0 else total).astype(np.float32)
+
+
+def settle_tracks(session: Session, track_ids: Iterable[int]) -> list[tuple[int, str, datetime]]:
+    """After members were deleted: drop emptied tracks, recompute the rest from what is left.
+
+    Returns (track id, space, first_ts) of every track whose index vector must follow:
+    gone from the catalog (remove it) or changed (remove and add the new one).
+    """
+    wanted = sorted({int(i) for i in track_ids})
+    if not wanted:
+        return []
+    heads = {
+        int(r[0]): (str(r[1]), r[2])
+        for r in session.execute(select(_T.id, _T.space, _T.first_ts).where(_T.id.in_(wanted)))
+    }
+    cols = (_A.track_id, _A.id, _A.ts, _A.label, _A.embedding, _A.dim, _A.quality)
+    left: dict[int, list[Any]] = {}
+    stmt = select(*cols).where(_A.track_id.in_(list(heads))).order_by(_A.ts, _A.id)
+    for row in session.execute(stmt):
+        left.setdefault(int(row[0] or 0), []).append(row)
+    emptied = [t for t in heads if t not in left]
+    if emptied:
+        session.execute(_tracks.delete().where(_tracks.c.id.in_(emptied)))
+    for track_id, rows in left.items():
+        space = heads[track_id][0]
+        vecs = vectors_from_blobs(space, [r[4] for r in rows], [r[5] for r in rows])
+        pooled = pooled_vector(vecs, [r[6] for r in rows])
+        best = max(rows, key=lambda r: (r[6], -r[1]))
+        session.execute(
+            update(_T)
+            .where(_T.id == track_id)
+            .values(
+                first_ts=rows[0][2],
+                last_ts=rows[-1][2],
+                appearances=len(rows),
+                embedding=np.asarray(pooled, "<f4").tobytes(),
+                best_appearance_id=best[1],
+                best_quality=best[6],
+                label=best[3],
+                updated_at=utcnow(),
+            )
+        )
+    return [(t, space, first) for t, (space, first) in heads.items()]
+
+
+#: Key prefix of the one-member tracks migration 0005 made of pre-track appearances.
+LEGACY_PREFIX = "legacy:"
+
+
+class BackfillQueries:
+    """What `surveil tracks backfill` reads and writes; mixed into `SqlCatalog`."""
+
+    _sessions: sessionmaker[Session]
+
+    def legacy_cameras(self) -> list[str]:
+        """Cameras that still have appearances in migrated one-member tracks."""
+        stmt = select(_T.camera_id).where(_T.key.like(f"{LEGACY_PREFIX}%")).distinct()
+        with self._sessions() as session:
+            return sorted(str(c) for c in session.scalars(stmt))
+
+    def legacy_members(
+        self, *, camera_id: str, after: tuple[datetime, int] | None, limit: int
+    ) -> list[LegacyMember]:
+        """The next `limit` legacy appearances of a camera in (ts, id) order."""
+        cols: tuple[Any, ...] = (_A.id, _A.keyframe_id, _A.track_id, _A.crop_path, _A.space)
+        cols += (_A.model_id, _A.ts, _A.x1, _A.y1, _A.x2, _A.y2, _A.label, _A.confidence)
+        cols += (_A.embedding, _A.dim, _A.quality)
+        stmt = (
+            select(*cols)
+            .join(_T, _T.id == _A.track_id)
+            .where(_A.camera_id == camera_id, _T.key.like(f"{LEGACY_PREFIX}%"))
+        )
+        if after is not None:
+            stmt = stmt.where(tuple_(_A.ts, _A.id) > tuple_(*after))
+        with self._sessions() as session:
+            rows = session.execute(stmt.order_by(_A.ts, _A.id).limit(limit)).all()
+        out = []
+        for r in rows:
+            vec = vectors_from_blobs(r[4], [r[13]], [r[14]])[0]
+            member = StoredMember(
+                int(r[0]), r[6], (r[7], r[8], r[9], r[10]), r[11], float(r[12]), vec, float(r[15])
+            )
+            out.append(
+                LegacyMember(int(r[0]), int(r[1]), int(r[2]), r[3], cast(Space, r[4]), r[5], member)
+            )
+        return out
+
+    def retrack(
+        self, assignments: Sequence[tuple[int, str]], tracks: Sequence[TrackUpdate]
+    ) -> tuple[list[IndexedTrack], list[tuple[int, str, datetime]]]:
+        """Move appearances (id, track key) into the given tracks, in one transaction.
+
+        Returns the tracks to index and the emptied legacy tracks (id, space, first_ts)
+        whose vectors must leave the index.
+        """
+        with self._sessions.begin() as session:
+            ids = upsert_tracks(session, tracks)
+            app_ids = [a for a, _ in assignments]
+            old = set(session.scalars(select(_A.track_id).where(_A.id.in_(app_ids))))
+            stmt = update(_A).where(_A.id == bindparam("a_id")).values(track_id=bindparam("t_id"))
+            params = [{"a_id": a, "t_id": ids[k]} for a, k in assignments]
+            session.connection().execute(stmt, params)
+            rows = session.execute(
+                select(_A.track_id, _A.id, _A.quality, _A.label).where(_A.id.in_(app_ids))
+            ).all()
+            promote_best(
+                session, [(int(t or 0), int(a), float(q), str(lb)) for t, a, q, lb in rows]
+            )
+            gone = settle_tracks(session, [int(t) for t in old if t is not None])
+        indexed = [
+            IndexedTrack(ids[t.key], t.space, t.first_ts.date(), t.embedding) for t in tracks
+        ]
+        return indexed, gone
