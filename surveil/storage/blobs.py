@@ -12,9 +12,9 @@ from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 from surveil.domain import ConflictError
-from surveil.files import fsync_dir, write_atomic
+from surveil.files import fsync_dir, fsync_file, sync_filesystem, write_atomic
 
-#: Concurrent writers in put_many; fsync is disk-bound, so more than the core count helps.
+#: Concurrent fsyncs in put_many where syncfs is missing; disk-bound, so more than the cores.
 WRITE_THREADS = 8
 #: Claim files live here, outside the crop and keyframe folders that sweeps walk.
 CLAIMS = ".claims"
@@ -58,21 +58,26 @@ class FileBlobStore:
         fsync_dir(target.parent)
 
     def put_many(self, items: Sequence[tuple[str, bytes]]) -> None:
-        """Like put for each item, with the fsyncs overlapped on a few threads.
+        """Like put for each item, made durable together before it returns.
 
-        fsync waits on the disk, not the CPU: ingest writes a few thousand small crops a
-        minute, and one at a time that was 13% of ingest time. Each folder is fsynced once.
+        Each file is written and renamed into place, then one syncfs flushes them all (a
+        group commit): an fsync per file was ~0.3 ms of CPU each, a third of ingest's
+        file writer. Where syncfs is missing, the files are fsynced on a few threads
+        (disk-bound, so more threads than cores help) and each folder once.
         """
         if not items:
             return
-        with ThreadPoolExecutor(max_workers=min(WRITE_THREADS, len(items))) as pool:
-            targets = list(pool.map(lambda item: self._write(*item), items))
+        targets = [self._write(key, data, sync=False) for key, data in items]
+        if sync_filesystem(self._root):
+            return
+        with ThreadPoolExecutor(max_workers=min(WRITE_THREADS, len(targets))) as pool:
+            list(pool.map(fsync_file, targets))
         for folder in {t.parent for t in targets}:
             fsync_dir(folder)
 
-    def _write(self, key: str, data: bytes) -> Path:
+    def _write(self, key: str, data: bytes, *, sync: bool = True) -> Path:
         target = self.path(key)
-        write_atomic(target, data, sync_dir=False)
+        write_atomic(target, data, sync_dir=False, sync=sync)
         return target
 
     def get(self, key: str) -> bytes:

@@ -6,7 +6,13 @@ import pytest
 import torch
 
 from surveil.domain import ConfigError
-from surveil.vision.device import DevicePlan, choose_device, configure_torch_threads, cpu_threads
+from surveil.vision.device import (
+    DevicePlan,
+    choose_device,
+    configure_blas_threads,
+    configure_torch_threads,
+    cpu_threads,
+)
 
 needs_no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA here")
@@ -53,3 +59,21 @@ def test_torch_threads_follow_the_cpus_we_may_use(monkeypatch: pytest.MonkeyPatc
     monkeypatch.delenv("MKL_NUM_THREADS", raising=False)
     assert configure_torch_threads() == cpu_threads() == torch.get_num_threads()
     assert configure_torch_threads() == cpu_threads()  # cached: set once per process
+
+
+def test_blas_gets_one_thread_unless_the_operator_pinned_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    for name in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    with threadpool_limits(limits=None):  # whatever this test sets is undone after it
+        configure_blas_threads.cache_clear()
+        assert configure_blas_threads() == 1
+        blas = [p for p in threadpool_info() if p["user_api"] == "blas"]
+        assert blas and all(p["num_threads"] == 1 for p in blas)
+        configure_blas_threads.cache_clear()
+        monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")
+        assert configure_blas_threads() is None  # the operator's setting stands
+    configure_blas_threads.cache_clear()
