@@ -33,9 +33,9 @@ from surveil.config import LoggingSettings, Settings, TrackingSettings, load_set
 from surveil.container import Services, build_services
 from surveil.domain import SPACES, Crop, space_for
 from surveil.ingest.pipeline import IngestOptions
-from surveil.ingest.reuse import box_iou
 from surveil.logs import configure_logging
 from surveil.tracking import CameraTracker, Member
+from surveil.tracking.boxes import box_iou
 from surveil.tracking.quality import crop_quality
 from surveil.vision.crops import cut_crops, read_image
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Literal
@@ -385,6 +385,18 @@ def as_vectors(rows: Sequence[Sequence[float]] | Vectors) -> Vectors:
 def space_for(label: str, person_labels: Collection[str]) -> Space:
     """The embedding space a detection label is embedded in."""
     return "person" if label in person_labels else "general"
+
+
+def label_group(label: str, groups: Mapping[str, Sequence[str]]) -> str:
+    """The group a label belongs to; a label in no group is its own group.
+
+    Detectors flip between 'car' and 'truck' on the same vehicle, so tracks are formed
+    per group rather than per raw label.
+    """
+    for name, labels in groups.items():
+        if label in labels:
+            return name
+    return label
 
 
 # ---- access control and audit ------------------------------------------------------------

@@ -136,12 +136,13 @@ class IngestSettings(Section):
     )
     reuse_static_embeddings: bool = Field(
         True,
-        title="Reuse static embeddings",
-        description=(
-            "A box repeating a same-label box of the previous keyframe (IoU >= static_iou) "
-            "reuses its embedding instead of running the embedder again."
-        ),
+        title="Reuse static embeddings (unused)",
+        description="No longer used: see tracking.reuse_embeddings. Kept so older configs load.",
     )
     static_iou: float = Field(
-        0.9, ge=0.5, le=1.0, title="Static IoU", description="Overlap that counts as unmoved."
+        0.9,
+        ge=0.5,
+        le=1.0,
+        title="Static IoU (unused)",
+        description="No longer used: see tracking.reuse_iou. Kept so older configs load.",
     )

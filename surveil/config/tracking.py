@@ -73,3 +73,34 @@ class TrackingSettings(Section):
         title="Pooling weights",
         description="What a member weighs in its track's pooled vector.",
     )
+    reuse_embeddings: bool = Field(
+        True,
+        title="Reuse embeddings of sure continuations",
+        description=(
+            "A detection that surely continues a track (its box on the track's predicted "
+            "box, nothing else near, size unchanged) carries the track's latest vector "
+            "instead of running the embedder (benchmarks/bench_reuse.py)."
+        ),
+    )
+    reuse_iou: float = Field(
+        0.6,
+        ge=0.3,
+        le=1.0,
+        title="Reuse overlap",
+        description="Overlap with the track's predicted box that makes a continuation sure.",
+    )
+    reembed_seconds: float = Field(
+        1.0,
+        ge=0,
+        title="Re-embed interval",
+        description="A track is embedded again at least this often while it is seen.",
+    )
+    reembed_quality_gain: float = Field(
+        1.25,
+        ge=1.0,
+        title="Re-embed on better crops",
+        description=(
+            "A crop this many times better (confidence x size) than the track's best "
+            "embedded one is embedded, so the pooled vector takes the best crops."
+        ),
+    )

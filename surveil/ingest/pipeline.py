@@ -39,8 +39,7 @@ from surveil.domain import (
 from surveil.ingest.batches import BatchKeys, PreparedBatch
 from surveil.ingest.keyframes import KeyframeSelector
 from surveil.ingest.leftovers import claimed, remove_leftovers
-from surveil.ingest.reuse import static_matches
-from surveil.ingest.tracks import Assigned, IngestTracks, index_tracks
+from surveil.ingest.tracks import Assigned, IngestTracks, Plan, index_tracks
 from surveil.ports import (
     BlobStore,
     Catalog,
@@ -119,9 +118,6 @@ class IngestPipeline:
         self._keep_keyframes = keep_keyframes
         self.timer = StageTimer()
         self.reused = 0
-        #: Per camera, the last keyframe's crops and embeddings, for static-object reuse
-        #: across batches (live batches mix cameras; a box is only "unmoved" on its own).
-        self._carry: dict[str, tuple[list[Crop], list[Embedding]]] = {}
         self._executor: ThreadPoolExecutor | None = None
         self.tracks = IngestTracks(catalog=catalog, settings=tracking, label_groups=label_groups)
 
@@ -163,7 +159,6 @@ class IngestPipeline:
             log.warning("ingest.resume", source_id=record.id, after_frame=resume_after)
         self.timer = StageTimer()
         self.reused = 0
-        self._carry = {}
         self.tracks.reset()
         selector = KeyframeSelector(self._keyframe_settings, all_frames=options.all_frames)
         frames_read = keyframes = appearances = unsaved = 0
@@ -277,16 +272,21 @@ class IngestPipeline:
         keys = BatchKeys.of(batch, crops, source_ids, self._keep_keyframes)
         writing = self._writer().submit(self._write_files, batch, crops, keys)
         try:
-            vectors = self._embed(batch, crops)
             with self.timer.stage("track"):
-                assigned = self.tracks.assign(batch, crops, vectors, keys.crops)
+                plan = self.tracks.plan(batch, crops, keys.crops)
+            embedded = self._embed(crops, plan)
+            with self.timer.stage("track"):
+                assigned = self.tracks.assign(
+                    batch, crops, plan, embedded, keys.crops, self._embed_now
+                )
+            self.reused += plan.reused - assigned.late
             with self.timer.stage("files_wait"):
                 self.timer.seconds["files_background"] += writing.result()
         except BaseException:
             futures.wait([writing])
             self._delete(keys.all())
             raise
-        rows = self._rows(batch, crops, vectors, keys, source_ids, assigned)
+        rows = self._rows(batch, crops, keys, source_ids, assigned)
         return PreparedBatch(rows, keys.all(), assigned.updates)
 
     def commit(self, prepared: PreparedBatch) -> list[list[int]]:
@@ -337,57 +337,41 @@ class IngestPipeline:
         self._blobs.put_many(files)
         return time.perf_counter() - started
 
-    def _embed(
-        self, batch: Sequence[Keyframe], crops: Sequence[Sequence[Crop]]
-    ) -> list[list[Embedding]]:
-        """Embed the batch's crops, one model call per space, reusing static objects'."""
-        cameras = [k.frame.camera_id for k in batch]
-        sources = self._static_sources(cameras, crops)
-        by_space: dict[Space, list[tuple[int, int]]] = defaultdict(list)
-        for k, frame_crops in enumerate(crops):
-            for n, crop in enumerate(frame_crops):
-                if sources[k][n] is None:
-                    by_space[space_for(crop.label, self._person_labels)].append((k, n))
-        computed: dict[tuple[int, int], Embedding] = {}
+    def _embed(self, crops: Sequence[Sequence[Crop]], plan: Plan) -> list[list[Embedding | None]]:
+        """Embed the crops the tracker is not sure of; None for those it continues.
+
+        A continued crop carries its track's latest vector (`IngestTracks.assign`).
+        """
+        slots = [
+            (k, n)
+            for k, continues in enumerate(plan.continues)
+            for n, track in enumerate(continues)
+            if track is None
+        ]
+        vectors = self._embed_now([crops[k][n] for k, n in slots])
+        out: list[list[Embedding | None]] = [[None] * len(c) for c in crops]
+        for (k, n), vec in zip(slots, vectors, strict=True):
+            out[k][n] = vec
+        return out
+
+    def _embed_now(self, crops: Sequence[Crop]) -> list[Embedding]:
+        """Embed crops in their order, one model call per space."""
+        by_space: dict[Space, list[int]] = defaultdict(list)
+        for n, crop in enumerate(crops):
+            by_space[space_for(crop.label, self._person_labels)].append(n)
+        out: dict[int, Embedding] = {}
         for space, slots in by_space.items():
             embedder = self._embedders[space]
             with self.timer.stage(f"embed_{space}"):
-                matrix = embedder.embed([crops[k][n].image for k, n in slots])
-            for slot, vec in zip(slots, matrix, strict=True):
-                computed[slot] = (space, vec, embedder.model_id)
-        out: list[list[Embedding]] = []
-        previous = {cam: carried[1] for cam, carried in self._carry.items()}
-        for k, frame_sources in enumerate(sources):
-            before = previous.get(cameras[k], [])
-            row = [
-                computed[(k, n)] if src is None else before[src]
-                for n, src in enumerate(frame_sources)
-            ]
-            self.reused += sum(src is not None for src in frame_sources)
-            out.append(row)
-            previous[cameras[k]] = row
-            self._carry[cameras[k]] = (list(crops[k]), row)
-        return out
-
-    def _static_sources(
-        self, cameras: Sequence[str], crops: Sequence[Sequence[Crop]]
-    ) -> list[list[int | None]]:
-        """Per crop, the index in its camera's previous keyframe whose embedding it reuses."""
-        if not self._ingest.reuse_static_embeddings:
-            return [[None] * len(c) for c in crops]
-        previous: dict[str, Sequence[Crop]] = {cam: c[0] for cam, c in self._carry.items()}
-        sources = []
-        for camera, frame_crops in zip(cameras, crops, strict=True):
-            before = previous.get(camera, [])
-            sources.append(static_matches(before, frame_crops, min_iou=self._ingest.static_iou))
-            previous[camera] = frame_crops
-        return sources
+                matrix = embedder.embed([crops[n].image for n in slots])
+            for n, vec in zip(slots, matrix, strict=True):
+                out[n] = (space, vec, embedder.model_id)
+        return [out[n] for n in range(len(crops))]
 
     @staticmethod
     def _rows(
         batch: Sequence[Keyframe],
         crops: Sequence[Sequence[Crop]],
-        vectors: Sequence[Sequence[Embedding]],
         keys: BatchKeys,
         source_ids: Sequence[int],
         assigned: Assigned,
@@ -397,7 +381,7 @@ class IngestPipeline:
         for kf, frame_crops, frame_vecs, kf_key, crop_keys, source_id, tracks, quality in zip(
             batch,
             crops,
-            vectors,
+            assigned.vectors,
             keys.keyframes,
             keys.crops,
             source_ids,

@@ -12,8 +12,8 @@ exactly as an uninterrupted one would.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -22,8 +22,8 @@ import structlog
 from surveil.config import TrackingSettings
 from surveil.domain import Crop, Keyframe, Space, TrackUpdate, Vectors
 from surveil.ports import Catalog, IndexedTrack, OpenTrack, VectorIndex
-from surveil.search.grouping import label_group
 from surveil.tracking import CameraTracker, Member, TrackState, crop_quality
+from surveil.tracking.reuse import Continuation, ReusePlanner
 
 log = structlog.get_logger(__name__)
 
@@ -39,21 +39,67 @@ class _Meta:
 
 
 @dataclass(frozen=True, slots=True)
-class Assigned:
-    """A batch's tracking result: each crop's track key and quality, and the tracks' state."""
+class Plan:
+    """Per crop of a batch: its pooling quality, and the track it surely continues (or None)."""
 
-    keys: list[list[str]]
     qualities: list[list[float]]
-    updates: list[TrackUpdate]
+    continues: list[list[Continuation | None]]
+
+    @property
+    def reused(self) -> int:
+        """Crops that need no embedding."""
+        return sum(k is not None for frame in self.continues for k in frame)
 
 
-def _member(ts: datetime, crop: Crop, vec: Vectors, quality: float) -> Member:
+@dataclass(slots=True)
+class Assigned:
+    """A batch's tracking result: each crop's track key, stored quality and embedding,
+    the state of every track the batch touched or closed, and how many planned
+    continuations had to be embedded after all."""
+
+    keys: list[list[str]] = field(default_factory=list)
+    qualities: list[list[float]] = field(default_factory=list)
+    vectors: list[list[Embedding]] = field(default_factory=list)
+    updates: list[TrackUpdate] = field(default_factory=list)
+    late: int = 0
+
+
+def _resolve(
+    planned: Sequence[Continuation | None],
+    tracks: Mapping[str, TrackState],
+    joined_by_crop: Mapping[str, str],
+) -> list[str | None]:
+    """The track each planned continuation names, where that track is exactly as planned.
+
+    A continuation naming an earlier crop names the track that crop joined. One whose
+    track moved on since the plan (an embedded detection joined it) or that another
+    continuation of this keyframe already took gets None: that crop must be embedded.
+    """
+    out: list[str | None] = []
+    taken: set[str] = set()
+    for c in planned:
+        key = None if c is None else joined_by_crop.get(c.ref, c.ref)
+        track = tracks.get(key) if key is not None else None
+        as_planned = (
+            c is not None
+            and track is not None
+            and (track.last_ts, track.last_bbox) == (c.last_ts, c.last_box)
+        )
+        if as_planned and key not in taken:
+            taken.add(str(key))
+            out.append(key)
+        else:
+            out.append(None)
+    return out
+
+
+def _member(ts: datetime, crop: Crop, vec: Embedding, quality: float) -> Member:
     return Member(
         ts=ts,
         bbox=crop.bbox,
         label=crop.label,
         confidence=crop.confidence,
-        embedding=vec,
+        embedding=vec[1],
         quality=quality,
     )
 
@@ -106,44 +152,115 @@ class IngestTracks:
         ]
         return TrackState.from_members(track.key, track.label_group, members)
 
+    def plan(
+        self,
+        batch: Sequence[Keyframe],
+        crops: Sequence[Sequence[Crop]],
+        crop_keys: Sequence[Sequence[str]],
+    ) -> Plan:
+        """Which crops of the batch surely continue an object, so need no embedding.
+
+        Each camera's keyframes are planned in order from its tracks as they stand before
+        the batch (`ReusePlanner`); `assign` then steps every keyframe.
+        """
+        planners: dict[str, ReusePlanner] = {}
+        qualities: list[list[float]] = []
+        continues: list[list[Continuation | None]] = []
+        for kf, frame_crops, frame_keys in zip(batch, crops, crop_keys, strict=True):
+            ts, camera = kf.frame.ts, kf.frame.camera_id
+            quality = [
+                crop_quality(c.image, c.bbox, c.confidence, self._settings) for c in frame_crops
+            ]
+            planner = planners.get(camera)
+            if planner is None:
+                tracks = self._tracker(camera, ts).open_tracks()
+                planner = planners[camera] = ReusePlanner(self._settings, self._groups, tracks)
+            boxes, labels = [c.bbox for c in frame_crops], [c.label for c in frame_crops]
+            continues.append(planner.keyframe(ts, frame_keys, boxes, labels, quality))
+            qualities.append(quality)
+        return Plan(qualities, continues)
+
     def assign(
         self,
         batch: Sequence[Keyframe],
         crops: Sequence[Sequence[Crop]],
-        vectors: Sequence[Sequence[Embedding]],
+        plan: Plan,
+        embedded: Sequence[Sequence[Embedding | None]],
         crop_keys: Sequence[Sequence[str]],
+        embed: Callable[[Sequence[Crop]], list[Embedding]],
     ) -> Assigned:
-        """Step each keyframe's camera tracker, in batch order (capture order per camera)."""
-        keys: list[list[str]] = []
-        qualities: list[list[float]] = []
+        """Step each keyframe's camera tracker, in batch order (capture order per camera).
+
+        `embedded` holds the embedder's vector of every crop the plan did not continue;
+        a continued crop takes its track's latest vector, with pooling weight 0. A
+        continuation whose track is no longer as planned is embedded now with `embed`.
+        """
+        out = Assigned()
+        #: Crop key -> the track it joined, for continuations that name an earlier crop.
+        joined_by_crop: dict[str, str] = {}
         touched: dict[str, None] = {}
         closed: dict[str, TrackState] = {}
-        for kf, frame_crops, frame_vecs, frame_keys in zip(
-            batch, crops, vectors, crop_keys, strict=True
-        ):
-            ts, camera = kf.frame.ts, kf.frame.camera_id
-            tracker = self._tracker(camera, ts)
-            quality = [
-                crop_quality(c.image, c.bbox, c.confidence, self._settings) for c in frame_crops
-            ]
-            members = [
-                _member(ts, c, v[1], q)
-                for c, v, q in zip(frame_crops, frame_vecs, quality, strict=True)
-            ]
+        for k, kf in enumerate(batch):
+            tracker = self._tracker(kf.frame.camera_id, kf.frame.ts)
             before = {s.key: s for s in tracker.open_tracks()}
-            joined = tracker.step(ts, members, list(frame_keys))
-            after = {s.key for s in tracker.open_tracks()}
-            closed.update({k: s for k, s in before.items() if k not in after})
-            for key, vec, crop_key in zip(joined, frame_vecs, frame_keys, strict=True):
+            continues = _resolve(plan.continues[k], before, joined_by_crop)
+            full, late = self._vectors(
+                crops[k], embedded[k], plan.continues[k], continues, before, embed
+            )
+            out.late += late
+            weights = [0.0 if c else q for q, c in zip(plan.qualities[k], continues, strict=True)]
+            joined = tracker.step(
+                kf.frame.ts,
+                [_member(kf.frame.ts, *m) for m in zip(crops[k], full, weights, strict=True)],
+                list(crop_keys[k]),
+                continues,
+            )
+            closed.update({key: s for key, s in before.items() if key not in tracker.open_keys()})
+            joined_by_crop.update(zip(crop_keys[k], joined, strict=True))
+            for key, vec, crop_key in zip(joined, full, crop_keys[k], strict=True):
                 if key == crop_key:
-                    self._meta[key] = _Meta(camera, vec[0], vec[2])
+                    self._meta[key] = _Meta(kf.frame.camera_id, vec[0], vec[2])
                 touched[key] = None
-            keys.append(joined)
-            qualities.append(quality)
-        open_now = {s.key: s for tracker in self._trackers.values() for s in tracker.open_tracks()}
+            out.keys.append(joined)
+            out.qualities.append(weights)
+            out.vectors.append(full)
+        out.updates = self._updates(closed, touched)
+        return out
+
+    def _vectors(
+        self,
+        crops: Sequence[Crop],
+        embedded: Sequence[Embedding | None],
+        planned: Sequence[Continuation | None],
+        continues: Sequence[str | None],
+        tracks: Mapping[str, TrackState],
+        embed: Callable[[Sequence[Crop]], list[Embedding]],
+    ) -> tuple[list[Embedding], int]:
+        """A keyframe's vectors: embedded, carried from the track continued, or (for a
+        continuation that did not hold) embedded now; and how many were embedded now."""
+        late = [n for n, (p, c) in enumerate(zip(planned, continues, strict=True)) if p and not c]
+        now = dict(zip(late, embed([crops[n] for n in late]), strict=True))
+        out: list[Embedding] = []
+        for n, (vec, key) in enumerate(zip(embedded, continues, strict=True)):
+            found = self._carried(tracks[key]) if key else now.get(n, vec)
+            if found is None:
+                raise ValueError("a crop has neither an embedding nor a track to continue")
+            out.append(found)
+        return out, len(late)
+
+    def _updates(
+        self, closed: Mapping[str, TrackState], touched: Mapping[str, None]
+    ) -> list[TrackUpdate]:
+        """The catalog state of every track a batch closed or touched."""
+        open_now = {s.key: s for t in self._trackers.values() for s in t.open_tracks()}
         updates = [self._update(closed[k], closed=True) for k in closed if k not in open_now]
         updates += [self._update(open_now[k], closed=False) for k in touched if k in open_now]
-        return Assigned(keys, qualities, updates)
+        return updates
+
+    def _carried(self, track: TrackState) -> Embedding:
+        """The vector a continued crop carries: its track's latest, in the track's space."""
+        meta = self._meta[track.key]
+        return (meta.space, track.last_embedding, meta.model_id)
 
     def _update(self, state: TrackState, *, closed: bool) -> TrackUpdate:
         meta = self._meta[state.key]
@@ -169,10 +286,6 @@ class IngestTracks:
             for key in tracker.close_all():
                 self._meta.pop(key, None)
         self._catalog.close_tracks(camera_id=camera_id)
-
-    def group_of(self, label: str) -> str:
-        """The label group a detection is tracked in."""
-        return label_group(label, self._groups)
 
 
 def index_tracks(index: VectorIndex, tracks: Sequence[IndexedTrack]) -> None:

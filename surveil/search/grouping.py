@@ -13,18 +13,6 @@ from collections.abc import Mapping, Sequence
 from surveil.domain import SearchHit, Sighting, StoredAppearance
 
 
-def label_group(label: str, groups: Mapping[str, Sequence[str]]) -> str:
-    """The group a label belongs to; a label in no group is its own group.
-
-    Detectors flip between 'car' and 'truck' on the same vehicle, so tracks are formed
-    per group rather than per raw label.
-    """
-    for name, labels in groups.items():
-        if label in labels:
-            return name
-    return label
-
-
 def track_sighting(
     track_id: int,
     members: Sequence[StoredAppearance],

@@ -38,6 +38,7 @@ from surveil.ports import IndexedTrack, LegacyMember, OpenTrack, StoredMember
 from surveil.storage.browse import STORED_COLUMNS, to_stored
 from surveil.storage.index_feed import chunked, vectors_from_blobs
 from surveil.storage.tables import AppearanceRow, TrackRow, utcnow
+from surveil.tracking.state import pool_vectors
 
 _T = TrackRow
 _A = AppearanceRow
@@ -280,15 +281,6 @@ class TrackQueries:
             return int(session.execute(stmt).scalar_one())
 
 
-def pooled_vector(vectors: Vectors, weights: Sequence[float]) -> Vectors:
-    """Quality-weighted mean of unit vectors, renormalised (float64 sum, in member order)."""
-    total = np.zeros(vectors.shape[1], np.float64)
-    for vec, w in zip(vectors, weights, strict=True):
-        total += float(w) * vec.astype(np.float64)
-    norm = float(np.linalg.norm(total))
-    return (total / norm if norm > 0 else total).astype(np.float32)
-
-
 def settle_tracks(session: Session, track_ids: Iterable[int]) -> list[tuple[int, str, datetime]]:
     """After members were deleted: drop emptied tracks, recompute the rest from what is left.
 
@@ -313,7 +305,7 @@ def settle_tracks(session: Session, track_ids: Iterable[int]) -> list[tuple[int,
     for track_id, rows in left.items():
         space = heads[track_id][0]
         vecs = vectors_from_blobs(space, [r[4] for r in rows], [r[5] for r in rows])
-        pooled = pooled_vector(vecs, [r[6] for r in rows])
+        pooled = pool_vectors(vecs, [r[6] for r in rows])
         best = max(rows, key=lambda r: (r[6], -r[1]))
         session.execute(
             update(_T)

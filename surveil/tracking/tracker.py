@@ -10,18 +10,12 @@ import numpy.typing as npt
 from scipy.optimize import linear_sum_assignment
 
 from surveil.config.tracking import TrackingSettings
-from surveil.ingest.reuse import box_iou
-from surveil.tracking.state import Member, TrackState
+from surveil.domain import label_group
+from surveil.tracking.boxes import box_iou
+from surveil.tracking.state import Member, TrackState, still_open
 
 #: Cost of a pair the gates refuse; anything at or above it is never assigned.
 REFUSED = 1e6
-
-
-def _group(label: str, groups: Mapping[str, Sequence[str]]) -> str:
-    for name, labels in groups.items():
-        if label in labels:
-            return name
-    return label
 
 
 def _centres_heights(boxes: npt.NDArray[np.float32]) -> tuple[npt.NDArray[np.float64], ...]:
@@ -42,27 +36,37 @@ class CameraTracker:
         self._groups = label_groups
         self._open: dict[str, TrackState] = {}
 
-    def step(self, ts: datetime, members: Sequence[Member], keys: Sequence[str]) -> list[str]:
+    def step(
+        self,
+        ts: datetime,
+        members: Sequence[Member],
+        keys: Sequence[str],
+        continues: Sequence[str | None] | None = None,
+    ) -> list[str]:
         """Associate one keyframe's detections; returns the track key each one joined.
 
-        A detection starting a track gets its own entry of `keys`. Tracks unseen for
-        longer than max_age, or last seen on an earlier UTC day, are closed first (a
-        track never spans two days: its index shard is its day).
+        A detection starting a track gets its own entry of `keys`. A detection whose
+        `continues` entry names an open track (`ReusePlanner`) joins that track as is;
+        the others are assigned among the remaining tracks. Tracks unseen for longer than
+        max_age, or last seen on an earlier UTC day, are closed first (a track never spans
+        two days: its index shard is its day).
         """
         if len(members) != len(keys):
             raise ValueError(f"{len(members)} members but {len(keys)} keys")
-        day = ts.date()
-        for key in [k for k, s in self._open.items() if s.last_ts.date() != day]:
-            del self._open[key]
-        self.expire(ts)
-        groups = [_group(m.label, self._groups) for m in members]
-        joined = list(keys)
+        fixed = {i: k for i, k in enumerate(continues or ()) if k is not None}
+        self._close_stale(ts)
+        if missing := sorted(set(fixed.values()) - set(self._open)):
+            raise ValueError(f"continued track(s) {missing} are not open at {ts.isoformat()}")
+        groups = [label_group(m.label, self._groups) for m in members]
+        joined = [fixed.get(i, key) for i, key in enumerate(keys)]
         # One assignment per label group: a person never joins a car's track, and the
         # groups' embeddings may come from different spaces (different dimensions).
         for group in dict.fromkeys(groups):
-            rows = [i for i, g in enumerate(groups) if g == group]
-            tracks = [t for t in self._open.values() if t.group == group]
-            if tracks:
+            rows = [i for i, g in enumerate(groups) if g == group and i not in fixed]
+            tracks = [
+                t for t in self._open.values() if t.group == group and t.key not in fixed.values()
+            ]
+            if rows and tracks:
                 self._associate(ts, [members[i] for i in rows], tracks, rows, joined)
         for member, group, key, own in zip(members, groups, joined, keys, strict=True):
             if key == own:
@@ -115,13 +119,15 @@ class CameraTracker:
         ok = looks_alike & (dist <= gate) & (ratio > 0.5) & (ratio < 2.0)
         return np.where(ok, cost, REFUSED)
 
-    def expire(self, now: datetime) -> list[str]:
-        """Close tracks unseen for more than max_age; their keys."""
+    def _close_stale(self, now: datetime) -> None:
+        """Close tracks unseen for more than max_age or last seen on an earlier UTC day."""
         limit = self._s.max_age_seconds
-        gone = [k for k, t in self._open.items() if (now - t.last_ts).total_seconds() > limit]
-        for key in gone:
+        for key in [k for k, t in self._open.items() if not still_open(t.last_ts, now, limit)]:
             del self._open[key]
-        return gone
+
+    def open_keys(self) -> set[str]:
+        """The keys of the open tracks."""
+        return set(self._open)
 
     def open_tracks(self) -> list[TrackState]:
         """The open tracks, oldest first."""

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import fresh_pg_database
+from sqlalchemy import create_engine, text
 
 from surveil.config import Settings, load_settings
 from surveil.container import Services, build_services
@@ -30,6 +31,10 @@ T0 = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
 MOT09 = Path("mot/MOT17-mini/train/MOT17-09-FRCNN")
 MOT04 = Path("mot/MOT17-mini/train/MOT17-04-FRCNN")
 LOBBY = Path("videos/intel_sample_videos/one-by-one-person-detection.mp4")
+#: The six people who cross the Intel lobby one after another, as video frame ranges
+#: counted by eye (a contact sheet of every track's crops, 2026-12-06); each range runs
+#: from a gap with nobody in view to the next, so a track holding two people spans two.
+LOBBY_PEOPLE = [(0, 212), (212, 475), (475, 720), (720, 895), (895, 1216), (1216, 1394)]
 
 
 @dataclass
@@ -136,6 +141,35 @@ def test_ingest_counts(world: World) -> None:
     # One vector per track: the index scans far fewer than one per appearance.
     assert world.services.index.size("person") == catalog.count_tracks("person")
     assert catalog.count_tracks("person") < catalog.count_appearances("person") / 3
+
+
+def test_each_lobby_passer_by_is_one_track_and_no_track_holds_two(world: World) -> None:
+    engine = create_engine(world.settings.database_url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                text(
+                    "SELECT track_id, frame_index FROM appearances "
+                    "WHERE camera_id = 'lobby' AND label = 'person'"
+                )
+            ).all()
+    finally:
+        engine.dispose()
+    frames: dict[int, list[int]] = {}
+    for track, frame in rows:
+        frames.setdefault(int(track), []).append(int(frame))
+
+    def person(frame: int) -> int:
+        return next(n for n, (a, b) in enumerate(LOBBY_PEOPLE) if a <= frame < b)
+
+    spans = {t: {person(f) for f in fs} for t, fs in frames.items()}
+    report = f"{len(frames)} tracks for {len(LOBBY_PEOPLE)} people: " + ", ".join(
+        f"{len(frames[t])}@{sorted(p)}" for t, p in sorted(spans.items())
+    )
+    assert all(len(p) == 1 for p in spans.values()), report  # nobody shares a track
+    long = [next(iter(spans[t])) for t, fs in frames.items() if len(fs) >= 10]
+    assert sorted(long) == list(range(len(LOBBY_PEOPLE))), report  # one track each
+    assert len(frames) - len(long) <= 3, report  # a few edge fragments at most
 
 
 def test_ground_truth_pedestrians_found_in_their_top_sighting(world: World) -> None:

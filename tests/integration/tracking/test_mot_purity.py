@@ -25,7 +25,7 @@ from sqlalchemy import create_engine, text
 from surveil.config import Settings
 from surveil.container import Services, build_services
 from surveil.ingest.pipeline import IngestOptions
-from surveil.ingest.reuse import box_iou
+from surveil.tracking.boxes import box_iou
 
 pytestmark = pytest.mark.slow
 

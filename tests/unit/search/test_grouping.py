@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from surveil.domain import SearchHit, StoredAppearance
-from surveil.search.grouping import best_first, by_time, label_group, top_sighting, track_sighting
+from surveil.domain import SearchHit, StoredAppearance, label_group
+from surveil.search.grouping import best_first, by_time, top_sighting, track_sighting
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 GROUPS = {"person": ["person"], "vehicle": ["car", "truck"]}
