@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from surveil.domain import CameraStats, KeyframeRecord, StoredAppearance
+from surveil.domain import CameraStats, KeyframeRecord, SearchFilters, StoredAppearance
 from surveil.storage.tables import AppearanceRow, CameraRow, KeyframeRow, SourceRow
 
 _A = AppearanceRow
@@ -67,10 +67,14 @@ class BrowseQueries:
             return [to_stored(row) for row in session.execute(stmt)]
 
     def best_appearance(self, *, label: str) -> StoredAppearance | None:
-        """The most confident appearance with a label (the demo's example crop)."""
+        """The most confident embedded appearance with a label (the demo's example crop).
+
+        Embedded: its stored vector is its own crop's (quality > 0), not one it carried from
+        its track, so a search by its crop finds it at ~1.0.
+        """
         stmt = (
             select(*STORED_COLUMNS)
-            .where(_A.label == label)
+            .where(_A.label == label, _A.quality > 0)
             .order_by(_A.confidence.desc(), _A.id)
             .limit(1)
         )
@@ -114,3 +118,19 @@ class BrowseQueries:
             n_app, first, last = apps.get(cam, (0, None, None))
             out.append(CameraStats(cam, n_src.get(cam, 0), n_kf.get(cam, 0), n_app, first, last))
         return out
+
+
+def filter_clauses(filters: SearchFilters | None) -> list[ColumnElement[bool]]:
+    """The WHERE clauses of a search's filters, on appearance rows."""
+    if filters is None:
+        return []
+    clauses: list[ColumnElement[bool]] = []
+    if filters.cameras:
+        clauses.append(AppearanceRow.camera_id.in_(sorted(filters.cameras)))
+    if filters.labels:
+        clauses.append(AppearanceRow.label.in_(sorted(filters.labels)))
+    if filters.since is not None:
+        clauses.append(AppearanceRow.ts >= filters.since)
+    if filters.until is not None:
+        clauses.append(AppearanceRow.ts <= filters.until)
+    return clauses
