@@ -22,13 +22,16 @@ from __future__ import annotations
 import argparse
 import csv
 import itertools
+import sys
 import tempfile
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
-from surveil.config import Settings, load_settings
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_ingest import _settings
+
 from surveil.container import build_services
 from surveil.domain import Image, Space
 from surveil.vision.crops import read_image
@@ -41,18 +44,6 @@ FALSE_MATCH_BUDGET = 0.01
 
 #: (group key, frame, crop) — the group key names one object.
 Sample = tuple[str, int, Image]
-
-
-def _settings(root: Path, data: Path) -> Settings:
-    models = data / "models"
-    return load_settings(
-        overrides={
-            "storage.root": str(root),
-            "model_dir": str(models),
-            "detector.weights": str(models / "yolov8n_int8_dynamic.onnx"),
-            "logging.level": "WARNING",
-        }
-    )
 
 
 def _cut(image: Image, box: tuple[float, float, float, float], padding: float) -> Image:
@@ -201,7 +192,7 @@ def main() -> None:
     args = parser.parse_args()
     data = args.data.resolve()
     with tempfile.TemporaryDirectory() as tmp:
-        services = build_services(_settings(Path(tmp), data))
+        services = build_services(_settings(Path(tmp), data, None))
         padding = services.settings.crops.padding
         chosen: dict[str, float] = {}
         spaces: list[tuple[Space, list[Sample]]] = [

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import statistics
+import sys
 import tempfile
 import time
 from collections import Counter, defaultdict
@@ -29,7 +30,10 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from surveil.config import LoggingSettings, Settings, TrackingSettings, load_settings
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_ingest import _settings
+
+from surveil.config import LoggingSettings, TrackingSettings
 from surveil.container import Services, build_services
 from surveil.domain import SPACES, Crop, space_for
 from surveil.ingest.pipeline import IngestOptions
@@ -55,18 +59,6 @@ class Det:
     vec: np.ndarray
     gt: int | None
     visibility: float
-
-
-def _settings(root: Path, data: Path) -> Settings:
-    models = data / "models"
-    return load_settings(
-        overrides={
-            "storage.root": str(root),
-            "model_dir": str(models),
-            "detector.weights": str(models / "yolov8n_int8_dynamic.onnx"),
-            "logging.level": "WARNING",
-        }
-    )
 
 
 def _gt(seq: Path) -> dict[int, list[tuple[int, tuple[float, ...], float]]]:
@@ -280,7 +272,7 @@ def pooling(cached: dict[str, tuple[float, list[list[Det]]]]) -> None:
 def lobby(data: Path) -> None:
     """The Intel lobby video through the real ingest: tracks, appearances, tracking cost."""
     with tempfile.TemporaryDirectory() as tmp:
-        services = build_services(_settings(Path(tmp), data))
+        services = build_services(_settings(Path(tmp), data, None))
         started = time.perf_counter()
         stats = services.ingest(str(data / LOBBY), IngestOptions(camera_id="lobby"), start=T0)
         wall = time.perf_counter() - started
@@ -316,7 +308,7 @@ def main() -> None:
     parser.add_argument("--no-lobby", action="store_true", help="skip the lobby ingest")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        services = build_services(_settings(Path(tmp), args.data))
+        services = build_services(_settings(Path(tmp), args.data, None))
         for space in SPACES:
             services.embedder(space).embed([np.zeros((128, 64, 3), np.uint8)])
         cached = {

@@ -21,6 +21,8 @@ import pytest
 from psycopg import sql
 
 from surveil.config import Settings, load_settings
+from surveil.container import Services, build_services
+from surveil.storage.migrate import upgrade
 
 REPO = Path(__file__).resolve().parent.parent
 PG_URL: str = os.environ.get("TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -136,6 +138,18 @@ def offline_settings(
             "database.url": database_url,
         }
     )
+
+
+@pytest.fixture
+def offline_services(offline_settings: Settings) -> Iterator[Services]:
+    """Services over `offline_settings`, the catalog migrated as `surveil db upgrade` does."""
+    if not offline_settings.database_url.startswith("sqlite"):
+        upgrade(offline_settings.database_url)
+    built = build_services(offline_settings, reconcile_index=False)
+    try:
+        yield built
+    finally:
+        built.close()
 
 
 # The API's session fixtures live in their own module; importing them here shares them

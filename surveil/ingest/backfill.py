@@ -21,9 +21,9 @@ import structlog
 
 from surveil.config import TrackingSettings
 from surveil.domain import Space, TrackUpdate
-from surveil.ingest.tracks import index_tracks
+from surveil.ingest.tracks import as_member, index_tracks, track_update
 from surveil.ports import Catalog, IndexedTrack, LegacyMember, VectorIndex
-from surveil.tracking import CameraTracker, Member, TrackState
+from surveil.tracking import CameraTracker, TrackState
 
 log = structlog.get_logger(__name__)
 
@@ -48,33 +48,6 @@ class BackfillReport:
                 for c, n in sorted(self.appearances.items())
             },
         }
-
-
-def _as_member(m: LegacyMember) -> Member:
-    s = m.member
-    return Member(
-        ts=s.ts,
-        bbox=s.bbox,
-        label=s.label,
-        confidence=s.confidence,
-        embedding=s.embedding,
-        quality=s.quality,
-    )
-
-
-def _update(state: TrackState, camera: str, meta: tuple[Space, str], closed: bool) -> TrackUpdate:
-    return TrackUpdate(
-        key=state.key,
-        camera_id=camera,
-        space=meta[0],
-        label_group=state.group,
-        first_ts=state.first_ts,
-        last_ts=state.last_ts,
-        appearances=state.members,
-        embedding=state.pooled(),
-        model_id=meta[1],
-        closed=closed,
-    )
 
 
 class Backfill:
@@ -144,7 +117,7 @@ class Backfill:
             before = {s.key: s for s in tracker.open_tracks()}
             keys = tracker.step(
                 members[0].member.ts,
-                [_as_member(m) for m in members],
+                [as_member(m.member) for m in members],
                 [f"backfill:{m.crop_path}" for m in members],
             )
             after = {s.key for s in tracker.open_tracks()}
@@ -155,9 +128,15 @@ class Backfill:
                 assignments.append((m.appearance_id, key))
         open_now = {s.key: s for s in tracker.open_tracks()}
         updates = [
-            _update(s, camera, meta[k], True) for k, s in closed.items() if k not in open_now
+            track_update(s, camera, *meta[k], closed=True)
+            for k, s in closed.items()
+            if k not in open_now
         ]
-        updates += [_update(open_now[k], camera, meta[k], False) for k in touched if k in open_now]
+        updates += [
+            track_update(open_now[k], camera, *meta[k], closed=False)
+            for k in touched
+            if k in open_now
+        ]
         return assignments, updates
 
     def _follow_index(

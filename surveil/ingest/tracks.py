@@ -21,7 +21,7 @@ import structlog
 
 from surveil.config import TrackingSettings
 from surveil.domain import Crop, Keyframe, Space, TrackUpdate, Vectors
-from surveil.ports import Catalog, IndexedTrack, OpenTrack, VectorIndex
+from surveil.ports import Catalog, IndexedTrack, OpenTrack, StoredMember, VectorIndex
 from surveil.tracking import CameraTracker, Member, TrackState, crop_quality
 from surveil.tracking.reuse import Continuation, ReusePlanner
 
@@ -93,6 +93,36 @@ def _resolve(
     return out
 
 
+def as_member(m: StoredMember) -> Member:
+    """A stored member as the tracker steps it (a resume, the backfill)."""
+    return Member(
+        ts=m.ts,
+        bbox=m.bbox,
+        label=m.label,
+        confidence=m.confidence,
+        embedding=m.embedding,
+        quality=m.quality,
+    )
+
+
+def track_update(
+    state: TrackState, camera_id: str, space: Space, model_id: str, *, closed: bool
+) -> TrackUpdate:
+    """The catalog row a track's state becomes."""
+    return TrackUpdate(
+        key=state.key,
+        camera_id=camera_id,
+        space=space,
+        label_group=state.group,
+        first_ts=state.first_ts,
+        last_ts=state.last_ts,
+        appearances=state.members,
+        embedding=state.pooled(),
+        model_id=model_id,
+        closed=closed,
+    )
+
+
 def _member(ts: datetime, crop: Crop, vec: Embedding, quality: float) -> Member:
     return Member(
         ts=ts,
@@ -139,17 +169,7 @@ class IngestTracks:
 
     def _restored(self, camera_id: str, track: OpenTrack) -> TrackState:
         self._meta[track.key] = _Meta(camera_id, track.space, track.model_id)
-        members = [
-            Member(
-                ts=m.ts,
-                bbox=m.bbox,
-                label=m.label,
-                confidence=m.confidence,
-                embedding=m.embedding,
-                quality=m.quality,
-            )
-            for m in track.members
-        ]
+        members = [as_member(m) for m in track.members]
         return TrackState.from_members(track.key, track.label_group, members)
 
     def plan(
@@ -266,18 +286,7 @@ class IngestTracks:
         meta = self._meta[state.key]
         if closed:
             self._meta.pop(state.key, None)
-        return TrackUpdate(
-            key=state.key,
-            camera_id=meta.camera_id,
-            space=meta.space,
-            label_group=state.group,
-            first_ts=state.first_ts,
-            last_ts=state.last_ts,
-            appearances=state.members,
-            embedding=state.pooled(),
-            model_id=meta.model_id,
-            closed=closed,
-        )
+        return track_update(state, meta.camera_id, meta.space, meta.model_id, closed=closed)
 
     def finish(self, camera_id: str) -> None:
         """A recorded source ended: close its camera's tracks, here and in the catalog."""

@@ -43,7 +43,7 @@ from surveil.domain import (
     Vectors,
 )
 from surveil.ports import CommittedBatch, IndexedTrack, SourceRecord
-from surveil.storage.browse import STORED_COLUMNS, BrowseQueries, to_stored
+from surveil.storage.browse import STORED_COLUMNS, BrowseQueries, filter_clauses, to_stored
 from surveil.storage.cameras import CameraQueries
 from surveil.storage.index_feed import (
     IN_LIST_CHUNK,
@@ -68,21 +68,6 @@ _appearances = cast(Table, AppearanceRow.__table__)
 _A = AppearanceRow
 #: pg_advisory_xact_lock key that serialises appearance inserts (any fixed 64-bit number).
 INSERT_ORDER_LOCK = 0x5375_7276_6569_6C01
-
-
-def _filter_clauses(filters: SearchFilters | None) -> list[ColumnElement[bool]]:
-    if filters is None:
-        return []
-    clauses: list[ColumnElement[bool]] = []
-    if filters.cameras:
-        clauses.append(_A.camera_id.in_(sorted(filters.cameras)))
-    if filters.labels:
-        clauses.append(_A.label.in_(sorted(filters.labels)))
-    if filters.since is not None:
-        clauses.append(_A.ts >= filters.since)
-    if filters.until is not None:
-        clauses.append(_A.ts <= filters.until)
-    return clauses
 
 
 def _id_match(dialect: str, ids: list[int]) -> ColumnElement[bool]:
@@ -300,7 +285,7 @@ class SqlCatalog(IndexFeedQueries, TrackQueries, BackfillQueries, BrowseQueries,
     ) -> list[StoredAppearance]:
         """Hydrate ids that pass the filters, in the order given (e.g. best score first)."""
         wanted = list(dict.fromkeys(int(i) for i in ids))
-        clauses = _filter_clauses(filters)
+        clauses = filter_clauses(filters)
         found: dict[int, StoredAppearance] = {}
         with self._sessions() as session:
             dialect = session.get_bind().dialect.name

@@ -15,7 +15,6 @@ from typing import Any, cast
 
 import numpy as np
 from sqlalchemy import (
-    ColumnElement,
     Table,
     bindparam,
     select,
@@ -35,7 +34,7 @@ from surveil.domain import (
     Vectors,
 )
 from surveil.ports import IndexedTrack, LegacyMember, OpenTrack, StoredMember
-from surveil.storage.browse import STORED_COLUMNS, to_stored
+from surveil.storage.browse import STORED_COLUMNS, filter_clauses, to_stored
 from surveil.storage.index_feed import chunked, vectors_from_blobs
 from surveil.storage.tables import AppearanceRow, TrackRow, utcnow
 from surveil.tracking.state import pool_vectors
@@ -143,21 +142,6 @@ def promote_best(session: Session, members: Sequence[tuple[int, int, float, str]
     session.connection().execute(stmt, params)
 
 
-def _track_filters(filters: SearchFilters | None) -> list[ColumnElement[bool]]:
-    if filters is None:
-        return []
-    clauses: list[ColumnElement[bool]] = []
-    if filters.cameras:
-        clauses.append(_A.camera_id.in_(sorted(filters.cameras)))
-    if filters.labels:
-        clauses.append(_A.label.in_(sorted(filters.labels)))
-    if filters.since is not None:
-        clauses.append(_A.ts >= filters.since)
-    if filters.until is not None:
-        clauses.append(_A.ts <= filters.until)
-    return clauses
-
-
 _TRACK_COLUMNS = (
     _T.id,
     _T.camera_id,
@@ -198,7 +182,7 @@ class TrackQueries:
         """Members of the tracks that pass the filters, by track, in time order."""
         wanted = sorted({int(i) for i in track_ids})
         out: dict[int, list[StoredAppearance]] = {}
-        clauses = _track_filters(filters)
+        clauses = filter_clauses(filters)
         with self._sessions() as session:
             conn = session.connection()
             for chunk in chunked(wanted, TRACK_CHUNK):

@@ -10,15 +10,13 @@ it too, while a stranger in the same camera an hour later starts a track of his 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
 
-from surveil.config import Settings
-from surveil.container import Services, build_services
+from surveil.container import Services
 from surveil.domain import Frame, Keyframe
 from surveil.ingest.pipeline import IngestPipeline
 from surveil.ingest.sources import open_source
@@ -29,19 +27,6 @@ LOBBY = "videos/intel_sample_videos/one-by-one-person-detection.mp4"
 CAMERA = "lobby-live"
 T0 = datetime(2026, 6, 1, 9, tzinfo=UTC)
 FPS = 10.0
-
-
-@pytest.fixture
-def services(offline_settings: Settings) -> Iterator[Services]:
-    if not offline_settings.database_url.startswith("sqlite"):
-        from surveil.storage.migrate import upgrade
-
-        upgrade(offline_settings.database_url)
-    built = build_services(offline_settings, reconcile_index=False)
-    try:
-        yield built
-    finally:
-        built.close()
 
 
 def _frames(shared_data: Path, wanted: set[int]) -> dict[int, Frame]:
@@ -86,8 +71,9 @@ def _tracks_by_frame(services: Services) -> dict[int, int]:
 
 
 def test_a_walkers_track_continues_across_a_reconnect_and_a_restart(
-    services: Services, shared_data: Path
+    offline_services: Services, shared_data: Path
 ) -> None:
+    services = offline_services
     # The woman in the black jumper crosses the lobby in frames ~502-697 (10 fps).
     before, after, restarted = range(520, 560, 5), range(590, 630, 5), range(650, 690, 5)
     frames = _frames(shared_data, {*before, *after, *restarted, 800})

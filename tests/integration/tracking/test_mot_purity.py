@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import shutil
 from collections import Counter, defaultdict
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -22,8 +21,7 @@ import pytest
 from scipy.optimize import linear_sum_assignment
 from sqlalchemy import create_engine, text
 
-from surveil.config import Settings
-from surveil.container import Services, build_services
+from surveil.container import Services
 from surveil.ingest.pipeline import IngestOptions
 from surveil.tracking.boxes import box_iou
 
@@ -51,19 +49,6 @@ def _fps(seq: Path) -> float:
         if line.startswith("frameRate="):
             return float(line.split("=")[1])
     return 30.0
-
-
-@pytest.fixture
-def services(offline_settings: Settings) -> Iterator[Services]:
-    if not offline_settings.database_url.startswith("sqlite"):
-        from surveil.storage.migrate import upgrade
-
-        upgrade(offline_settings.database_url)
-    built = build_services(offline_settings, reconcile_index=False)
-    try:
-        yield built
-    finally:
-        built.close()
 
 
 def _ingest_every(services: Services, seq: Path, stride: int, work: Path, start: datetime) -> str:
@@ -122,8 +107,9 @@ def _identities(
 
 
 def test_tracks_from_ingest_are_pure_at_every_keyframe_spacing(
-    services: Services, shared_data: Path, tmp_path: Path
+    offline_services: Services, shared_data: Path, tmp_path: Path
 ) -> None:
+    services = offline_services
     purities: list[float] = []
     mixed: list[str] = []
     report: list[str] = []
