@@ -203,7 +203,8 @@ class IngestPipeline:
                 f"({source.corrupt_frames} corrupt); is it a video or an image sequence?"
             )
         self._save_index()
-        self.tracks.finish(options.camera_id)
+        # The source's last tracks stay open: the camera's next file, if it starts within
+        # tracking.max_age of this one's end, continues them (NVR exports come in chunks).
         self._catalog.finish_source(source_id=record.id, frames_read=frames_read)
         return IngestStats(
             source_id=record.id,

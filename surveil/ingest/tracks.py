@@ -6,7 +6,9 @@ or closed, for the catalog to store in the same transaction as the appearances.
 
 Track keys are the blob key of the track's first crop: deterministic, so an interrupted
 ingest that resumes (and restores its open tracks from the catalog) names its tracks
-exactly as an uninterrupted one would.
+exactly as an uninterrupted one would. A recorded source's last tracks stay open when it
+ends: the camera's next source (an NVR exports footage in chunks), if its first keyframe
+comes within tracking.max_age of their last member, continues them the same way.
 """
 
 from __future__ import annotations
@@ -161,6 +163,9 @@ class IngestTracks:
             tracker = CameraTracker(self._settings, self._groups)
             since = now - timedelta(seconds=self._settings.max_age_seconds)
             opened = self._catalog.open_tracks(camera_id=camera_id, since=since)
+            # Footage ingested out of order (an earlier file after a later one) never
+            # continues a track backwards in time.
+            opened = [t for t in opened if t.members and t.members[-1].ts <= now]
             tracker.restore([self._restored(camera_id, t) for t in opened])
             if opened:
                 log.info("tracks.restored", camera_id=camera_id, tracks=len(opened))
@@ -288,13 +293,6 @@ class IngestTracks:
             self._meta.pop(state.key, None)
         return track_update(state, meta.camera_id, meta.space, meta.model_id, closed=closed)
 
-    def finish(self, camera_id: str) -> None:
-        """A recorded source ended: close its camera's tracks, here and in the catalog."""
-        tracker = self._trackers.pop(camera_id, None)
-        if tracker is not None:
-            for key in tracker.close_all():
-                self._meta.pop(key, None)
-        self._catalog.close_tracks(camera_id=camera_id)
 
 
 def index_tracks(index: VectorIndex, tracks: Sequence[IndexedTrack]) -> None:

@@ -1,4 +1,4 @@
-"""A live camera's tracks go on across a reconnect and across a restart of the process.
+"""A camera's tracks go on across a live reconnect, a process restart and the next file.
 
 Live ingest runs keyframes of every camera through one pipeline (`prepare` + `commit`,
 as the batcher and writer do), each connection its own source row. A person walking
@@ -13,12 +13,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import cv2
 import pytest
 from sqlalchemy import create_engine, text
 
 from surveil.container import Services
 from surveil.domain import Frame, Keyframe
-from surveil.ingest.pipeline import IngestPipeline
+from surveil.ingest.pipeline import IngestOptions, IngestPipeline
 from surveil.ingest.sources import open_source
 
 pytestmark = pytest.mark.slow
@@ -95,3 +96,47 @@ def test_a_walkers_track_continues_across_a_reconnect_and_a_restart(
     assert len(seen) >= 18, seen  # she was detected in nearly every keyframe
     assert len(walker) == 1, {i: tracks[i] for i in seen}
     assert tracks[800] not in walker
+
+
+def _chunk(frames: list[Frame], folder: Path) -> str:
+    """Frames written as an image folder: one recorded source (a chunk of an NVR export)."""
+    folder.mkdir()
+    for n, frame in enumerate(frames):
+        cv2.imwrite(str(folder / f"{n:06d}.jpg"), frame.image)
+    return str(folder)
+
+
+def test_a_track_continues_into_the_cameras_next_file_but_never_backwards(
+    offline_services: Services, shared_data: Path, tmp_path: Path
+) -> None:
+    services = offline_services
+    first, second, earlier = range(520, 560, 5), range(560, 600, 5), range(620, 640, 5)
+    frames = _frames(shared_data, {*first, *second, *earlier})
+    half = timedelta(seconds=0.5)  # every 5th frame at 10 fps
+    for name, chosen, start in (
+        ("first", first, T0),
+        ("second", second, T0 + 8 * half),
+        # Footage from before the first file, ingested last: it continues nothing.
+        ("earlier", earlier, T0 - 10 * half),
+    ):
+        source = _chunk([frames[i] for i in chosen], tmp_path / name)
+        options = IngestOptions(CAMERA, all_frames=True)
+        services.ingest(source, options, start=start, fps=2.0)
+    engine = create_engine(services.settings.database_url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                text(
+                    "SELECT s.uri, a.track_id FROM appearances a "
+                    "JOIN keyframes k ON k.id = a.keyframe_id JOIN sources s ON s.id = k.source_id "
+                    "WHERE a.camera_id = :c AND a.label = 'person'"
+                ),
+                {"c": CAMERA},
+            ).all()
+    finally:
+        engine.dispose()
+    by_file: dict[str, set[int]] = {}
+    for uri, track in rows:
+        by_file.setdefault(Path(uri).name, set()).add(int(track))
+    assert len(by_file["first"]) == 1 and by_file["second"] == by_file["first"], by_file
+    assert not by_file["earlier"] & by_file["first"], by_file
