@@ -294,7 +294,6 @@ class IngestTracks:
         return track_update(state, meta.camera_id, meta.space, meta.model_id, closed=closed)
 
 
-
 def index_tracks(index: VectorIndex, tracks: Sequence[IndexedTrack]) -> None:
     """Put each track's latest pooled vector in the index, one remove+add per space.
 
