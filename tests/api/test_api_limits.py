@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import socket
 import struct
+import time
 import zlib
 
 import cv2
@@ -47,8 +48,11 @@ def test_upload_over_the_size_limit_is_413(client: TestClient, api_world: ApiWor
     assert response.json()["error"]["code"] == "payload_too_large"  # type: ignore[attr-defined]
 
 
-def test_streamed_body_without_length_is_cut_off(live_server: LiveServer) -> None:
-    """A chunked upload (no Content-Length) is refused once it passes the limit."""
+def test_streamed_body_without_length_is_cut_off(
+    live_server: LiveServer, api_world: ApiWorld
+) -> None:
+    """A chunked upload (no Content-Length) is refused once it passes the limit, and the
+    refused attempt is audited (the server thread may write that after the reply)."""
     host, port = live_server.base_url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=30) as sock:
         head = (
@@ -69,6 +73,15 @@ def test_streamed_body_without_length_is_cut_off(live_server: LiveServer) -> Non
             pass  # the server answered and closed: that is the point
         reply = sock.recv(4096).decode(errors="replace")
     assert reply.startswith("HTTP/1.1 413"), reply[:200]
+    deadline = time.monotonic() + 30
+    while not _last_search_refused_with(api_world, "HTTP 413"):
+        assert time.monotonic() < deadline, "the refused upload was never audited"
+        time.sleep(0.1)
+
+
+def _last_search_refused_with(world: ApiWorld, detail: str) -> bool:
+    entries = world.services.access.audit_entries(action="search", limit=1)
+    return bool(entries) and (entries[0].entry.detail or "").startswith(detail)
 
 
 def test_decompression_bomb_is_refused_before_decoding(
