@@ -140,16 +140,23 @@ def offline_settings(
     )
 
 
-@pytest.fixture
-def offline_services(offline_settings: Settings) -> Iterator[Services]:
-    """Services over `offline_settings`, the catalog migrated as `surveil db upgrade` does."""
-    if not offline_settings.database_url.startswith("sqlite"):
-        upgrade(offline_settings.database_url)
-    built = build_services(offline_settings, reconcile_index=False)
+@contextmanager
+def services_for(settings: Settings) -> Iterator[Services]:
+    """Services over `settings`, the catalog migrated as `surveil db upgrade` does."""
+    if not settings.database_url.startswith("sqlite"):
+        upgrade(settings.database_url)
+    built = build_services(settings, reconcile_index=False)
     try:
         yield built
     finally:
         built.close()
+
+
+@pytest.fixture
+def offline_services(offline_settings: Settings) -> Iterator[Services]:
+    """Services with the real offline models, on each database."""
+    with services_for(offline_settings) as services:
+        yield services
 
 
 # The API's session fixtures live in their own module; importing them here shares them

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import SettingsFactory
+from conftest import SettingsFactory, services_for
 from retention_world import NOW, Planted, add_alert, plant, sharded, state
 
 from surveil.config import Settings
@@ -40,15 +40,8 @@ def settings(make_settings: SettingsFactory, database_url: str) -> Settings:
 
 @pytest.fixture
 def services(settings: Settings) -> Iterator[Services]:
-    if not settings.database_url.startswith("sqlite"):
-        from surveil.storage.migrate import upgrade
-
-        upgrade(settings.database_url)
-    built = build_services(settings, reconcile_index=False)
-    try:
+    with services_for(settings) as built:
         yield built
-    finally:
-        built.close()
 
 
 def _run(services: Services, **kwargs: Any) -> RetentionReport:
