@@ -84,21 +84,34 @@ def free_port() -> int:
         return chosen
 
 
-def is_listening(port: int) -> bool:
-    """Whether something LISTENs on the TCP port, read from /proc/net without connecting.
-
-    Connecting to probe would use up `ffmpeg -listen 1`'s single client.
-    """
+def _tcp_states(port: int) -> set[str]:
+    """The states (/proc/net hex codes) of the TCP sockets whose local port is `port`."""
+    states: set[str] = set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
             lines = Path(table).read_text().splitlines()[1:]
         except OSError:
             continue
         for line in lines:
-            fields = line.split()  # sl local_address rem_address st ...; 0A is LISTEN
-            if len(fields) > 3 and fields[3] == "0A" and fields[1].endswith(f":{port:04X}"):
-                return True
-    return False
+            fields = line.split()  # sl local_address rem_address st ...
+            if len(fields) > 3 and fields[1].endswith(f":{port:04X}"):
+                states.add(fields[3])
+    return states
+
+
+def is_listening(port: int) -> bool:
+    """Whether something LISTENs on the TCP port, read from /proc/net without connecting.
+
+    Connecting to probe would use up `ffmpeg -listen 1`'s single client.
+    """
+    return "0A" in _tcp_states(port)  # 0A: LISTEN
+
+
+def is_serving(port: int) -> bool:
+    """Listening, or already serving a client on the port (01: ESTABLISHED): a camera
+    reader that reconnects at once takes `ffmpeg -listen 1`'s only slot, and the port
+    stops listening until it leaves."""
+    return bool(_tcp_states(port) & {"0A", "01"})
 
 
 # --- servers -------------------------------------------------------------------------
@@ -145,20 +158,22 @@ class StreamServer:
             start_new_session=True,
         )
         try:
-            self.wait_ready(timeout)
+            self.wait_ready(timeout, serving=True)
         except RuntimeError:
             self.stop()
             raise
         return self
 
-    def wait_ready(self, timeout: float = 10.0) -> None:
+    def wait_ready(self, timeout: float = 10.0, *, serving: bool = False) -> None:
         """Block until the server accepts a client (raises RuntimeError after `timeout`).
 
         For the HTTP server this also waits out the relaunch after a client left (its
-        port does not listen while ffmpeg serves a client).
+        port does not listen while ffmpeg serves a client). `serving=True` also takes a
+        client already connected as ready (a reader that reconnected at once).
         """
+        ready = is_serving if serving else is_listening
         deadline = time.monotonic() + timeout
-        while not is_listening(self.port):
+        while not ready(self.port):
             exited = self._proc is None or self._proc.poll() is not None
             if exited or time.monotonic() > deadline:
                 why = "is not running" if exited else f"not listening after {timeout}s"

@@ -54,6 +54,7 @@ def test_streamed_body_without_length_is_cut_off(
     """A chunked upload (no Content-Length) is refused once it passes the limit, and the
     refused attempt is audited (the server thread may write that after the reply)."""
     host, port = live_server.base_url.removeprefix("http://").split(":")
+    before = _audit_count(api_world)
     with socket.create_connection((host, int(port)), timeout=30) as sock:
         head = (
             "POST /api/v1/search HTTP/1.1\r\nHost: x\r\n"
@@ -74,14 +75,11 @@ def test_streamed_body_without_length_is_cut_off(
         reply = sock.recv(4096).decode(errors="replace")
     assert reply.startswith("HTTP/1.1 413"), reply[:200]
     deadline = time.monotonic() + 30
-    while not _last_search_refused_with(api_world, "HTTP 413"):
+    while _audit_count(api_world) == before:
         assert time.monotonic() < deadline, "the refused upload was never audited"
         time.sleep(0.1)
-
-
-def _last_search_refused_with(world: ApiWorld, detail: str) -> bool:
-    entries = world.services.access.audit_entries(action="search", limit=1)
-    return bool(entries) and (entries[0].entry.detail or "").startswith(detail)
+    [entry] = api_world.services.access.audit_entries(action="search", limit=1)
+    assert entry.entry.status == "refused" and (entry.entry.detail or "").startswith("HTTP 413")
 
 
 def test_decompression_bomb_is_refused_before_decoding(
