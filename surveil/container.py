@@ -215,7 +215,10 @@ class Services:
         return reconcile(self.index, self.catalog, SPACES, full=full)
 
     def close(self) -> None:
-        """Release database connections."""
+        """Let background index training finish (a batch command's last step), then
+        release database connections."""
+        if isinstance(self.index, ShardedFaissIndex):
+            self.index.wait_for_training()
         self.engine.dispose()
 
 
@@ -229,6 +232,25 @@ def _load_now(model: object) -> None:
 def index_root(settings: Settings) -> Path:
     """Where the FAISS shards live."""
     return settings.storage.root / "index"
+
+
+def open_index(settings: Settings, root: Path | None = None) -> ShardedFaissIndex:
+    """The configured vector index over `root` (default: the storage root's index folder).
+
+    Trained shards calibrate their probe count against each space's default min_score:
+    the true matches a default search must not miss.
+    """
+    s = settings.index
+    return ShardedFaissIndex(
+        index_root(settings) if root is None else root,
+        factory=s.factory,
+        shard_by=s.shard_by,
+        recall_target=s.recall_target,
+        exact_below=s.exact_below,
+        train_open_above=s.train_open_above,
+        search_threads=s.search_threads or None,
+        floors={space: settings.search.floor(space) for space in SPACES},
+    )
 
 
 def build_services(settings: Settings, *, reconcile_index: bool = True) -> Services:
@@ -255,11 +277,7 @@ def build_services(settings: Settings, *, reconcile_index: bool = True) -> Servi
         retention=SqlRetention(sessions),
         health=SqlHealth(sessions),
         blobs=FileBlobStore(settings.storage.root),
-        index=ShardedFaissIndex(
-            index_root(settings),
-            factory=settings.index.factory,
-            shard_by=settings.index.shard_by,
-        ),
+        index=open_index(settings),
         device=choose_device(settings.device, settings.half),
     )
     if reconcile_index:

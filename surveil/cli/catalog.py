@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -18,7 +18,7 @@ from surveil.cli.common import (
     print_json,
     with_services,
 )
-from surveil.container import Services, index_root
+from surveil.container import Services, index_root, open_index
 from surveil.domain import SearchFilters, parse_time, validate_camera_id
 
 if TYPE_CHECKING:
@@ -231,14 +231,15 @@ def index_rebuild(as_json: JsonOpt = False) -> None:
     from surveil.index.reconcile import rebuild
 
     def act(s: Services) -> dict[str, int]:
-        rebuild(
+        report = rebuild(
             index_root(s.settings),
             s.catalog,
             SPACES,
             factory=s.settings.index.factory,
             shard_by=s.settings.index.shard_by,
+            open_index=lambda root: open_index(s.settings, root),
         )
-        return {space: s.catalog.count_appearances(space) for space in SPACES}
+        return {space: report.vectors.get(space, 0) for space in SPACES}
 
     with handle_errors():
         counts = with_services(act, reconcile=False)
@@ -260,28 +261,33 @@ def index_status(
     The index holds one pooled vector per track, so vectors equal tracks when in sync.
     """
     from surveil.domain import SPACES
+    from surveil.index.status import shard_lines, shard_status
 
-    def act(s: Services) -> dict[str, dict[str, int]]:
+    def act(s: Services) -> dict[str, Any]:
         if full:
             s.reconcile_index(full=True)
         return {
             "vectors": {sp: s.index.size(sp) for sp in SPACES},
             "tracks": {sp: s.catalog.count_tracks(sp) for sp in SPACES},
             "appearances": {sp: s.catalog.count_appearances(sp) for sp in SPACES},
+            "shards": {sp: shard_status(s.index, sp) for sp in SPACES},
         }
 
     with handle_errors():
         status = with_services(act)
     if as_json:
         print_json(status)
-    else:
-        typer.echo(
-            ", ".join(
-                f"{sp}: {status['vectors'][sp]} vectors ({status['tracks'][sp]} tracks of "
-                f"{status['appearances'][sp]} appearances)"
-                for sp in SPACES
-            )
+        return
+    typer.echo(
+        ", ".join(
+            f"{sp}: {status['vectors'][sp]} vectors ({status['tracks'][sp]} tracks of "
+            f"{status['appearances'][sp]} appearances)"
+            for sp in SPACES
         )
+    )
+    for sp in SPACES:
+        for line in shard_lines(sp, status["shards"][sp]):
+            typer.echo(line)
 
 
 @app.command()

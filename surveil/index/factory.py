@@ -5,7 +5,10 @@ wrapped in `IndexIDMap2`, so FAISS ids are appearance ids and `id_map` can be li
 
 Supported factory strings (``SURVEIL_INDEX__FACTORY``):
 
-- ``Flat``: exact search; the default and the recall reference.
+- ``auto`` (the default): a shard is exact (Flat) while small or still filling, then
+  trained in the background into IVF lists of 8-bit codes with exact re-rank, its probe
+  count chosen by measured recall (`index.recall_target`; see index/training.py).
+- ``Flat``: exact search forever; the recall reference.
 - ``IVF{nlist},Flat``: approximate; a shard starts as ``Flat`` and is trained into an
   IVF once it holds enough vectors to train on (see `maybe_upgrade`), so small shards
   never carry a badly trained quantizer.
@@ -40,10 +43,13 @@ TRAIN_POINTS_PER_LIST = 39
 #: Default IVF lists probed per query: a recall/latency middle ground (see benchmarks).
 DEFAULT_NPROBE_FRACTION = 16
 MIN_NPROBE = 8
+#: The largest k FAISS's GPU indexes accept (a compile-time limit of its GPU k-selection).
+GPU_MAX_K = 2048
 #: HNSW beam width at query time; raised to k when k is larger so k results can come back.
 DEFAULT_EF_SEARCH = 128
 
 _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("auto", re.compile(r"^auto$")),
     ("flat", re.compile(r"^Flat$")),
     ("ivf", re.compile(r"^IVF(?P<n>[1-9][0-9]*),Flat$")),
     ("hnsw", re.compile(r"^HNSW(?P<n>[1-9][0-9]*)(,Flat)?$")),
@@ -54,7 +60,7 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
 class IndexSpec:
     """A validated factory string: which kind of index, and its one size parameter."""
 
-    kind: Literal["flat", "ivf", "hnsw"]
+    kind: Literal["auto", "flat", "ivf", "hnsw"]
     param: int
     text: str
 
@@ -75,7 +81,7 @@ def parse_factory(factory: str) -> IndexSpec:
             return IndexSpec(kind=kind, param=param, text=text)  # type: ignore[arg-type]
     raise ConfigError(
         f"unsupported vector index factory {factory!r} (set {FACTORY_ENV} / index.factory to "
-        "'Flat', 'IVF<nlist>,Flat' such as 'IVF1024,Flat', or 'HNSW<M>' such as 'HNSW32')"
+        "'auto', 'Flat', 'IVF<nlist>,Flat' such as 'IVF1024,Flat', or 'HNSW<M>' such as 'HNSW32')"
     )
 
 
@@ -103,7 +109,7 @@ def is_final(index: Any, factory: str) -> bool:
         return isinstance(inner, faiss.IndexIVF)
     if spec.kind == "hnsw":
         return isinstance(inner, faiss.IndexHNSW)
-    return isinstance(inner, faiss.IndexFlat)
+    return isinstance(inner, faiss.IndexFlat)  # auto: the trained type is not an IDMap2
 
 
 def stored_vectors(index: Any) -> tuple[Ids, Vectors]:

@@ -13,6 +13,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import structlog
 
@@ -35,6 +36,9 @@ class ShardEntry:
     #: Wall time (Unix seconds) just before the save began: every change added to the
     #: shard before it is in the file. None in manifests written before tracks.
     saved_at: float | None = None
+    #: How a trained (compressed) shard was built and the recall it measured on itself;
+    #: None for exact shards (see index/training.py, TrainingRecord).
+    training: dict[str, Any] | None = None
 
     def same_file(self, other: ShardEntry) -> bool:
         """Whether two entries describe the same file contents (count and identity)."""
@@ -42,11 +46,21 @@ class ShardEntry:
         return mine == (other.ntotal, other.inode, other.size, other.mtime_ns)
 
 
-def entry_for(path: Path, ntotal: int, saved_at: float | None = None) -> ShardEntry:
+def entry_for(
+    path: Path,
+    ntotal: int,
+    saved_at: float | None = None,
+    training: dict[str, Any] | None = None,
+) -> ShardEntry:
     """The entry vouching that the file at `path`, as it is now, holds `ntotal` vectors."""
     st = path.stat()
     return ShardEntry(
-        ntotal=ntotal, inode=st.st_ino, size=st.st_size, mtime_ns=st.st_mtime_ns, saved_at=saved_at
+        ntotal=ntotal,
+        inode=st.st_ino,
+        size=st.st_size,
+        mtime_ns=st.st_mtime_ns,
+        saved_at=saved_at,
+        training=training,
     )
 
 
@@ -76,6 +90,7 @@ def read_manifest(folder: Path) -> dict[str, ShardEntry]:
                 size=int(e["size"]),
                 mtime_ns=int(e["mtime_ns"]),
                 saved_at=None if e.get("saved_at") is None else float(e["saved_at"]),
+                training=e.get("training") if isinstance(e.get("training"), dict) else None,
             )
             for stem, e in raw["shards"].items()
         }
@@ -99,6 +114,7 @@ def write_manifest(folder: Path, entries: Mapping[str, ShardEntry], dim: int | N
                 "size": e.size,
                 "mtime_ns": e.mtime_ns,
                 "saved_at": e.saved_at,
+                **({"training": e.training} if e.training else {}),
             }
             for stem, e in sorted(entries.items())
         },

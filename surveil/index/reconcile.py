@@ -10,7 +10,7 @@ from __future__ import annotations
 import shutil
 import time
 import uuid
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -216,21 +216,30 @@ def rebuild(
     factory: str,
     shard_by: Literal["day", "none"],
     batch_size: int = DEFAULT_BATCH,
+    open_index: Callable[[Path], ShardedFaissIndex] | None = None,
 ) -> RebuildReport:
     """Build the spaces' indexes from the catalog alone in a staging dir, then swap them in.
 
     Until the swap the old files are untouched, so a crash leaves the old index usable
     (and `reconcile` at the next start covers anything it lacked). Live
     ShardedFaissIndex objects over index_root must be re-opened afterwards.
+    `open_index` builds the staging index with the site's index settings (recall target,
+    training thresholds); shards due for training are trained before the swap, so the
+    rebuilt index is the final one.
     """
     started = time.perf_counter()
     index_root.mkdir(parents=True, exist_ok=True)
     _recover(index_root, spaces)
     staged = index_root / f"{_REBUILD_PREFIX}{uuid.uuid4().hex[:8]}"
     try:
-        fresh = ShardedFaissIndex(staged, factory=factory, shard_by=shard_by)
+        fresh = (
+            open_index(staged)
+            if open_index is not None
+            else ShardedFaissIndex(staged, factory=factory, shard_by=shard_by)
+        )
         counts = {space: _copy_vectors(fresh, catalog, space, None, batch_size) for space in spaces}
         fresh.save()
+        fresh.wait_for_training()
         for space in spaces:
             _swap_in(index_root, staged, space)
     finally:
