@@ -214,6 +214,11 @@ class Services:
         """
         return reconcile(self.index, self.catalog, SPACES, full=full)
 
+    def warm_index(self) -> None:
+        """Start loading every index shard in the background (a server, at start)."""
+        if isinstance(self.index, ShardedFaissIndex):
+            self.index.warm()
+
     def close(self) -> None:
         """Let background index training finish (a batch command's last step), then
         release database connections."""

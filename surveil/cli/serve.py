@@ -50,6 +50,7 @@ def serve(
             raise
         try:
             services.load_models()  # a bad model stops here, before anything serves
+            services.warm_index()  # shards load in the background: no slow first search
         except BaseException:
             sock.close()
             services.close()

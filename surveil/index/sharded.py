@@ -518,6 +518,33 @@ class ShardedFaissIndex:
             self._stale_manifest.add(space)
             self.save()
 
+    def warm(self) -> threading.Thread:
+        """Load every shard on a background thread, so the first search pays no load.
+
+        A server calls this at start: searches meanwhile load what they need themselves
+        (under the same lock), so warming only ever moves work earlier.
+        """
+
+        def load_all() -> None:
+            started = time.perf_counter()
+            loaded = 0
+            for space in self._known_spaces():
+                for stem in list(self._space_shards(space)):
+                    with self._lock:
+                        shard = self._space_shards(space).get(stem)
+                        if shard is not None and shard.index is None:
+                            try:
+                                self._load(shard)
+                                loaded += 1
+                            except IndexMismatchError as exc:
+                                log.error("index.warm_failed", error=str(exc))
+            seconds = round(time.perf_counter() - started, 2)
+            log.info("index.warmed", shards=loaded, seconds=seconds)
+
+        thread = threading.Thread(target=load_all, name="index-warm", daemon=True)
+        thread.start()
+        return thread
+
     def wait_for_training(self, timeout: float | None = None) -> bool:
         """Block until background training is done (a batch command before it exits)."""
         pending = self._trainer.pending()
