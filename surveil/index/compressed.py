@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import io
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -128,6 +129,21 @@ class CompressedShard:
                 for i, v in zip(saved["ids"].tolist(), saved["vectors"], strict=True):
                     tail[int(i)] = np.asarray(v, dtype=np.float32)
         return cls(ivf, ids, vectors, tail)
+
+    def prefetch(self, path: Path) -> None:
+        """Ask the kernel to read the float file into the page cache now (asynchronously).
+
+        A re-rank touches a few rows at random; on a cold cache each is a disk read, and
+        the first search after a start paid ~90 ms for them (60k vectors, 2026-12-06).
+        """
+        floats = _sidecar(path, VECTORS_SUFFIX)
+        if not hasattr(os, "posix_fadvise"):
+            return
+        fd = os.open(floats, os.O_RDONLY)
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
+        finally:
+            os.close(fd)
 
     def write_floats(self, path: Path) -> None:
         """Write the trained floats (before the `.faiss` file: that one commits the shard)."""

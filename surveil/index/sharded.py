@@ -538,6 +538,13 @@ class ShardedFaissIndex:
                                 loaded += 1
                             except IndexMismatchError as exc:
                                 log.error("index.warm_failed", error=str(exc))
+                                continue
+                        if shard is not None and isinstance(shard.index, CompressedShard):
+                            shard.index.prefetch(shard.path)
+                with self._lock:
+                    dim = self._dim(space)
+                if dim:  # one search starts the pool's threads and FAISS's lazy tables
+                    self.search(space, np.ones(dim, np.float32) / np.sqrt(dim), 1)
             seconds = round(time.perf_counter() - started, 2)
             log.info("index.warmed", shards=loaded, seconds=seconds)
 
