@@ -285,7 +285,7 @@ def recall_figures(results: list[list[int]], truth: Truth) -> tuple[float, float
     return found / max(wanted, 1), at10 / len(results), at100 / len(results)
 
 
-def timed(fn: Any, items: Sequence[Any]) -> tuple[list[float], list[Any]]:
+def timed(fn: Any, items: Sequence[Any] | F32) -> tuple[list[float], list[Any]]:
     """Per-item latency (ms) and results."""
     lat, out = [], []
     for item in items:
@@ -295,7 +295,7 @@ def timed(fn: Any, items: Sequence[Any]) -> tuple[list[float], list[Any]]:
     return lat, out
 
 
-def under_load(fn: Any, items: Sequence[Any], clients: int) -> list[float]:
+def under_load(fn: Any, items: Sequence[Any] | F32, clients: int) -> list[float]:
     """Latencies with `clients` threads each running every item."""
     lat: list[float] = []
     lock = threading.Lock()
