@@ -249,6 +249,32 @@ def index_rebuild(as_json: JsonOpt = False) -> None:
         typer.echo("rebuilt: " + ", ".join(f"{k} {v} vectors" for k, v in counts.items()))
 
 
+@index_app.command("train")
+def index_train(as_json: JsonOpt = False) -> None:
+    """Train every shard that is due (sealed days past index.exact_below) now, and wait.
+
+    Ingest and `surveil run` train shards in the background as days end; this is for a
+    catalog upgraded from exact shards, or to finish training before a benchmark.
+    """
+    from surveil.domain import SPACES
+    from surveil.index.sharded import ShardedFaissIndex
+    from surveil.index.status import shard_lines, shard_status
+
+    def act(s: Services) -> dict[str, Any]:
+        trained = s.index.train_now() if isinstance(s.index, ShardedFaissIndex) else 0
+        return {"trained": trained, "shards": {sp: shard_status(s.index, sp) for sp in SPACES}}
+
+    with handle_errors():
+        result = with_services(act)
+    if as_json:
+        print_json(result)
+        return
+    typer.echo(f"trained {result['trained']} shard(s)")
+    for sp in SPACES:
+        for line in shard_lines(sp, result["shards"][sp]):
+            typer.echo(line)
+
+
 @index_app.command("status")
 def index_status(
     full: Annotated[

@@ -209,3 +209,20 @@ def test_gpu_search_deeper_than_2048_answers_from_the_cpu_copy(tmp_path: Path) -
         "Gpu"
         in type(faiss.downcast_index(index._shards["person"]["2024-05-01"].device_copy)).__name__
     )
+
+
+def test_an_upgraded_site_trains_its_exact_shards_on_demand(tmp_path: Path) -> None:
+    # Shards written before 'auto' (exact, never loaded by today's ingest) are trained by
+    # `surveil index train` (train_now), the same way background training does it.
+    data = clustered(1200, seed=6)
+    old = ShardedFaissIndex(tmp_path / "idx", factory="Flat")
+    old.add(
+        "person", np.arange(1200, dtype=np.int64), data, [PAST] * 600 + [PAST + timedelta(1)] * 600
+    )
+    old.save()
+    index = open_auto(tmp_path / "idx")
+    assert index.train_now() == 2
+    assert all(r is not None for r in index.training("person").values())
+    reopened = open_auto(tmp_path / "idx")
+    assert reopened.search("person", data[700], 1)[0].id == 700
+    assert open_auto(tmp_path / "idx").train_now() == 0  # nothing left to do
