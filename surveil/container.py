@@ -78,7 +78,9 @@ class Services:
         next, and /readyz says ready only afterwards. Raises ConfigError naming the fix.
         """
         started = time.perf_counter()
-        _load_now(self.detector())
+        detector = self.detector()
+        _load_now(detector)
+        _load_now(detector, "load_crop")  # searches without a label use it
         for space in SPACES:
             _load_now(self.embedder(space))
         self._models_ready = True
@@ -227,9 +229,9 @@ class Services:
         self.engine.dispose()
 
 
-def _load_now(model: object) -> None:
+def _load_now(model: object, method: str = "load") -> None:
     """Call a lazily loading model's load() (motion regions have nothing to load)."""
-    load = getattr(model, "load", None)
+    load = getattr(model, method, None)
     if callable(load):
         load()
 

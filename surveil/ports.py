@@ -10,7 +10,7 @@ from collections.abc import Collection, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -77,6 +77,17 @@ class Detector(Protocol):
     def detect(
         self, images: Sequence[Image], *, streams: Sequence[str] | None = None
     ) -> list[Detections]: ...
+
+
+@runtime_checkable
+class CropDetector(Detector, Protocol):
+    """A detector with a cheap path for one lone query crop (search by example, no label).
+
+    A crop of ~100 px needs no full-size detection to be told person from vehicle;
+    detectors without this path are asked with `detect([crop])`.
+    """
+
+    def detect_crop(self, image: Image) -> Detections: ...
 
 
 class Embedder(Protocol):

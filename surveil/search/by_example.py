@@ -10,6 +10,7 @@ import numpy as np
 import structlog
 
 from surveil.domain import (
+    Detections,
     Image,
     InputError,
     SearchQuery,
@@ -18,7 +19,7 @@ from surveil.domain import (
     Vectors,
     space_for,
 )
-from surveil.ports import Catalog, Detector, Embedder, IndexHit, VectorIndex
+from surveil.ports import Catalog, CropDetector, Detector, Embedder, IndexHit, VectorIndex
 from surveil.search.grouping import best_first, by_time, track_sighting
 
 log = structlog.get_logger(__name__)
@@ -53,9 +54,22 @@ class SearchResult:
     warnings: tuple[str, ...] = ()
 
 
-def _label_from_detector(detector: Detector, image: Image) -> str | None:
-    """The label of the detection covering most of the crop, if any covers a good part."""
+def _detect_crop(detector: Detector, image: Image) -> Detections:
+    """Detections in the query crop, by the detector's small-input path where it has one.
+
+    The full 640 px YOLO took ~130 ms of a ~200 ms search to label a ~100 px crop and
+    missed most tight person crops; YOLO's crop path (160 px, confidence floor 0.1) is
+    ~10x faster and right more often on the labelled sample crops (surveil/vision/yolo.py
+    CROP_IMAGE_SIZE; docs/performance.md, "Crop label without a 640 px detection").
+    """
+    if isinstance(detector, CropDetector):
+        return detector.detect_crop(image)
     (dets,) = detector.detect([image])
+    return dets
+
+
+def crop_label(dets: Detections, image: Image) -> str | None:
+    """The label of the detection covering most of the crop, if any covers a good part."""
     if len(dets) == 0:
         return None
     h, w = image.shape[:2]
@@ -65,6 +79,11 @@ def _label_from_detector(detector: Detector, image: Image) -> str | None:
     if areas[best] < 0.25 * w * h:
         return None
     return dets.labels[best]
+
+
+def _label_from_detector(detector: Detector, image: Image) -> str | None:
+    """The crop's label as the detector sees it; None when nothing covers it."""
+    return crop_label(_detect_crop(detector, image), image)
 
 
 def embed_example(
@@ -77,8 +96,8 @@ def embed_example(
 ) -> QueryEmbedding:
     """Embed an operator's crop in the space its label belongs to.
 
-    The label comes from the operator, else from running the detector on the crop,
-    else the general space is used.
+    The label comes from the operator, else from the detector's small-input look at the
+    crop (`label_source` "detector"), else the general space is used ("default").
     """
     if image.size == 0 or min(image.shape[:2]) < MIN_QUERY_SIDE:
         raise InputError(

@@ -10,7 +10,7 @@ import structlog
 
 from surveil.config import DetectorSettings
 from surveil.domain import ConfigError, Detections, Image
-from surveil.ports import Detector
+from surveil.ports import CropDetector, Detector
 from surveil.vision.device import DevicePlan
 from surveil.vision.motion import MotionDetector
 from surveil.vision.yolo import (
@@ -72,6 +72,20 @@ class FallbackDetector:
     ) -> list[Detections]:
         """Detect with whichever backend could be loaded."""
         return self.load().detect(images, streams=streams)
+
+    def load_crop(self) -> None:
+        """Load YOLO's query-crop model now, if YOLO is what could be loaded."""
+        active = self.load()
+        if isinstance(active, YoloDetector):
+            active.load_crop()
+
+    def detect_crop(self, image: Image) -> Detections:
+        """A query crop through YOLO's small-input path, or motion's ordinary one."""
+        active = self.load()
+        if isinstance(active, CropDetector):
+            return active.detect_crop(image)
+        (found,) = active.detect([image])
+        return found
 
 
 def _motion(settings: DetectorSettings) -> MotionDetector:
