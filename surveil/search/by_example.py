@@ -201,9 +201,10 @@ def _hydrate(
         scores = members.vectors @ query.vector.astype(np.float32)
     else:  # stored by another model than the query's: members keep their track's score
         scores = np.array([pooled[int(t)] for t in tracks], np.float32)
-    found, slot = np.unique(tracks, return_inverse=True)
-    top = np.full(len(found), -np.inf, np.float32)
-    np.maximum.at(top, slot, scores)
+    # Each track's best member: sort by track, then one max per run of equal tracks.
+    order = np.argsort(tracks, kind="stable")
+    found, starts = np.unique(tracks[order], return_index=True)
+    top = np.maximum.reduceat(scores[order], starts)
     best = {t: max(pooled[t], s) for t, s in zip(found.tolist(), top.tolist(), strict=True)}
     own = dict(zip(members.ids.tolist(), scores.tolist(), strict=True))
     return Scored({t: pooled[t] for t in best}, best, own)

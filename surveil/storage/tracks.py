@@ -249,10 +249,14 @@ class TrackQueries:
             empty = np.zeros(0, np.int64)
             return MemberVectors(empty, empty, np.zeros((0, 0), np.float32))
         tracks, ids, dims, blobs = zip(*rows, strict=True)
+        if len(set(dims)) != 1:
+            vectors_from_blobs(space, blobs, dims)  # raises: the embedder model changed
+        # One copy of the bytes, read in place (read-only): float32 little-endian as stored.
+        flat = np.frombuffer(b"".join(blobs), dtype="<f4")
         return MemberVectors(
             tracks=np.fromiter(tracks, np.int64, len(rows)),
             ids=np.fromiter(ids, np.int64, len(rows)),
-            vectors=vectors_from_blobs(space, blobs, dims),
+            vectors=flat.reshape(len(rows), int(dims[0])),
         )
 
     def tracks(self, track_ids: Sequence[int]) -> list[StoredTrack]:
