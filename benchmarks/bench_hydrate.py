@@ -6,7 +6,8 @@ members of concurrent tracks interleaved in id order, 512-d float32 embeddings, 
 lengths geometric around the sample videos' mean. Then times the search's hydration
 of random sets of candidate tracks as a search does it (`_hydrate`: every candidate's
 members' vectors, re-scored; then `_sightings`: whole rows of the tracks shown) and prints
-p50/p99 per back-end, without filters and with camera and time filters.
+p50/p99 per back-end, without filters and with camera and time filters. Last, whole
+audited searches by stored appearance over the same catalog, timed per stage.
 
     .venv/bin/python benchmarks/bench_hydrate.py
     .venv/bin/python benchmarks/bench_hydrate.py --backends sqlite --appearances 50000
@@ -15,19 +16,23 @@ p50/p99 per back-end, without filters and with camera and time filters.
 from __future__ import annotations
 
 import argparse
+import tempfile
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, cast
 
 import numpy as np
 from bench_catalog import DEFAULT_PG, database  # same folder: run as a script
 from sqlalchemy import Engine, Table, insert
 
-from surveil.config import LoggingSettings
+from surveil.config import LoggingSettings, load_settings
+from surveil.container import build_services
 from surveil.domain import SearchFilters, SearchQuery
 from surveil.logs import configure_logging
-from surveil.search.by_example import Stopwatch, _hydrate, _sightings
+from surveil.search.audited import Actor, AuditedSearch, Example, SearchOptions
+from surveil.search.by_example import STAGES, Stopwatch, _hydrate, _sightings
 from surveil.storage.db import make_engine, make_session_factory
 from surveil.storage.repositories import SqlCatalog
 from surveil.storage.tables import (
@@ -260,6 +265,51 @@ def bench_one(url: str, backend: str, args: argparse.Namespace) -> None:
             )
     finally:
         engine.dispose()
+    if args.searches:
+        with tempfile.TemporaryDirectory(prefix="surveil-bench-") as tmp:
+            time_searches(url, Path(tmp), len(plan.lengths), args)
+
+
+def time_searches(url: str, root: Path, n_tracks: int, args: argparse.Namespace) -> None:
+    """Whole audited searches by stored appearance (as the API runs them), per stage p50.
+
+    The index is built from the catalog first (reconcile), as `surveil serve` does at
+    start-up; the search is the real SearchService behind AuditedSearch.
+    """
+    settings = load_settings(
+        overrides={"storage.root": str(root), "database.url": url, "logging.level": "WARNING"}
+    )
+    services = build_services(settings)  # reconciles: one pooled vector per track indexed
+    try:
+        rng = np.random.default_rng(11)
+        audited = AuditedSearch(
+            search=services.search(),
+            access=services.access,
+            blobs=services.blobs,
+            catalog=services.catalog,
+        )
+        actor = Actor(key_id=None, name="bench", role="cli")
+        floors = {"default floor": SearchFilters(), "no floor": SearchFilters(min_score=-1.0)}
+        for name, filters in floors.items():
+            stages: dict[str, list[float]] = {stage: [] for stage in STAGES}
+            totals: list[float] = []
+            for n in range(args.searches + 3):
+                appearance_id = int(rng.integers(1, args.appearances + 1))
+                example = Example(kind="appearance", appearance_id=appearance_id)
+                start = time.perf_counter()
+                done = audited.run(actor, example, SearchOptions(filters=filters))
+                if n >= 3:
+                    totals.append(time.perf_counter() - start)
+                    for stage, ms in done.result.timings.ms().items():
+                        stages[stage].append(ms)
+            shown = ", ".join(f"{k} {np.median(v):.1f}" for k, v in stages.items())
+            print(
+                f"search by appearance ({name}, {args.searches} searches over {n_tracks:,} "
+                f"tracks): total {_ms(totals)}; stage p50 ms: {shown}",
+                flush=True,
+            )
+    finally:
+        services.close()
 
 
 def main() -> None:
@@ -281,6 +331,9 @@ def main() -> None:
     parser.add_argument("--candidates", type=int, default=200, help="tracks per hydration")
     parser.add_argument("--limit", type=int, default=50, help="sightings shown (search.limit)")
     parser.add_argument("--repeats", type=int, default=100, help="hydrations timed")
+    parser.add_argument(
+        "--searches", type=int, default=50, help="whole searches timed per stage (0: none)"
+    )
     args = parser.parse_args()
     for backend in args.backends.split(","):
         with database(backend, args.pg_url) as url:
