@@ -40,6 +40,7 @@ from surveil.domain import (
 )
 from surveil.ports import IndexedTrack, LegacyMember, MemberVectors, OpenTrack, StoredMember
 from surveil.storage.browse import STORED_COLUMNS, filter_clauses, to_stored, unindexed
+from surveil.storage.db import BINARY_RESULTS
 from surveil.storage.index_feed import chunked, vectors_from_blobs
 from surveil.storage.tables import AppearanceRow, TrackRow, utcnow
 from surveil.tracking.state import pool_vectors
@@ -244,7 +245,7 @@ class TrackQueries:
             for chunk in chunked(wanted, TRACK_CHUNK):
                 stmt = select(_A.track_id, _A.id, _A.dim, _A.embedding)
                 stmt = _members_of(stmt, conn.dialect.name, chunk, filters, space)
-                rows += conn.execute(stmt).all()
+                rows += conn.execute(stmt.execution_options(**{BINARY_RESULTS: True})).all()
         if not rows:
             empty = np.zeros(0, np.int64)
             return MemberVectors(empty, empty, np.zeros((0, 0), np.float32))
