@@ -198,7 +198,9 @@ def _hydrate(
         return Scored({}, {}, {})
     tracks = members.tracks
     if members.vectors.shape[1:] == query.vector.shape:
-        scores = members.vectors @ query.vector.astype(np.float32)
+        # einsum, not `@`: a matrix-vector product on OpenBLAS's threads took 0.03 ms or,
+        # when the other core was busy, 8 ms (2,000 x 512); einsum's own loop, 0.17 ms.
+        scores = np.einsum("ij,j->i", members.vectors, query.vector.astype(np.float32))
     else:  # stored by another model than the query's: members keep their track's score
         scores = np.array([pooled[int(t)] for t in tracks], np.float32)
     # Each track's best member: sort by track, then one max per run of equal tracks.
