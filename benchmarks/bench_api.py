@@ -4,8 +4,9 @@ Ingests a real video with the real models into a throw-away PostgreSQL database 
 SQLite), starts `surveil serve` as its own process, creates an operator key with
 `surveil keys create`, and fires searches at `POST /api/v1/search` from N client
 threads at once (each its own HTTP connection). Prints, per concurrency and query kind:
-requests/s, client-side latency p50/p95/p99, the server's own `Server-Timing` p50, and
-the server process's resident memory (peak, sampled every 50 ms).
+requests/s, client-side latency p50/p95/p99, the server's own `Server-Timing` p50 (the
+total, then each stage), and the server process's resident memory (peak, sampled every
+50 ms).
 
     .venv/bin/python benchmarks/bench_api.py --data ../shared/data
     .venv/bin/python benchmarks/bench_api.py --clients 1,4 --requests 100 --backend sqlite
@@ -26,7 +27,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -42,6 +43,8 @@ class Sample:
 
     seconds: float
     server_ms: float | None
+    #: The server's own per-stage milliseconds (Server-Timing), total left out.
+    stages: dict[str, float] = field(default_factory=dict)
 
 
 def _cli(env: dict[str, str], *args: str) -> str:
@@ -115,13 +118,14 @@ class PeakRss:
         self._thread.join()
 
 
-def _server_ms(response: httpx.Response) -> float | None:
-    """The `total` entry of Server-Timing: the server's own time for the whole search."""
+def _server_timing(response: httpx.Response) -> dict[str, float]:
+    """Server-Timing as {name: ms}: each stage of the search, and `total` for all of it."""
+    out: dict[str, float] = {}
     for metric in response.headers.get("server-timing", "").split(","):
         name, _, params = metric.strip().partition(";")
-        if name == "total" and params.startswith("dur="):
-            return float(params[4:])
-    return None
+        if params.startswith("dur="):
+            out[name] = float(params[4:])
+    return out
 
 
 def run_level(
@@ -140,7 +144,9 @@ def run_level(
                 elapsed = time.perf_counter() - started
                 if response.status_code != 200:
                     raise SystemExit(f"search failed: {response.status_code} {response.text}")
-                out.append(Sample(elapsed, _server_ms(response)))
+                timing = _server_timing(response)
+                total = timing.pop("total", None)
+                out.append(Sample(elapsed, total, timing))
         return out
 
     started = time.perf_counter()
@@ -164,6 +170,10 @@ def _report(kind: str, clients: int, samples: list[Sample], wall: float, rss: in
         f"{rss / 2**20:.0f} |",
         flush=True,
     )
+    stages = samples[0].stages.keys() if samples else []
+    shown = ", ".join(f"{k} {statistics.median(s.stages[k] for s in samples):.1f}" for k in stages)
+    if shown:
+        print(f"|   server stage p50 ms: {shown} |", flush=True)
 
 
 def _ingest(env: dict[str, str], data: Path) -> str:

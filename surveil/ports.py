@@ -216,6 +216,19 @@ class LegacyMember:
 
 
 @dataclass(frozen=True, slots=True)
+class MemberVectors:
+    """Members of some tracks as three aligned arrays: what a search re-scores them by.
+
+    Row i is appearance `ids[i]` of track `tracks[i]` with stored vector `vectors[i]`:
+    no per-member objects, so re-scoring a few thousand members is one matrix product.
+    """
+
+    tracks: Ids
+    ids: Ids
+    vectors: Vectors
+
+
+@dataclass(frozen=True, slots=True)
 class CommittedBatch:
     """Ids a committed batch got: appearances per keyframe, and every track it touched."""
 
@@ -249,6 +262,10 @@ class Catalog(Protocol):
     def track_members(
         self, track_ids: Sequence[int], *, filters: SearchFilters | None = None
     ) -> dict[int, list[StoredAppearance]]: ...
+
+    def member_vectors(
+        self, space: Space, track_ids: Sequence[int], *, filters: SearchFilters | None = None
+    ) -> MemberVectors: ...
 
     def tracks(self, track_ids: Sequence[int]) -> list[StoredTrack]: ...
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
@@ -128,7 +128,16 @@ class PathOut(_Model):
 class SearchResponse(_Model):
     sightings: list[SightingOut] = Field(description="Ordered by first_seen.")
     truncated: bool = Field(
-        description="More sightings matched than `limit` returned (raise it or narrow filters)."
+        description="The result is not every match: see truncated_reason for why and what to do."
+    )
+    truncated_reason: Literal["limit", "max_candidates"] | None = Field(
+        default=None,
+        description=(
+            "Present only when truncated. `limit`: more sightings matched than `limit` "
+            "returned (raise it or narrow the time window). `max_candidates`: the search "
+            "went search.max_candidates candidates deep and they all still matched, so more "
+            "may exist (narrow the time window or cameras, or raise search.max_candidates)."
+        ),
     )
     warnings: list[str] = Field(
         description="Degraded modes in effect for this result; empty when it is a full answer."

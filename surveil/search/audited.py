@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import structlog
 
 from surveil.domain import BBox, Image, NewAuditEntry, SearchFilters, SurveilError
 from surveil.ports import AccessStore, BlobStore, Catalog
-from surveil.search.by_example import SearchResult
+from surveil.search.by_example import SearchResult, Stopwatch
 from surveil.search.service import SearchService
 from surveil.vision.crops import encode_jpeg
 
@@ -112,11 +112,21 @@ class AuditedSearch:
         self._jpeg_quality = jpeg_quality
 
     def run(self, actor: Actor, example: Example, options: SearchOptions) -> AuditedResult:
-        """Search, then audit; a refused search is audited with its error and re-raised."""
+        """Search, then audit; a refused search is audited with its error and re-raised.
+
+        The result's timings gain what the example cost to prepare (embed: cutting a
+        keyframe box) and what the trail cost (audit: fetching and keeping the crop copy,
+        writing the row).
+        """
         crop: tuple[str, str] | None = None
+        clock = Stopwatch()
         try:
-            image, data, ext = self._resolve(example)
-            crop = None if data is None else self._keep(data, ext)
+            # An uploaded crop or a keyframe box is the example itself; a stored
+            # appearance's or track's crop is fetched only for the trail.
+            with clock.stage("embed" if example.kind in ("image", "keyframe_box") else "audit"):
+                image, data, ext = self._resolve(example)
+            with clock.stage("audit"):
+                crop = None if data is None else self._keep(data, ext)
             result = self._dispatch(example, image, options)
         except SurveilError as exc:
             detail = self._describe(exc)
@@ -126,7 +136,15 @@ class AuditedSearch:
             self._audit(actor, example, options, crop, status="error", detail=type(exc).__name__)
             raise
         count = sum(len(s.hits) for s in result.sightings)
-        audit_id = self._audit(actor, example, options, crop, status="ok", count=count)
+        with clock.stage("audit"):
+            audit_id = self._audit(actor, example, options, crop, status="ok", count=count)
+        spent = clock.times()
+        timings = replace(
+            result.timings,
+            embed=result.timings.embed + spent.embed,
+            audit=result.timings.audit + spent.audit,
+        )
+        result = replace(result, timings=timings)
         log.info(
             "search.done",
             audit_id=audit_id,
@@ -134,7 +152,9 @@ class AuditedSearch:
             kind=example.kind,
             sightings=len(result.sightings),
             appearances=count,
+            truncated=result.truncated_reason,
             seconds=round(result.seconds, 4),
+            **{f"{stage}_ms": ms for stage, ms in timings.ms().items()},
         )
         return AuditedResult(result, audit_id)
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
+from typing import Literal
 
 import numpy as np
 import structlog
@@ -20,7 +22,7 @@ from surveil.domain import (
     space_for,
 )
 from surveil.ports import Catalog, CropDetector, Detector, Embedder, IndexHit, VectorIndex
-from surveil.search.grouping import best_first, by_time, track_sighting
+from surveil.search.grouping import by_time, track_sighting
 
 log = structlog.get_logger(__name__)
 
@@ -38,6 +40,66 @@ class QueryEmbedding:
     label_source: str
 
 
+#: Why a result is not every match: "limit" (more sightings matched than `limit` let
+#: through) or "max_candidates" (the search went search.max_candidates deep and every
+#: candidate there still reached min_score, so more may lie deeper).
+TruncatedReason = Literal["limit", "max_candidates"]
+
+
+def truncation(over_limit: bool, deepest: bool) -> TruncatedReason | None:
+    """The reason a result is cut, if it is; "limit" wins, the cut the operator can lift."""
+    if over_limit:
+        return "limit"
+    return "max_candidates" if deepest else None
+
+
+#: The stages a search is timed in, in the order they run.
+STAGES = ("embed", "index", "hydrate", "group", "audit")
+#: The stages `search_by_example` itself runs (embed and audit happen around it).
+SEARCH_STAGES = ("index", "hydrate", "group")
+
+
+@dataclass(frozen=True, slots=True)
+class StageTimes:
+    """Seconds one search spent in each stage: where to look when a search is slow.
+
+    embed: the query vector (the crop's label decision and embedding, or reading a
+    stored vector); index: vector searches, every round; hydrate: catalog reads of the
+    candidates' members and their vectors, and re-scoring them; group: ranking, the cut
+    at the limit and building sightings; audit: the audit trail (crop copy and row).
+    """
+
+    embed: float = 0.0
+    index: float = 0.0
+    hydrate: float = 0.0
+    group: float = 0.0
+    audit: float = 0.0
+
+    def ms(self) -> dict[str, float]:
+        """Milliseconds per stage (0.01 ms resolution), in STAGES order."""
+        return {f.name: round(getattr(self, f.name) * 1000, 2) for f in fields(self)}
+
+
+class Stopwatch:
+    """Adds up the seconds spent in each named stage of one search."""
+
+    def __init__(self) -> None:
+        self.spent = dict.fromkeys(STAGES, 0.0)
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        """Time the block as part of stage `name` (a stage can run several times)."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.spent[name] += time.perf_counter() - start
+
+    def times(self) -> StageTimes:
+        """What has been spent so far."""
+        return StageTimes(**self.spent)
+
+
 @dataclass(frozen=True, slots=True)
 class SearchResult:
     """Sightings plus what it took to find them (for logs, metrics and the audit trail)."""
@@ -49,6 +111,10 @@ class SearchResult:
     #: More matches passed the filters than `limit` let through (or the search hit
     #: search.max_candidates with candidates left): the operator must be told.
     truncated: bool = False
+    #: Why it was cut, when `truncated`.
+    truncated_reason: TruncatedReason | None = None
+    #: Seconds per stage; embed and audit are added by the callers that run them.
+    timings: StageTimes = StageTimes()
     #: Degraded modes in effect for this result (e.g. a motion-fallback detector),
     #: said in every output so nobody takes a degraded answer for a full one.
     warnings: tuple[str, ...] = ()
@@ -115,37 +181,80 @@ def embed_example(
     return QueryEmbedding(space=space, vector=vector[0], label=label, label_source=source)
 
 
+@dataclass(frozen=True, slots=True)
+class Scored:
+    """Candidate tracks re-scored by their members' own vectors, before any row is loaded.
+
+    Only tracks with at least one member inside the filters are here. `best` is the
+    better of a track's pooled (index) score and its best member's; `own` is each
+    member's score, shown next to it.
+    """
+
+    pooled: dict[int, float]
+    best: dict[int, float]
+    own: dict[int, float]
+
+    def ranked(self, floor: float) -> list[tuple[int, float]]:
+        """(track, best score) of tracks reaching `floor`, best first, ties by track id.
+
+        The same order as `grouping.best_first`, so a cut at the limit is stable.
+        """
+        kept = [(t, s) for t, s in self.best.items() if s >= floor]
+        return sorted(kept, key=lambda ts: (-ts[1], ts[0]))
+
+
 def _hydrate(
     catalog: Catalog, query: SearchQuery, candidates: Sequence[tuple[int, float]]
-) -> list[Sighting]:
-    """Matched tracks with at least one member inside the filters, as sightings.
+) -> Scored:
+    """Score candidate tracks by their members in the filters (one catalog read, one product).
 
-    Each member is re-scored against its own stored vector (one query for all of them).
+    Only (track, id, vector) per member is read here: every candidate must be scored to
+    rank them, but only the tracks shown need whole rows (`_sightings`).
     """
-    scores = dict(candidates)
-    members = catalog.track_members(list(scores), filters=query.filters)
-    ids = [a.id for apps in members.values() for a in apps]
-    vectors = catalog.appearance_vectors(query.space, ids)
-    own = _similarities(query.vector, vectors)
-    return [track_sighting(t, apps, scores[t], own) for t, apps in members.items() if apps]
+    pooled = dict(candidates)
+    members = catalog.member_vectors(query.space, list(pooled), filters=query.filters)
+    if len(members.ids) == 0:
+        return Scored({}, {}, {})
+    tracks = members.tracks
+    if members.vectors.shape[1:] == query.vector.shape:
+        # einsum, not `@`: a matrix-vector product on OpenBLAS's threads took 0.03 ms or,
+        # when the other core was busy, 8 ms (2,000 x 512); einsum's own loop, 0.17 ms.
+        scores = np.einsum("ij,j->i", members.vectors, query.vector.astype(np.float32))
+    else:  # stored by another model than the query's: members keep their track's score
+        scores = np.array([pooled[int(t)] for t in tracks], np.float32)
+    # Each track's best member: sort by track, then one max per run of equal tracks.
+    order = np.argsort(tracks, kind="stable")
+    found, starts = np.unique(tracks[order], return_index=True)
+    top = np.maximum.reduceat(scores[order], starts)
+    best = {t: max(pooled[t], s) for t, s in zip(found.tolist(), top.tolist(), strict=True)}
+    own = dict(zip(members.ids.tolist(), scores.tolist(), strict=True))
+    return Scored({t: pooled[t] for t in best}, best, own)
 
 
-def _similarities(query: Vectors, vectors: Mapping[int, Vectors]) -> dict[int, float]:
-    """Cosine of the (unit) query to each (unit) stored vector of the same dimension."""
-    ids = [i for i, v in vectors.items() if v.shape == query.shape]
-    if not ids:
-        return {}
-    matrix = np.stack([vectors[i] for i in ids]).astype(np.float32)
-    return dict(zip(ids, (matrix @ query.astype(np.float32)).tolist(), strict=True))
+def _sightings(
+    catalog: Catalog, query: SearchQuery, scored: Scored, shown: Sequence[int], clock: Stopwatch
+) -> list[Sighting]:
+    """The tracks shown as sightings by time: their whole member rows, read once per search."""
+    with clock.stage("hydrate"):
+        members = catalog.track_members(list(shown), filters=query.filters)
+    with clock.stage("group"):
+        found = [
+            track_sighting(t, members[t], scored.pooled[t], scored.own)
+            for t in shown
+            if members.get(t)  # gone since it was scored (retention): nothing to show
+        ]
+        return by_time(found)
 
 
-def _cut_inside_tie(found: Sequence[IndexHit], kept: Sequence[Sighting], limit: int) -> bool:
+def _cut_inside_tie(
+    found: Sequence[IndexHit], kept: Sequence[tuple[int, float]], limit: int
+) -> bool:
     """Whether the index's k-th candidate ties the last kept sighting.
 
     A cut through a tie would pick arbitrary members of it, so the search goes deeper
     until the tie is whole.
     """
-    return bool(found) and found[-1].score >= kept[limit - 1].best_score
+    return bool(found) and found[-1].score >= kept[limit - 1][1]
 
 
 def search_by_example(
@@ -169,40 +278,50 @@ def search_by_example(
     max_candidates) instead of losing matches.
     """
     started = time.perf_counter()
+    clock = Stopwatch()
     floor = -1.0 if query.filters.min_score is None else query.filters.min_score
     reach = floor - refine_margin
     k = min(max(query.limit * overfetch, 1), max_candidates)
     rounds = 0
     while True:
         rounds += 1
-        found = index.search(
-            query.space, query.vector, k, since=query.filters.since, until=query.filters.until
-        )
+        with clock.stage("index"):
+            found = index.search(
+                query.space, query.vector, k, since=query.filters.since, until=query.filters.until
+            )
         above = [(h.id, h.score) for h in found if h.score >= reach]
-        hydrated = _hydrate(catalog, query, above)
-        matched = best_first([s for s in hydrated if s.best_score >= floor])
+        with clock.stage("hydrate"):
+            scored = _hydrate(catalog, query, above)
+        with clock.stage("group"):
+            matched = scored.ranked(floor)
         exhausted = len(found) < k or len(above) < len(found) or k >= max_candidates
         enough = len(matched) >= query.limit
         if exhausted or (enough and not _cut_inside_tie(found, matched, query.limit)):
             break
         k = min(k * 4, max_candidates)
     deepest = k >= max_candidates and len(found) >= k and len(above) == len(found)
-    truncated = len(matched) > query.limit or deepest
-    sightings = by_time(matched[: query.limit])
+    reason = truncation(len(matched) > query.limit, deepest)
+    shown = [t for t, _ in matched[: query.limit]]
+    sightings = _sightings(catalog, query, scored, shown, clock)
     elapsed = time.perf_counter() - started
+    timings = clock.times()
     log.info(
-        "search.done",
+        "search.ranked",
         space=query.space,
         candidates=len(found),
         rounds=rounds,
         sightings=len(sightings),
         min_score=floor,
+        truncated=reason,
         ms=round(elapsed * 1000, 1),
+        **{f"{name}_ms": ms for name, ms in timings.ms().items() if name in SEARCH_STAGES},
     )
     return SearchResult(
         sightings=sightings,
         candidates=len(found),
         rounds=rounds,
         seconds=elapsed,
-        truncated=truncated,
+        truncated=reason is not None,
+        truncated_reason=reason,
+        timings=timings,
     )

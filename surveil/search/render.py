@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from surveil.domain import SearchHit, Sighting
-from surveil.search.by_example import SearchResult
+from surveil.search.by_example import SearchResult, TruncatedReason
 from surveil.search.path import camera_path, path_text, path_to_dict
 
 
@@ -33,14 +33,32 @@ def hit_to_dict(hit: SearchHit) -> dict[str, Any]:
     }
 
 
+#: What an operator reads for each reason a result was cut, and what lifts the cut.
+TRUNCATION_ADVICE: dict[TruncatedReason, str] = {
+    "limit": (
+        "results cut at the limit: more sightings matched than were returned; "
+        "raise --limit or narrow the time window"
+    ),
+    "max_candidates": (
+        "search stopped at search.max_candidates candidates while they still matched: "
+        "more may exist; narrow the time window or cameras, or raise search.max_candidates"
+    ),
+}
+
+
 def sightings_to_dict(
     sightings: Sequence[Sighting],
     *,
     truncated: bool = False,
+    truncated_reason: TruncatedReason | None = None,
     warnings: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """`{"sightings": [...], "truncated", "warnings"}`: sightings by first_seen, hits by ts."""
-    return {
+    """`{"sightings": [...], "truncated", "warnings"}`: sightings by first_seen, hits by ts.
+
+    A cut result also carries "truncated_reason" ("limit" or "max_candidates"); an
+    uncut one leaves the key out, so its key set is the one consumers always knew.
+    """
+    body: dict[str, Any] = {
         "sightings": [
             {
                 "camera_id": s.camera_id,
@@ -54,13 +72,21 @@ def sightings_to_dict(
             for s in sightings
         ],
         "truncated": truncated,
-        "warnings": list(warnings),
     }
+    if truncated:
+        body["truncated_reason"] = truncated_reason or "limit"
+    body["warnings"] = list(warnings)
+    return body
 
 
 def result_to_dict(result: SearchResult, *, path: bool = False) -> dict[str, Any]:
     """A whole search result as the documented JSON object (with "path" when asked)."""
-    body = sightings_to_dict(result.sightings, truncated=result.truncated, warnings=result.warnings)
+    body = sightings_to_dict(
+        result.sightings,
+        truncated=result.truncated,
+        truncated_reason=result.truncated_reason,
+        warnings=result.warnings,
+    )
     if path:
         body["path"] = path_to_dict(camera_path(result.sightings), iso)
     return body
@@ -72,7 +98,7 @@ def result_table(result: SearchResult, *, path: bool = False) -> str:
     if path:
         lines += ["", path_text(camera_path(result.sightings))]
     if result.truncated:
-        lines.append("results cut at the limit: more matched; raise --limit or narrow the filters")
+        lines.append(TRUNCATION_ADVICE[result.truncated_reason or "limit"])
     lines += [f"warning: {w}" for w in result.warnings]
     return "\n".join(lines)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
@@ -94,6 +95,7 @@ class SearchService:
         filters = filters or SearchFilters()
         self.check_filters(filters)
         self._check_one_space(label, filters)
+        start = time.perf_counter()
         query = embed_example(
             image,
             label=label,
@@ -101,7 +103,8 @@ class SearchService:
             embedder_for=self._embedder_for,
             detector=self._detector,
         )
-        return self._run(query.space, query.vector, filters, limit, gap_seconds)
+        embed = time.perf_counter() - start  # the detector's label decision included
+        return self._run(query.space, query.vector, filters, limit, gap_seconds, embed)
 
     def by_appearance(
         self,
@@ -114,8 +117,10 @@ class SearchService:
         """'Find similar' from a stored appearance, reusing its stored embedding."""
         filters = filters or SearchFilters()
         self.check_filters(filters)
+        start = time.perf_counter()
         space, vector = self._catalog.appearance_embedding(appearance_id)
-        return self._run(space, vector, filters, limit, gap_seconds)
+        embed = time.perf_counter() - start  # a stored vector: "embed" is reading it
+        return self._run(space, vector, filters, limit, gap_seconds, embed)
 
     def by_track(
         self,
@@ -128,8 +133,10 @@ class SearchService:
         """'Find similar' from a stored track, by its pooled vector (all its crops at once)."""
         filters = filters or SearchFilters()
         self.check_filters(filters)
+        start = time.perf_counter()
         space, vector = self._catalog.track_embedding(track_id)
-        return self._run(space, vector, filters, limit, gap_seconds)
+        embed = time.perf_counter() - start
+        return self._run(space, vector, filters, limit, gap_seconds, embed)
 
     def keyframe_crop(self, keyframe_id: int, box: BBox) -> Image:
         """The part of a stored keyframe inside `box` (keyframe pixels), as an example crop."""
@@ -161,6 +168,7 @@ class SearchService:
         filters: SearchFilters,
         limit: int | None,
         gap_seconds: float | None,
+        embed_seconds: float,
     ) -> SearchResult:
         if filters.min_score is None:
             filters = replace(filters, min_score=self._settings.floor(space))
@@ -179,6 +187,7 @@ class SearchService:
             label_groups=self._settings.label_groups,
             refine_margin=self._settings.refine_margin,
         )
+        result = replace(result, timings=replace(result.timings, embed=embed_seconds))
         notes = self._warnings()  # after the crop's label: a fallback taken there counts
         if gap_seconds is not None:
             notes = (*notes, GAP_IGNORED)

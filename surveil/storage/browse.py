@@ -10,7 +10,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import ColumnElement, func, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
+from sqlalchemy.sql.elements import UnaryExpression
+from sqlalchemy.sql.operators import custom_op
 
 from surveil.domain import CameraStats, KeyframeRecord, SearchFilters, StoredAppearance
 from surveil.storage.tables import AppearanceRow, CameraRow, KeyframeRow, SourceRow
@@ -120,15 +122,31 @@ class BrowseQueries:
         return out
 
 
-def filter_clauses(filters: SearchFilters | None) -> list[ColumnElement[bool]]:
-    """The WHERE clauses of a search's filters, on appearance rows."""
+def unindexed(column: InstrumentedAttribute[str]) -> ColumnElement[str]:
+    """SQLite's unary `+`: the same value, but the planner may not use an index for it.
+
+    SQLite here has no statistics, so it can prefer `(camera_id, ts)` or `(space, ts)`
+    to a far narrower index on another term; this takes that choice away.
+    """
+    return UnaryExpression(column.expression, operator=custom_op("+"), type_=column.type)
+
+
+def filter_clauses(
+    filters: SearchFilters | None, *, sqlite_plain: bool = False
+) -> list[ColumnElement[bool]]:
+    """The WHERE clauses of a search's filters, on appearance rows.
+
+    `sqlite_plain` keeps the camera and label terms off their indexes (SQLite only), for
+    queries that must be driven by another index (a search's track ids).
+    """
     if filters is None:
         return []
     clauses: list[ColumnElement[bool]] = []
+    plain = unindexed if sqlite_plain else (lambda c: c)
     if filters.cameras:
-        clauses.append(AppearanceRow.camera_id.in_(sorted(filters.cameras)))
+        clauses.append(plain(AppearanceRow.camera_id).in_(sorted(filters.cameras)))
     if filters.labels:
-        clauses.append(AppearanceRow.label.in_(sorted(filters.labels)))
+        clauses.append(plain(AppearanceRow.label).in_(sorted(filters.labels)))
     if filters.since is not None:
         clauses.append(AppearanceRow.ts >= filters.since)
     if filters.until is not None:

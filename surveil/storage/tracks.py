@@ -11,17 +11,22 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import numpy as np
 from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Select,
     Table,
+    any_,
     bindparam,
     select,
     tuple_,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session, sessionmaker
 
 from surveil.domain import (
@@ -33,8 +38,9 @@ from surveil.domain import (
     TrackUpdate,
     Vectors,
 )
-from surveil.ports import IndexedTrack, LegacyMember, OpenTrack, StoredMember
-from surveil.storage.browse import STORED_COLUMNS, filter_clauses, to_stored
+from surveil.ports import IndexedTrack, LegacyMember, MemberVectors, OpenTrack, StoredMember
+from surveil.storage.browse import STORED_COLUMNS, filter_clauses, to_stored, unindexed
+from surveil.storage.db import BINARY_RESULTS
 from surveil.storage.index_feed import chunked, vectors_from_blobs
 from surveil.storage.tables import AppearanceRow, TrackRow, utcnow
 from surveil.tracking.state import pool_vectors
@@ -171,6 +177,38 @@ def _stored_track(row: Sequence[Any]) -> StoredTrack:
     )
 
 
+def _track_match(dialect: str, ids: list[int]) -> ColumnElement[bool]:
+    """`appearances.track_id` is one of `ids`; one array parameter on PostgreSQL."""
+    if dialect == "postgresql":
+        return _A.track_id == any_(bindparam("track_list", ids, type_=ARRAY(BigInteger)))
+    return _A.track_id.in_(ids)
+
+
+_Rows = TypeVar("_Rows", bound=Select[*tuple[Any, ...]])
+
+
+def _members_of(
+    stmt: _Rows,
+    dialect: str,
+    ids: list[int],
+    filters: SearchFilters | None,
+    space: Space | None = None,
+) -> _Rows:
+    """`stmt` limited to the members of tracks `ids` in the filters, via the track index.
+
+    Without statistics (SQLite is never ANALYZEd here) a camera, label or space term made
+    SQLite walk `(camera_id, ts)`, `(label, ts)` or `(space, ts)` instead: every
+    appearance of the camera (or space) in the window, where the tracks' own members
+    are a few thousand at most. Those terms are kept off their indexes on SQLite; the
+    time window stays indexable, as `(track_id, ts)` serves it.
+    """
+    on_sqlite = dialect == "sqlite"
+    stmt = stmt.where(_track_match(dialect, ids), *filter_clauses(filters, sqlite_plain=on_sqlite))
+    if space is not None:
+        stmt = stmt.where((unindexed(_A.space) if on_sqlite else _A.space) == space)
+    return stmt
+
+
 class TrackQueries:
     """Reads of tracks and their members; mixed into `SqlCatalog`."""
 
@@ -182,15 +220,45 @@ class TrackQueries:
         """Members of the tracks that pass the filters, by track, in time order."""
         wanted = sorted({int(i) for i in track_ids})
         out: dict[int, list[StoredAppearance]] = {}
-        clauses = filter_clauses(filters)
         with self._sessions() as session:
             conn = session.connection()
             for chunk in chunked(wanted, TRACK_CHUNK):
-                stmt = select(*STORED_COLUMNS).where(_A.track_id.in_(chunk), *clauses)
+                stmt = _members_of(select(*STORED_COLUMNS), conn.dialect.name, chunk, filters)
                 for row in conn.execute(stmt.order_by(_A.ts, _A.id)):
                     app = to_stored(row)
                     out.setdefault(int(app.track_id or 0), []).append(app)
         return out
+
+    def member_vectors(
+        self, space: Space, track_ids: Sequence[int], *, filters: SearchFilters | None = None
+    ) -> MemberVectors:
+        """(track, appearance, stored vector) of the tracks' members of `space` in the filters.
+
+        A search re-scores every candidate track by its members but shows only the best
+        few: this read takes three columns and no timestamps, so a few thousand members
+        cost a few milliseconds; `track_members` then loads whole rows of the tracks shown.
+        """
+        wanted = sorted({int(i) for i in track_ids})
+        rows: list[Any] = []
+        with self._sessions() as session:
+            conn = session.connection()
+            for chunk in chunked(wanted, TRACK_CHUNK):
+                stmt = select(_A.track_id, _A.id, _A.dim, _A.embedding)
+                stmt = _members_of(stmt, conn.dialect.name, chunk, filters, space)
+                rows += conn.execute(stmt.execution_options(**{BINARY_RESULTS: True})).all()
+        if not rows:
+            empty = np.zeros(0, np.int64)
+            return MemberVectors(empty, empty, np.zeros((0, 0), np.float32))
+        tracks, ids, dims, blobs = zip(*rows, strict=True)
+        if len(set(dims)) != 1:
+            vectors_from_blobs(space, blobs, dims)  # raises: the embedder model changed
+        # One copy of the bytes, read in place (read-only): float32 little-endian as stored.
+        flat = np.frombuffer(b"".join(blobs), dtype="<f4")
+        return MemberVectors(
+            tracks=np.fromiter(tracks, np.int64, len(rows)),
+            ids=np.fromiter(ids, np.int64, len(rows)),
+            vectors=flat.reshape(len(rows), int(dims[0])),
+        )
 
     def tracks(self, track_ids: Sequence[int]) -> list[StoredTrack]:
         """Tracks by id (unknown ids are left out), in id order."""

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
-from api_world import ApiWorld
+from api_world import ApiWorld, world_settings
 from fastapi.testclient import TestClient
 
+from surveil.api.app import create_app
+from surveil.container import build_services
 from surveil.search.render import result_to_dict
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
@@ -159,3 +162,52 @@ def test_every_search_is_audited(client: TestClient, api_world: ApiWorld) -> Non
     # The refused search is on the trail too, with why.
     latest = [e for e in entries if e["appearance_id"] == 999999999]
     assert latest and latest[0]["status"] == "refused" and "no appearance" in latest[0]["detail"]
+
+
+def _stages(header: str) -> dict[str, float]:
+    """`name;dur=ms, ...` as {name: ms}, in header order."""
+    out: dict[str, float] = {}
+    for entry in header.split(","):
+        name, _, dur = entry.strip().partition(";dur=")
+        out[name] = float(dur)
+    return out
+
+
+def test_server_timing_times_every_stage(client: TestClient, api_world: ApiWorld) -> None:
+    """One entry per stage, then total (the console reads `total;dur=` by that name)."""
+    with api_world.example_crop.open("rb") as fh:
+        response = _search(client, api_world, files={"image": ("crop.jpg", fh, "image/jpeg")})
+    assert response.status_code == 200, response.text
+    header = response.headers["server-timing"]
+    stages = _stages(header)
+    assert list(stages) == ["embed", "index", "hydrate", "group", "audit", "total"]
+    # No label: the detector decided the crop's space, which is embed's share.
+    assert stages["embed"] > 0 and stages["hydrate"] > 0 and stages["audit"] > 0
+    assert sum(v for k, v in stages.items() if k != "total") <= stages["total"] + 0.5
+    assert re.search(r"total;dur=([\d.]+)", header)  # the console's own pattern
+
+
+def test_a_result_cut_at_the_limit_says_why(client: TestClient, api_world: ApiWorld) -> None:
+    ex = api_world.example
+    cut = _search(client, api_world, appearance_id=str(ex.id), min_score="-1", limit="1").json()
+    assert (cut["truncated"], cut["truncated_reason"], len(cut["sightings"])) == (True, "limit", 1)
+    whole = _search(client, api_world, appearance_id=str(ex.id), limit="500").json()
+    assert whole["truncated"] is False and "truncated_reason" not in whole
+
+
+def test_a_search_stopped_at_max_candidates_says_why(api_world: ApiWorld) -> None:
+    """The same catalog served with the shallowest search.max_candidates: the answer fits
+    the limit, but every candidate still matched, so the operator is told more may exist."""
+    url, models = api_world.settings.database.url, api_world.settings.model_dir
+    assert url is not None and models is not None
+    settings = world_settings(api_world.root, url, models, **{"search.max_candidates": 10})
+    services = build_services(settings)
+    try:
+        with TestClient(create_app(services), raise_server_exceptions=False) as shallow:
+            body = _search(
+                shallow, api_world, appearance_id=str(api_world.example.id), min_score="-1"
+            ).json()
+    finally:
+        services.close()
+    assert (body["truncated"], body["truncated_reason"]) == (True, "max_candidates")
+    assert len(body["sightings"]) == 10  # fewer than the limit (50): cut by depth

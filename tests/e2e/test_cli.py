@@ -131,6 +131,32 @@ def test_ingest_then_search_json_contract(env: dict[str, str], shared_data: Path
         assert times == sorted(times)
 
 
+def test_a_cut_search_says_why_in_json_and_table(env: dict[str, str], shared_data: Path) -> None:
+    """Cut at --limit, or stopped at search.max_candidates: the JSON names the reason and
+    the table says what to do; an uncut answer keeps the old key set (above)."""
+    _ingest_mot09(env, shared_data)
+    # The same frames as a second camera: more person tracks than the shallowest search.
+    frames = str(shared_data / MOT09 / "img1" / "%06d.jpg")
+    _run(env, "ingest", frames, "--camera", "cam10", "--start", "2026-03-01T11:00:00Z")
+    query = [str(shared_data / QUERY), "--label", "person", "--min-score", "-1"]
+    whole = json.loads(_run(env, "search", *query, "--json").stdout)
+    assert len(whole["sightings"]) > 10 and whole["truncated"] is False
+    assert "truncated_reason" not in whole
+
+    out = json.loads(_run(env, "search", *query, "--limit", "2", "--json").stdout)
+    assert set(out) == {"sightings", "truncated", "truncated_reason", "warnings"}
+    assert (out["truncated"], out["truncated_reason"], len(out["sightings"])) == (True, "limit", 2)
+    table = _run(env, "search", *query, "--limit", "2").stdout
+    assert "raise --limit or narrow the time window" in table
+
+    shallow = {**env, "SURVEIL_SEARCH__MAX_CANDIDATES": "10"}  # the least it takes
+    out = json.loads(_run(shallow, "search", *query, "--json").stdout)
+    assert (out["truncated"], out["truncated_reason"]) == (True, "max_candidates")
+    assert len(out["sightings"]) == 10  # under the limit (50), but more matched deeper
+    table = _run(shallow, "search", *query).stdout
+    assert "stopped at search.max_candidates" in table and "raise search.max_candidates" in table
+
+
 def test_reingest_is_refused_and_changes_nothing(env: dict[str, str], shared_data: Path) -> None:
     _ingest_mot09(env, shared_data)
     before, files = _counts(env), _files(env)

@@ -70,12 +70,14 @@ def _ingest(services: Services, shared: Path) -> None:
 
 @dataclass
 class TrustWorld:
-    """The year-long catalog served twice: as configured, and with the motion detector."""
+    """The year-long catalog served three times: as configured, with the motion detector,
+    and with the shallowest search (search.max_candidates: 10)."""
 
     world: ApiWorld
     server: LiveServer
     degraded: LiveServer
     degraded_services: Services
+    shallow: LiveServer
 
 
 @pytest.fixture(scope="module")
@@ -93,18 +95,28 @@ def trust(
             **{"detector.backend": "motion"},
         )
         degraded = build_services(motion)
+        depth = world_settings(
+            root,
+            world.settings.database.url,
+            shared_data / "models",
+            **{"search.max_candidates": 10},
+        )
+        shallow = build_services(depth)
         try:
             with (
                 serving(world.app, name="uvicorn-trust") as base_url,
                 serving(create_app(degraded), name="uvicorn-motion") as motion_url,
+                serving(create_app(shallow), name="uvicorn-shallow") as shallow_url,
             ):
                 yield TrustWorld(
                     world,
                     LiveServer(base_url, world.keys, world.example_crop),
                     LiveServer(motion_url, world.keys, world.example_crop),
                     degraded,
+                    LiveServer(shallow_url, world.keys, world.example_crop),
                 )
         finally:
+            shallow.close()
             degraded.close()
 
 
@@ -755,6 +767,8 @@ def test_results_cut_at_the_limit_say_so(console: Console) -> None:
     notice = page.locator("#truncated")
     body = _search_by_crop(console, limit="5", **{"min-score": "-1"})  # every person
     assert body["truncated"] is True and body["warnings"] == []
+    assert body["truncated_reason"] == "limit"
+    expect(notice).to_have_attribute("data-reason", "limit")
     assert len(body["sightings"]) == 5  # the limit counts sightings (tracks)
     shown_count = sum(len(s["appearances"]) for s in body["sightings"])
     expect(notice).to_be_visible()
@@ -770,9 +784,33 @@ def test_results_cut_at_the_limit_say_so(console: Console) -> None:
 
     # The whole answer: no notice.
     body = _search(console, limit="500")
-    assert body["truncated"] is False
+    assert body["truncated"] is False and "truncated_reason" not in body
     expect(notice).to_be_hidden()
     console.assert_clean()
+
+
+def test_a_search_stopped_at_max_candidates_says_so(
+    browser: Browser, trust: TrustWorld, shots: Path
+) -> None:
+    """Fewer sightings than the limit, but the search stopped at its deepest while every
+    candidate still matched: the notice says more may exist, and what lifts the cut."""
+    with _console(browser, trust.shallow, shots) as console:
+        page = console.page
+        console.login("operator")
+        body = _search_by_crop(console, limit="50", **{"min-score": "-1"})
+        assert (body["truncated"], body["truncated_reason"]) == (True, "max_candidates")
+        assert len(body["sightings"]) == 10  # search.max_candidates, under the limit
+        notice = page.locator("#truncated")
+        expect(notice).to_be_visible()
+        expect(notice).to_have_attribute("data-reason", "max_candidates")
+        expect(notice).to_have_text(
+            "Showing the first 10 sightings: the search stopped at its deepest "
+            "(search.max_candidates) while candidates still matched, so more may exist. "
+            "Narrow the time range or cameras, or ask an admin to raise search.max_candidates."
+        )
+        _above_results(page, "#truncated")
+        console.shot("truncated-max-candidates.png")
+        console.assert_clean()
 
 
 def _above_results(page: Page, selector: str) -> None:

@@ -24,7 +24,8 @@ Object.assign(state, {
    *  | {kind: "keyframe_box", keyframe, box, image} */
   query: null,
   sightings: [],
-  result: { truncated: false, warnings: [] }, // the last search's cut-at-limit flag and warnings
+  // the last search's cut flag, why it was cut ("limit" | "max_candidates"), and warnings
+  result: { truncated: false, reason: null, warnings: [] },
   path: null, // the last search's path across cameras ({legs, hops, overlapping})
   zoom: null, // the timeline's visible {t0, t1} when zoomed in; null shows everything
   drag: null, // a pan or Shift+drag range on the timeline, while the button is down
@@ -409,7 +410,7 @@ function watchSighting(sighting) {
 function clearResults() {
   state.sightings = [];
   state.selected = -1;
-  state.result = { truncated: false, warnings: [] };
+  state.result = { truncated: false, reason: null, warnings: [] };
   state.path = null;
   state.zoom = null;
   $("sightings").replaceChildren();
@@ -427,7 +428,11 @@ function showResults(body, ms) {
   state.sightings = body.sightings.map((s, index) => ({
     ...s, index, t0: Date.parse(s.first_seen), t1: Date.parse(s.last_seen), best: bestAppearance(s),
   }));
-  state.result = { truncated: Boolean(body.truncated), warnings: body.warnings || [] };
+  state.result = {
+    truncated: Boolean(body.truncated),
+    reason: body.truncated_reason || null,
+    warnings: body.warnings || [],
+  };
   state.path = body.path || null;
   state.selected = -1;
   state.zoom = null;
@@ -511,7 +516,7 @@ function appearanceCount() {
 
 /** Above the results: a banner with every warning (and its fix), and the cut-at-limit notice. */
 function renderNotes() {
-  const { truncated, warnings } = state.result;
+  const { truncated, reason, warnings } = state.result;
   const list = $("search-warning-list");
   list.replaceChildren();
   for (const w of warnings) {
@@ -526,10 +531,19 @@ function renderNotes() {
   $("search-warnings").hidden = !warnings.length;
   const cut = $("truncated");
   cut.hidden = !truncated;
-  cut.textContent = truncated
-    ? `Showing the first ${plural(state.sightings.length, "sighting")}: results were cut at the `
-      + "limit. Narrow the time range or raise the limit."
-    : "";
+  cut.dataset.reason = truncated ? reason || "limit" : "";
+  cut.textContent = truncated ? cutNotice(reason) : "";
+}
+
+/** Why the answer is not every match, and what lifts the cut (the API's truncated_reason). */
+function cutNotice(reason) {
+  const shown = `Showing the first ${plural(state.sightings.length, "sighting")}`;
+  if (reason === "max_candidates") {
+    return `${shown}: the search stopped at its deepest (search.max_candidates) while candidates `
+      + "still matched, so more may exist. Narrow the time range or cameras, or ask an admin to "
+      + "raise search.max_candidates.";
+  }
+  return `${shown}: results were cut at the limit. Narrow the time range or raise the limit.`;
 }
 
 // ---------------------------------------------------------------------------------------

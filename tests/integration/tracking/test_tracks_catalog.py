@@ -12,7 +12,7 @@ from sqlalchemy import text
 
 from surveil.config import Settings
 from surveil.container import Services, build_services
-from surveil.domain import NewAppearance, NewKeyframe, TrackUpdate
+from surveil.domain import NewAppearance, NewKeyframe, SearchFilters, TrackUpdate
 
 T0 = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
 DIM = 16
@@ -102,3 +102,53 @@ def test_a_growing_track_keeps_one_index_entry_with_its_latest_vector(
     assert track.appearances == 2 and track.first_ts == T0
     hit = services.index.search("person", ((a + b) / np.linalg.norm(a + b)).astype(np.float32), 1)
     assert hit[0].id == track.id and hit[0].score == pytest.approx(1.0, abs=1e-5)
+
+
+def test_member_vectors_are_the_stored_vectors_of_members_in_the_filters(
+    services: Services,
+) -> None:
+    """What a search scores candidate tracks by: (track, id, own vector), filters applied."""
+    people = {1: _unit(11), 3: _unit(12)}
+    _walk(services, people, seconds=4)  # no tracker here: each appearance is its own track
+    members = services.catalog.track_members(list(range(1, 100)))
+    tracks = sorted(members)
+    assert len(tracks) == 8
+
+    got = services.catalog.member_vectors("person", tracks)
+    assert sorted(got.ids.tolist()) == sorted(a.id for apps in members.values() for a in apps)
+    for track, app_id, vector in zip(got.tracks, got.ids, got.vectors, strict=True):
+        (owner,) = members[int(track)]
+        assert owner.id == int(app_id)
+        person = int(owner.bbox[0] // 100)  # person p walks from x = 100 p
+        assert np.allclose(vector, people[person], atol=1e-6)
+
+    since = T0 + timedelta(seconds=2)
+    window = SearchFilters(since=since, cameras=frozenset({"lobby"}))
+    inside = services.catalog.member_vectors("person", tracks, filters=window)
+    assert len(inside.ids) == 4  # seconds 2 and 3, two people
+    assert all(members[int(t)][0].ts >= since for t in inside.tracks)
+    assert len(services.catalog.member_vectors("general", tracks).ids) == 0  # other space
+    other = SearchFilters(cameras=frozenset({"elsewhere"}), labels=frozenset({"car"}))
+    assert len(services.catalog.member_vectors("person", tracks, filters=other).ids) == 0
+
+
+def test_a_searchs_member_reads_go_through_the_track_index(
+    services: Services, database_url: str
+) -> None:
+    """SQLite has no statistics here: camera, label and space terms must not steer it
+    onto (camera_id, ts), (label, ts) or (space, ts), which hold every appearance."""
+    if not database_url.startswith("sqlite"):
+        pytest.skip("PostgreSQL plans by its statistics; the hint is SQLite's")
+    from sqlalchemy import select
+
+    from surveil.storage.tables import AppearanceRow as A
+    from surveil.storage.tracks import _members_of
+
+    filters = SearchFilters(
+        cameras=frozenset({"lobby"}), labels=frozenset({"person"}), since=T0, until=T0
+    )
+    stmt = _members_of(select(A.id, A.embedding), "sqlite", [1, 2], filters, "person")
+    compiled = stmt.compile(services.engine, compile_kwargs={"literal_binds": True})
+    with services.engine.connect() as conn:
+        plan = " ".join(str(r[-1]) for r in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}"))
+    assert "ix_appearances_track_id_ts" in plan, plan

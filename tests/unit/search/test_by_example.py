@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from surveil.domain import SearchFilters, SearchQuery, StoredAppearance
-from surveil.ports import Catalog, IndexHit, VectorIndex
-from surveil.search.by_example import search_by_example
+from surveil.ports import Catalog, IndexHit, MemberVectors, VectorIndex
+from surveil.search.by_example import SearchResult, search_by_example
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 GROUPS = {"person": ["person"]}
@@ -40,8 +40,20 @@ class MemoryCatalog:
     ) -> None:
         self.rows, self.vectors = rows, vectors or {}
 
-    def appearance_vectors(self, space: str, ids: Sequence[int]) -> dict[int, np.ndarray]:
-        return {i: self.vectors[i] for i in ids if i in self.vectors}
+    def member_vectors(
+        self, space: str, track_ids: Sequence[int], *, filters: SearchFilters | None = None
+    ) -> MemberVectors:
+        """Every member has its own vector, as in the catalog (NOT NULL embedding)."""
+        members = [
+            a for apps in self.track_members(track_ids, filters=filters).values() for a in apps
+        ]
+        return MemberVectors(
+            tracks=np.array([a.track_id for a in members], np.int64),
+            ids=np.array([a.id for a in members], np.int64),
+            vectors=np.array([self.vectors[a.id] for a in members], np.float32).reshape(
+                len(members), 2
+            ),
+        )
 
     def track_members(
         self, track_ids: Sequence[int], *, filters: SearchFilters | None = None
@@ -92,7 +104,7 @@ def run(
         filters=filters or SearchFilters(),
         limit=3,
     )
-    # The loop calls search(), track_members() and appearance_vectors(): the doubles' all.
+    # The loop calls search(), member_vectors() and track_members(): the doubles' all.
     result = search_by_example(
         query,
         index=cast(VectorIndex, index),
@@ -123,28 +135,57 @@ def test_a_tie_at_the_cut_is_fetched_whole_and_broken_by_id() -> None:
     assert index.calls >= 2  # the first round's k=3 cut through the 0.7 tie
 
 
-def _result(index: MemoryIndex, catalog: MemoryCatalog, min_score: float) -> bool:
+def _result(
+    index: MemoryIndex,
+    catalog: MemoryCatalog,
+    min_score: float,
+    *,
+    limit: int = 3,
+    max_candidates: int = 1000,
+) -> SearchResult:
     query = SearchQuery(
         space="person",
         vector=np.array([1, 0], np.float32),
         filters=SearchFilters(min_score=min_score),
-        limit=3,
+        limit=limit,
     )
-    result = search_by_example(
+    return search_by_example(
         query,
         index=cast(VectorIndex, index),
         catalog=cast(Catalog, catalog),
         overfetch=2,
-        max_candidates=1000,
+        max_candidates=max_candidates,
         label_groups=GROUPS,
     )
-    return result.truncated
 
 
 def test_a_result_cut_at_the_limit_says_so() -> None:
     index, catalog = world([0.9, 0.8, 0.7, 0.6, 0.5], ["a"] * 5)
-    assert _result(index, catalog, min_score=0.0) is True  # five matched, three returned
-    assert _result(index, catalog, min_score=0.75) is False  # only two matched: all returned
+    cut = _result(index, catalog, min_score=0.0)  # five matched, three returned
+    assert (cut.truncated, cut.truncated_reason) == (True, "limit")
+    whole = _result(index, catalog, min_score=0.75)  # only two matched: all returned
+    assert (whole.truncated, whole.truncated_reason) == (False, None)
+
+
+def test_a_search_stopped_at_max_candidates_says_so() -> None:
+    """Every candidate at the deepest k still matched: more may lie deeper, though the
+    sightings found fit the limit."""
+    index, catalog = world([0.9, 0.8, 0.7, 0.6, 0.5], ["a"] * 5)
+    cut = _result(index, catalog, min_score=0.0, limit=4, max_candidates=4)
+    assert len(cut.sightings) == 4
+    assert (cut.truncated, cut.truncated_reason) == (True, "max_candidates")
+    whole = _result(index, catalog, min_score=0.0, limit=4, max_candidates=8)
+    assert (whole.truncated, whole.truncated_reason) == (True, "limit")  # found the fifth
+    deep = _result(index, catalog, min_score=0.0, limit=5, max_candidates=8)
+    assert (deep.truncated, deep.truncated_reason) == (False, None)
+
+
+def test_the_search_times_its_own_stages() -> None:
+    index, catalog = world([0.9, 0.8, 0.7, 0.6, 0.5], ["a"] * 5)
+    timings = _result(index, catalog, min_score=0.0).timings
+    assert timings.index > 0 and timings.hydrate > 0 and timings.group > 0
+    assert timings.embed == 0 and timings.audit == 0  # the callers' stages, not the loop's
+    assert list(timings.ms()) == ["embed", "index", "hydrate", "group", "audit"]
 
 
 def test_a_track_is_one_sighting_with_its_members_in_time_order() -> None:
@@ -155,7 +196,8 @@ def test_a_track_is_one_sighting_with_its_members_in_time_order() -> None:
         12: appearance(12, "a", track=2, seconds=6),  # a stranger 2 s after
     }
     vecs = np.array([[0.9, np.sqrt(1 - 0.81)], [0.6, 0.8]], np.float32)
-    index, catalog = MemoryIndex([1, 2], vecs), MemoryCatalog(rows)
+    own = {10: vecs[0], 11: vecs[0], 12: vecs[1]}  # each member as its track's mean
+    index, catalog = MemoryIndex([1, 2], vecs), MemoryCatalog(rows, own)
     query = SearchQuery(space="person", vector=np.array([1, 0], np.float32), limit=5)
     result = search_by_example(
         query,
