@@ -244,13 +244,18 @@ def exact_truth(floats: Any, queries: F32, floor: float, lo: int, hi: int) -> Tr
     return Truth(top=list(best_i), matches=matches)
 
 
+#: search.max_candidates: the deepest a search goes (then it says it was cut).
+MAX_CANDIDATES = 20_000
+
+
 def searched(index: Any, query: F32, k: int, floor: float, **window: Any) -> list[int]:
-    """Ids as a search gets them: k first, 4x deeper while the k-th still passes the floor."""
+    """Ids as a search gets them: k first, 4x deeper while the k-th still passes the floor,
+    up to search.max_candidates."""
     while True:
         hits = index.search("person", query, k, **window)
-        if len(hits) < k or hits[-1].score < floor:
+        if len(hits) < k or hits[-1].score < floor or k >= MAX_CANDIDATES:
             return [h.id for h in hits]
-        k *= 4
+        k = min(k * 4, MAX_CANDIDATES)
 
 
 CAMERAS = 20
@@ -376,27 +381,29 @@ class _RawIndex:
         return [Hit(int(i), float(s)) for s, i in zip(scores[0], ids[0], strict=True) if i >= 0]
 
 
+def print_memory(index: ShardedFaissIndex, root: Path, n: int, build_rss_mib: float) -> None:
+    """Resident bytes of the loaded shards, and what lies on disk."""
+    held = [s.index for s in index._shards["person"].values()]
+    codes = sum(s.memory_bytes() for s in held if isinstance(s, CompressedShard))
+    exact = sum(int(s.ntotal) * s.d * 4 for s in held if not isinstance(s, CompressedShard))
+    files = {
+        kind: sum(p.stat().st_size for p in (root / "index" / "person").glob(f"*{kind}"))
+        for kind in (".faiss", ".vectors.npy")
+    }
+    print(
+        f"  memory: compressed shards {codes / 2**20:,.0f} MiB ({codes / n:.0f} B/vector), "
+        f"exact shards {exact / 2**20:,.0f} MiB; anonymous RSS grew {build_rss_mib:,.0f} MiB "
+        f"while building; on disk codes {files['.faiss'] / 2**20:,.0f} MiB, floats (mapped) "
+        f"{files['.vectors.npy'] / 2**20:,.0f} MiB"
+    )
+
+
 def measure(n: int, model: ReidVectorModel, root: Path, args: argparse.Namespace) -> None:
     """Build one size and print its figures."""
     print(f"\n== {n:,} stored vectors over {args.days} days ==")
     built = reuse(n, root, args) or build(n, model, root, args)
     index, floats = built.index, built.floats
     floor = index.floors["person"]
-    mem = sum(
-        s.index.memory_bytes()
-        for s in index._shards["person"].values()
-        if isinstance(s.index, CompressedShard)
-    )
-    files = {
-        kind: sum(p.stat().st_size for p in (root / "index" / "person").glob(f"*{kind}"))
-        for kind in (".faiss", ".vectors.npy")
-    }
-    print(
-        f"  memory: codes+ids+centroids {mem / 2**20:,.0f} MiB ({mem / n:.0f} B/vector); "
-        f"process anonymous RSS grew {built.rss_mib:,.0f} MiB; on disk codes "
-        f"{files['.faiss'] / 2**20:,.0f} MiB, floats (mapped) "
-        f"{files['.vectors.npy'] / 2**20:,.0f} MiB"
-    )
     records = [r for r in index.training("person").values() if r is not None]
     if records:
         probes = sorted(r.nprobe for r in records)
@@ -436,6 +443,7 @@ def measure(n: int, model: ReidVectorModel, root: Path, args: argparse.Namespace
     warm_s = time.perf_counter() - t
     first_lat, _ = timed(lambda q: reopened.search("person", q, args.k), queries[:1])
     print(f"  reopen: shards warmed in {warm_s:.1f} s; first search then {first_lat[0]:.2f} ms")
+    print_memory(reopened, root, n, built.rss_mib)
 
     windows = [
         {

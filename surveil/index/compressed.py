@@ -213,18 +213,24 @@ class CompressedShard:
         return min(self.nlist, max(self.nprobe, math.ceil(self.nprobe * k / RECALL_K)))
 
     def search(
-        self, query: Vectors, k: int, *, nprobe: int | None = None
+        self, query: Vectors, k: int, *, nprobe: int | None = None, rerank: bool = True
     ) -> tuple[np.ndarray[Any, Any], Ids]:
-        """The k best (exact score, id) pairs, best first; fewer when the shard is smaller."""
+        """The k best (score, id) pairs, best first; fewer when the shard is smaller.
+
+        Scores are exact unless `rerank` is off: then they are the 8-bit codes' (within
+        ~1e-3), for a caller that merges several shards and re-ranks only the winners.
+        """
         k = min(k, self.ntotal)
         if k <= 0:
             return np.zeros(0, np.float32), np.zeros(0, np.int64)
-        fetch = min(self.ntotal, k + RERANK_EXTRA)
+        fetch = min(self.ntotal, k + RERANK_EXTRA) if rerank else k
         probes = self.probes_for(k) if nprobe is None else nprobe
         params = _faiss.SearchParametersIVF(nprobe=probes)
         approx, found = self.ivf.search(query.reshape(1, -1), fetch, params=params)
         keep = found[0] >= 0
         ids = found[0][keep].astype(np.int64)
+        if not rerank:
+            return approx[0][keep], ids
         scores = self.exact_scores(query.reshape(-1), ids, approx[0][keep])
         order = np.lexsort((ids, -scores))[:k]
         return scores[order], ids[order]

@@ -34,7 +34,7 @@ import structlog
 from surveil.domain import ConfigError, Space, Vectors, as_vectors
 from surveil.files import TMP_MARKER, fsync_dir, replacing
 from surveil.index import factory as fx
-from surveil.index.compressed import CompressedShard, sidecars
+from surveil.index.compressed import RERANK_EXTRA, CompressedShard, sidecars
 from surveil.index.manifest import (
     ShardEntry,
     entry_for,
@@ -359,7 +359,14 @@ class ShardedFaissIndex:
         A shard holding n_i of N vectors first gets about 2·k·n_i/N (at least
         MIN_SHARD_K); a shard whose last answer still scores above the merged k-th is
         asked again four times deeper, so the result equals asking every shard for k.
+        Compressed shards answer with their codes' scores; only the merged winners (k
+        plus a margin) are re-ranked from the float files, so a whole-range search reads
+        ~k float rows, not k per shard (10M vectors: the float file does not fit the
+        page cache, and each row read can be a disk read).
         """
+        final_k = k
+        if any(isinstance(t[1], CompressedShard) for t in targets):
+            k += RERANK_EXTRA
         total = sum(int(cpu.ntotal) for _, cpu in targets)
         sizes = [int(cpu.ntotal) for _, cpu in targets]
         if len(targets) == 1:
@@ -383,7 +390,7 @@ class ShardedFaissIndex:
             ]
             for i in todo:
                 asked[i] = min(k, sizes[i], asked[i] * 4)
-        return hits
+        return _reranked(targets, answers, query, final_k) if k != final_k else hits
 
     def remove(self, space: Space, ids: Ids, *, days: Collection[date] | None = None) -> int:
         """Remove ids from the shards of `days` (default: every shard); returns how many went."""
@@ -706,7 +713,7 @@ def _shard_search(
     """One shard's top k as (scores, ids), best first (runs on a search pool thread)."""
     index, cpu = target
     if isinstance(index, CompressedShard):
-        return index.search(query, k)
+        return index.search(query, k, rerank=False)
     k = min(k, int(index.ntotal))
     if k <= 0:
         return np.zeros(0, np.float32), np.zeros(0, np.int64)
@@ -715,6 +722,29 @@ def _shard_search(
     params = fx.search_params(index, k)
     dist, idx = index.search(query, k, params=params)
     return dist[0], idx[0]
+
+
+def _reranked(
+    targets: list[tuple[Any, Any]],
+    answers: list[tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]],
+    query: Vectors,
+    k: int,
+) -> list[IndexHit]:
+    """Exact scores for the merged best k + margin (codes' scores re-ranked), top k of them."""
+    scores = np.concatenate([a[0] for a in answers]).astype(np.float32)
+    ids = np.concatenate([a[1] for a in answers]).astype(np.int64)
+    origin = np.concatenate([np.full(len(a[1]), i) for i, a in enumerate(answers)])
+    real = ids >= 0
+    scores, ids, origin = scores[real], ids[real], origin[real]
+    best = np.lexsort((ids, -scores))[: k + RERANK_EXTRA]
+    scores, ids, origin = scores[best], ids[best], origin[best]
+    for i in np.unique(origin):
+        shard = targets[int(i)][1]
+        if isinstance(shard, CompressedShard):
+            mine = origin == i
+            scores[mine] = shard.exact_scores(query.reshape(-1), ids[mine], scores[mine])
+    order = np.lexsort((ids, -scores))[:k]
+    return [IndexHit(id=int(ids[j]), score=float(scores[j])) for j in order]
 
 
 def _merge(
