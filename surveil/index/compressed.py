@@ -37,8 +37,10 @@ IDS_SUFFIX = ".ids.npy"
 VECTORS_SUFFIX = ".vectors.npy"
 TAIL_SUFFIX = ".tail.npz"
 SIDECAR_SUFFIXES = (IDS_SUFFIX, VECTORS_SUFFIX, TAIL_SUFFIX)
-#: The k at which a shard's probe count is calibrated; deeper searches probe more lists.
+#: The k at which a shard's recall@k is measured (reported beside true-match recall).
 RECALL_K = 100
+#: How deep calibration looks for true matches; only searches deeper probe more lists.
+CALIBRATED_DEPTH = 1000
 #: Candidates fetched from the codes beyond k, re-scored exactly, so a vector whose 8-bit
 #: score fell just under the k-th is not lost to quantisation error.
 RERANK_EXTRA = 16
@@ -209,8 +211,12 @@ class CompressedShard:
         self.ivf.nprobe = int(max(1, min(value, self.nlist)))
 
     def probes_for(self, k: int) -> int:
-        """Lists to probe for k results: the calibrated count, scaled up for deep searches."""
-        return min(self.nlist, max(self.nprobe, math.ceil(self.nprobe * k / RECALL_K)))
+        """Lists to probe for k results: the calibrated count, scaled up for deep searches.
+
+        Calibration already counted every true match up to CALIBRATED_DEPTH, so k up to
+        there needs no more lists; asking a shard for more results costs only a heap.
+        """
+        return min(self.nlist, max(self.nprobe, math.ceil(self.nprobe * k / CALIBRATED_DEPTH)))
 
     def search(
         self, query: Vectors, k: int, *, nprobe: int | None = None, rerank: bool = True

@@ -372,7 +372,14 @@ class ShardedFaissIndex:
         if len(targets) == 1:
             asked = [min(k, sizes[0])]
         else:
-            asked = [min(k, n, max(MIN_SHARD_K, math.ceil(2 * k * n / total))) for n in sizes]
+            # A compressed shard's cost is the lists it scans, whatever k: ask it for all k
+            # at once rather than risk a second scan.
+            asked = [
+                min(k, n)
+                if isinstance(cpu, CompressedShard)
+                else min(k, n, max(MIN_SHARD_K, math.ceil(2 * k * n / total)))
+                for n, (_, cpu) in zip(sizes, targets, strict=True)
+            ]
         answers: list[tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]] = [
             (np.zeros(0, np.float32), np.zeros(0, np.int64))
         ] * len(targets)

@@ -24,7 +24,7 @@ import numpy as np
 import structlog
 
 from surveil.domain import Vectors
-from surveil.index.compressed import RECALL_K, CompressedShard, nlist_for
+from surveil.index.compressed import CALIBRATED_DEPTH, RECALL_K, CompressedShard, nlist_for
 from surveil.ports import Ids
 
 log = structlog.get_logger(__name__)
@@ -84,7 +84,7 @@ def _exact_truth(vectors: Vectors, ids: Ids, picks: Ids, k: int, floor: float | 
     flat = faiss.IndexFlatIP(int(vectors.shape[1]))
     flat.add(vectors)
     queries = np.ascontiguousarray(vectors[picks])
-    deep = min(len(ids), max(k + 1, 1000 if floor is not None else 0))
+    deep = min(len(ids), max(k + 1, CALIBRATED_DEPTH if floor is not None else 0))
     scores, rows = flat.search(queries, deep)
     top, matches = [], []
     for own, row, score in zip(ids[picks].tolist(), rows, scores, strict=True):
