@@ -282,9 +282,11 @@ def index_status(
     ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Reconcile the index with the catalog; print vectors, tracks and appearances per space.
+    """Reconcile the index with the catalog; print vectors, tracks, appearances, shards.
 
     The index holds one pooled vector per track, so vectors equal tracks when in sync.
+    Shards are exact or compressed; a compressed one shows the recall it measured on
+    itself when it was trained (see index.recall_target).
     """
     from surveil.domain import SPACES
     from surveil.index.status import shard_lines, shard_status

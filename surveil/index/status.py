@@ -50,7 +50,8 @@ def shard_lines(space: Space, shards: Sequence[dict[str, Any]]) -> list[str]:
         return []
     trained = [s for s in shards if s["type"] != "exact"]
     exact = len(shards) - len(trained)
-    line = f"  {space}: {len(shards)} shards, {exact} exact, {len(trained)} compressed"
+    noun = "shard" if len(shards) == 1 else "shards"
+    line = f"  {space}: {len(shards)} {noun}, {exact} exact, {len(trained)} compressed"
     if trained:
         matches = [s["match_recall"] for s in trained if s["match_recall"] is not None]
         line += (
