@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from catalog_sql import catalog_rows
 from cli_process import cli_env
 from sqlalchemy import create_engine, text
 
@@ -312,12 +313,7 @@ def test_crash_between_catalog_commit_and_index_save_loses_nothing(
 
 
 def _catalog_ids(env: dict[str, str]) -> set[int]:
-    engine = create_engine(env["SURVEIL_DATABASE__URL"])
-    try:
-        with engine.connect() as conn:
-            return {int(r[0]) for r in conn.execute(text("select id from tracks"))}
-    finally:
-        engine.dispose()
+    return {int(r[0]) for r in catalog_rows(env["SURVEIL_DATABASE__URL"], "select id from tracks")}
 
 
 def _index_ids(env: dict[str, str]) -> set[int]:

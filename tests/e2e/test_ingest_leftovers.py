@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from catalog_sql import catalog_rows
 from cli_process import cli_env
 from sqlalchemy import create_engine, text
 
@@ -175,19 +176,13 @@ Member = tuple[int, float, float, float, float]
 
 def _tracks(env: dict[str, str], camera: str) -> list[tuple[str, int, tuple[Member, ...]]]:
     """A camera's tracks as comparable values: span, size and members (frame, box)."""
-    engine = create_engine(env["SURVEIL_DATABASE__URL"])
-    try:
-        with engine.connect() as conn:
-            rows = conn.execute(
-                text(
-                    "SELECT t.id, t.label_group, t.appearances, t.closed, a.frame_index, "
-                    "a.x1, a.y1, a.x2, a.y2 FROM tracks t JOIN appearances a "
-                    "ON a.track_id = t.id WHERE t.camera_id = :c"
-                ),
-                {"c": camera},
-            ).all()
-    finally:
-        engine.dispose()
+    rows = catalog_rows(
+        env["SURVEIL_DATABASE__URL"],
+        "SELECT t.id, t.label_group, t.appearances, t.closed, a.frame_index, "
+        "a.x1, a.y1, a.x2, a.y2 FROM tracks t JOIN appearances a "
+        "ON a.track_id = t.id WHERE t.camera_id = :c",
+        {"c": camera},
+    )
     members: dict[int, list[Member]] = {}
     heads: dict[int, tuple[str, int]] = {}
     for tid, group, count, _closed, frame, x1, y1, x2, y2 in rows:

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from catalog_sql import catalog_rows
 from conftest import fresh_pg_database
-from sqlalchemy import create_engine, text
 
 from surveil.config import Settings, load_settings
 from surveil.container import Services, build_services
@@ -144,17 +144,11 @@ def test_ingest_counts(world: World) -> None:
 
 
 def test_each_lobby_passer_by_is_one_track_and_no_track_holds_two(world: World) -> None:
-    engine = create_engine(world.settings.database_url)
-    try:
-        with engine.connect() as conn:
-            rows = conn.execute(
-                text(
-                    "SELECT track_id, frame_index FROM appearances "
-                    "WHERE camera_id = 'lobby' AND label = 'person'"
-                )
-            ).all()
-    finally:
-        engine.dispose()
+    rows = catalog_rows(
+        world.settings.database_url,
+        "SELECT track_id, frame_index FROM appearances "
+        "WHERE camera_id = 'lobby' AND label = 'person'",
+    )
     frames: dict[int, list[int]] = {}
     for track, frame in rows:
         frames.setdefault(int(track), []).append(int(frame))

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from catalog_sql import catalog_rows
 from cli_process import run_cli
-from sqlalchemy import create_engine, text
 from streams import free_port
 
 from surveil.domain import SPACES
@@ -37,21 +37,11 @@ pytestmark = pytest.mark.timeout(300)
 
 
 def _committed_keyframes(url: str) -> int:
-    engine = create_engine(url)
-    try:
-        with engine.connect() as conn:
-            return int(conn.execute(text("SELECT count(*) FROM keyframes")).scalar_one())
-    finally:
-        engine.dispose()
+    return int(catalog_rows(url, "SELECT count(*) FROM keyframes")[0][0])
 
 
 def _catalog_ids(url: str) -> set[int]:
-    engine = create_engine(url)
-    try:
-        with engine.connect() as conn:
-            return {int(r[0]) for r in conn.execute(text("SELECT id FROM tracks"))}
-    finally:
-        engine.dispose()
+    return {int(r[0]) for r in catalog_rows(url, "SELECT id FROM tracks")}
 
 
 def test_run_stops_cleanly_on_sigterm_and_status_reports_every_camera(

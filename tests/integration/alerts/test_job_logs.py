@@ -8,25 +8,21 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from conftest import services_for
 
 from surveil.alerts.notify import WebhookSender
 from surveil.config import LoggingSettings, Settings
-from surveil.container import Services, build_services
+from surveil.container import Services
 from surveil.jobs.registry import delivery_job
 from surveil.jobs.runner import Job, JobRunner
 from surveil.logs import configure_logging
-from surveil.storage.migrate import upgrade
 
 
 @pytest.fixture
 def services(make_settings: Any, database_url: str) -> Iterator[Services]:
-    upgrade(database_url)
     settings: Settings = make_settings(**{"database.url": database_url})
-    built = build_services(settings, reconcile_index=False)
-    try:
+    with services_for(settings) as built:
         yield built
-    finally:
-        built.close()
 
 
 @pytest.fixture

@@ -14,8 +14,8 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from catalog_sql import catalog_rows
 from conftest import fresh_pg_database
-from sqlalchemy import create_engine, text
 from streams import HttpStreamFactory, PostgresCluster, RtspStreamFactory
 
 from surveil.config import CameraSettings, load_settings
@@ -89,15 +89,12 @@ def _index_ids(services: Services) -> set[int]:
 
 
 def _catalog_ids(services: Services, cameras: list[str]) -> set[int]:
-    engine = create_engine(services.settings.database_url)
-    try:
-        with engine.connect() as conn:
-            rows = conn.execute(
-                text("SELECT id FROM tracks WHERE camera_id = ANY(:c)"), {"c": cameras}
-            )
-            return {int(r[0]) for r in rows}
-    finally:
-        engine.dispose()
+    rows = catalog_rows(
+        services.settings.database_url,
+        "SELECT id FROM tracks WHERE camera_id = ANY(:c)",
+        {"c": cameras},
+    )
+    return {int(r[0]) for r in rows}
 
 
 def test_a_killed_stream_reconnects_records_its_gap_and_others_keep_flowing(

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from catalog_sql import catalog_rows
 from scipy.optimize import linear_sum_assignment
-from sqlalchemy import create_engine, text
 
 from surveil.container import Services
 from surveil.ingest.pipeline import IngestOptions
@@ -68,18 +68,12 @@ def _members(
     services: Services, camera: str
 ) -> list[tuple[int, int, tuple[float, float, float, float]]]:
     """(track id, frame index, box) of the camera's person appearances."""
-    engine = create_engine(services.settings.database_url)
-    try:
-        with engine.connect() as conn:
-            rows = conn.execute(
-                text(
-                    "SELECT track_id, frame_index, x1, y1, x2, y2 FROM appearances "
-                    "WHERE camera_id = :c AND space = 'person'"
-                ),
-                {"c": camera},
-            ).all()
-    finally:
-        engine.dispose()
+    rows = catalog_rows(
+        services.settings.database_url,
+        "SELECT track_id, frame_index, x1, y1, x2, y2 FROM appearances "
+        "WHERE camera_id = :c AND space = 'person'",
+        {"c": camera},
+    )
     return [(int(r[0]), int(r[1]), (r[2], r[3], r[4], r[5])) for r in rows]
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import cv2
 import pytest
-from sqlalchemy import create_engine, text
+from catalog_sql import catalog_rows
 
 from surveil.container import Services
 from surveil.domain import Frame, Keyframe
@@ -56,18 +56,11 @@ def _session(
 
 
 def _tracks_by_frame(services: Services) -> dict[int, int]:
-    engine = create_engine(services.settings.database_url)
-    try:
-        with engine.connect() as conn:
-            rows = conn.execute(
-                text(
-                    "SELECT frame_index, track_id FROM appearances "
-                    "WHERE camera_id = :c AND label = 'person'"
-                ),
-                {"c": CAMERA},
-            ).all()
-    finally:
-        engine.dispose()
+    rows = catalog_rows(
+        services.settings.database_url,
+        "SELECT frame_index, track_id FROM appearances WHERE camera_id = :c AND label = 'person'",
+        {"c": CAMERA},
+    )
     return {int(f): int(t) for f, t in rows}
 
 
@@ -122,19 +115,13 @@ def test_a_track_continues_into_the_cameras_next_file_but_never_backwards(
         source = _chunk([frames[i] for i in chosen], tmp_path / name)
         options = IngestOptions(CAMERA, all_frames=True)
         services.ingest(source, options, start=start, fps=2.0)
-    engine = create_engine(services.settings.database_url)
-    try:
-        with engine.connect() as conn:
-            rows = conn.execute(
-                text(
-                    "SELECT s.uri, a.track_id FROM appearances a "
-                    "JOIN keyframes k ON k.id = a.keyframe_id JOIN sources s ON s.id = k.source_id "
-                    "WHERE a.camera_id = :c AND a.label = 'person'"
-                ),
-                {"c": CAMERA},
-            ).all()
-    finally:
-        engine.dispose()
+    rows = catalog_rows(
+        services.settings.database_url,
+        "SELECT s.uri, a.track_id FROM appearances a "
+        "JOIN keyframes k ON k.id = a.keyframe_id JOIN sources s ON s.id = k.source_id "
+        "WHERE a.camera_id = :c AND a.label = 'person'",
+        {"c": CAMERA},
+    )
     by_file: dict[str, set[int]] = {}
     for uri, track in rows:
         by_file.setdefault(Path(uri).name, set()).add(int(track))
