@@ -215,7 +215,7 @@ def time_hydrate(
         assert len(scored.best) == args.candidates, "every candidate track has members"
         if n >= 3:  # the first few warm the connection pool and statement caches
             score.append(middle - start)
-            shown.append(clock.spent["hydrate"])
+            shown.append(clock.seconds["hydrate"])
             scored_members += len(scored.own)
             shown_members += sum(len(s.hits) for s in sightings)
     return Figures(score, shown, scored_members // args.repeats, shown_members // args.repeats)

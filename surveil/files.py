@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import hashlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -20,6 +21,15 @@ from typing import Any
 
 #: Marks temp files, so loaders can skip (and sweeps remove) what a crash left behind.
 TMP_MARKER = ".tmp-"
+
+
+def file_digest(path: Path) -> str:
+    """First 12 hex digits of a file's SHA-256: a model version that changes with the bytes."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:12]
 
 
 def temp_path(path: Path) -> Path:

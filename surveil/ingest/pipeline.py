@@ -14,8 +14,7 @@ from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent import futures
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import structlog
@@ -49,6 +48,7 @@ from surveil.ports import (
     SourceRecord,
     VectorIndex,
 )
+from surveil.timing import StageTimer
 from surveil.vision.crops import cut_crops, encode_jpeg, thumbnail
 
 log = structlog.get_logger(__name__)
@@ -59,21 +59,6 @@ Embedding = tuple[Space, Vectors, str]
 #: Save the vector index after this many new appearances, bounding what a crash
 #: leaves for reconciliation to redo.
 INDEX_SAVE_EVERY = 20_000
-
-
-@dataclass
-class StageTimer:
-    """Wall seconds per pipeline stage, so benchmarks can say where time goes."""
-
-    seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
-
-    @contextmanager
-    def stage(self, name: str) -> Iterator[None]:
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.seconds[name] += time.perf_counter() - start
 
 
 @dataclass(frozen=True)

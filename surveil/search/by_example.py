@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Literal
 
@@ -23,6 +22,7 @@ from surveil.domain import (
 )
 from surveil.ports import Catalog, CropDetector, Detector, Embedder, IndexHit, VectorIndex
 from surveil.search.grouping import by_time, track_sighting
+from surveil.timing import StageTimer
 
 log = structlog.get_logger(__name__)
 
@@ -80,24 +80,15 @@ class StageTimes:
         return {f.name: round(getattr(self, f.name) * 1000, 2) for f in fields(self)}
 
 
-class Stopwatch:
-    """Adds up the seconds spent in each named stage of one search."""
+class Stopwatch(StageTimer):
+    """The seconds one search spent in each of STAGES (every stage present, 0 if unused)."""
 
     def __init__(self) -> None:
-        self.spent = dict.fromkeys(STAGES, 0.0)
-
-    @contextmanager
-    def stage(self, name: str) -> Iterator[None]:
-        """Time the block as part of stage `name` (a stage can run several times)."""
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.spent[name] += time.perf_counter() - start
+        super().__init__(seconds=dict.fromkeys(STAGES, 0.0))
 
     def times(self) -> StageTimes:
         """What has been spent so far."""
-        return StageTimes(**self.spent)
+        return StageTimes(**self.seconds)
 
 
 @dataclass(frozen=True, slots=True)

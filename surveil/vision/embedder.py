@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -17,25 +16,17 @@ import structlog
 
 from surveil.config import EmbedderSettings
 from surveil.domain import ConfigError, Image, Space, Vectors
+from surveil.files import file_digest
 from surveil.ports import Embedder
 from surveil.vision.cpu_runtime import onnx_session_for
 from surveil.vision.device import DevicePlan, cpu_threads
 
-__all__ = ["OnnxEmbedder", "TorchvisionEmbedder", "build_embedder", "file_digest", "preprocess"]
+__all__ = ["OnnxEmbedder", "TorchvisionEmbedder", "build_embedder", "preprocess"]
 
 log = structlog.get_logger(__name__)
 
 _MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)  # ImageNet, RGB order
 _STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
-
-
-def file_digest(path: Path) -> str:
-    """First 12 hex digits of a file's SHA-256: a model version that changes with the bytes."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:12]
 
 
 def resize_batch(crops: Sequence[Image], height: int, width: int) -> npt.NDArray[np.uint8]:

@@ -10,7 +10,6 @@ same weights on a smaller canvas, with no export tools or network needed.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -18,6 +17,8 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
+from surveil.files import file_digest
 
 #: Strides of the P3-P5 detection head every YOLOv8/YOLO11 detect export has.
 HEAD_STRIDES = (8, 16, 32)
@@ -138,17 +139,9 @@ def resized_detector(path: Path, size: int) -> bytes:
     return data
 
 
-def _digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:12]
-
-
 def resized_detector_file(path: Path, size: int, cache_dir: Path) -> Path:
     """`path` at `size`, written once into cache_dir (keyed by content) for Ultralytics."""
-    target = cache_dir / f"{path.stem}-{_digest(path)}-{size}px.onnx"
+    target = cache_dir / f"{path.stem}-{file_digest(path)}-{size}px.onnx"
     if target.is_file():
         return target
     data = resized_detector(path, size)
