@@ -28,8 +28,8 @@ shared), after one warm-up call.
 from __future__ import annotations
 
 import argparse
-import csv
 import statistics
+import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -37,6 +37,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_min_score import MARKET, MOT, detrac_vehicles
+from bench_min_score import _cut as padded_cut
 
 from surveil.config import DetectorSettings, LoggingSettings
 from surveil.domain import Image
@@ -47,9 +51,6 @@ from surveil.vision.device import choose_device
 from surveil.vision.yolo import CROP_CONFIDENCE, YoloDetector
 
 REPO = Path(__file__).resolve().parent.parent
-MOT = "mot/MOT17-mini/train"
-DETRAC = "mot/UA-DETRAC_MVI_20011_first9"
-MARKET = "reid/market1501_person_search_demo/query"
 MODEL = "models/yolov8n_int8_dynamic.onnx"
 VEHICLE_LABELS = frozenset({"car", "truck", "bus", "motorcycle", "bicycle"})
 #: Height/width at or above which the aspect rules call a crop a standing person.
@@ -69,10 +70,8 @@ class Sample:
 
 
 def _cut(image: Image, box: Box) -> Image:
-    h, w = image.shape[:2]
-    x1, y1, x2, y2 = box
-    left, top, right, bottom = max(0, int(x1)), max(0, int(y1)), min(w, int(x2)), min(h, int(y2))
-    return image[top:bottom, left:right].copy()
+    """The box exactly, as an operator's tight crop (no ingest padding)."""
+    return padded_cut(image, box, 0.0)
 
 
 def _mot_rows(seq: Path) -> list[tuple[int, int, int, Box, float]]:
@@ -123,18 +122,11 @@ def mot_samples(data: Path) -> list[Sample]:
 
 
 def detrac_samples(data: Path) -> list[Sample]:
-    """Every UA-DETRAC box of frames 1-9 at least 24 px on each side."""
-    root = data / DETRAC
-    images = {int(p.stem[3:]): read_image(p) for p in sorted((root / "img").glob("*.jpg"))}
-    out: list[Sample] = []
-    with (root / "gt_frames1-9_derived.csv").open() as fh:
-        for row in csv.DictReader(fh):
-            x, y = float(row["left"]), float(row["top"])
-            box = (x, y, x + float(row["width"]), y + float(row["height"]))
-            frame = int(row["frame"])
-            if frame in images and _big_enough(box, 24):
-                out.append(Sample("car", f"detrac:{row['track_id']}", _cut(images[frame], box)))
-    return out
+    """Every UA-DETRAC box of frames 1-9 at least 24 px on each side (no padding)."""
+    return [
+        Sample("car", f"detrac:{key.removeprefix('car:')}", crop)
+        for key, _frame, crop in detrac_vehicles(data, 0.0)
+    ]
 
 
 def market_samples(data: Path) -> list[Sample]:
