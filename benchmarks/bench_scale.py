@@ -51,6 +51,7 @@ from surveil.container import build_services
 from surveil.index.compressed import CompressedShard, nlist_for
 from surveil.index.sharded import ShardedFaissIndex
 from surveil.logs import configure_logging
+from surveil.ports import IndexHit
 
 START = date(2026, 10, 1)
 F32 = npt.NDArray[np.float32]
@@ -370,15 +371,10 @@ class _RawIndex:
     def __init__(self, ivf: Any) -> None:
         self.ivf = ivf
 
-    def search(self, _space: str, query: F32, k: int) -> list[Any]:
+    def search(self, _space: str, query: F32, k: int) -> list[IndexHit]:
         scores, ids = self.ivf.search(query.reshape(1, -1), k)
-
-        @dataclass
-        class Hit:
-            id: int
-            score: float
-
-        return [Hit(int(i), float(s)) for s, i in zip(scores[0], ids[0], strict=True) if i >= 0]
+        pairs = zip(scores[0], ids[0], strict=True)
+        return [IndexHit(id=int(i), score=float(s)) for s, i in pairs if i >= 0]
 
 
 def print_memory(index: ShardedFaissIndex, root: Path, n: int, build_rss_mib: float) -> None:

@@ -367,8 +367,8 @@ class ShardedFaissIndex:
         final_k = k
         if any(isinstance(t[1], CompressedShard) for t in targets):
             k += RERANK_EXTRA
-        total = sum(int(cpu.ntotal) for _, cpu in targets)
         sizes = [int(cpu.ntotal) for _, cpu in targets]
+        total = sum(sizes)
         if len(targets) == 1:
             asked = [min(k, sizes[0])]
         else:
