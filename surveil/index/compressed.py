@@ -18,7 +18,6 @@ from __future__ import annotations
 import io
 import math
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -65,14 +64,6 @@ def nlist_for(n: int) -> int:
 def _save_npy(path: Path, array: np.ndarray[Any, Any]) -> None:
     with replacing(path) as tmp, tmp.open("wb") as fh:
         np.save(fh, array)
-
-
-@dataclass(frozen=True, slots=True)
-class Codes:
-    """The trained IVF index and the probe count its recall was measured at."""
-
-    ivf: Any
-    nprobe: int
 
 
 class CompressedShard:
