@@ -621,6 +621,14 @@ def test_dockerignore_keeps_environments_data_and_caches_out() -> None:
     }
     assert {".venv", ".git", "surveil-data", "data", "storage", "**/__pycache__"} <= patterns
     assert {".mypy_cache", ".ruff_cache", ".pytest_cache", "**/.env"} <= patterns
+    for path in DOCKERFILES:  # what the images copy is not kept out of the context
+        copied = {
+            src.rstrip("/")
+            for ins in _dockerfile(path).structure
+            if ins["instruction"] == "COPY" and "--from" not in ins["value"]
+            for src in ins["value"].split()[:-1]
+        }
+        assert copied and not copied & patterns, (path.name, copied & patterns)
 
 
 # --- the health checks, run as plain processes ------------------------------------------
