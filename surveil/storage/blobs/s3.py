@@ -211,7 +211,7 @@ class S3BlobStore:
 
     def fail(self, exc: Exception, doing: str) -> NoReturn:
         """Raise BlobStoreUnavailableError for a botocore error (no credentials in the text)."""
-        message = f"S3 {self.where}: {doing} failed: {_explain(exc)}"
+        message = f"S3 {self.where}: {doing} failed: {explain(exc)}"
         raise BlobStoreUnavailableError(message) from None
 
     def close(self) -> None:
@@ -227,7 +227,7 @@ def _code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
 
 
-def _explain(exc: Exception) -> str:
+def explain(exc: Exception) -> str:
     """What went wrong and what to fix, in words an operator can act on."""
     if isinstance(exc, NoCredentialsError):
         return "no AWS credentials found; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
