@@ -227,6 +227,7 @@ class Services:
         release database connections."""
         if isinstance(self.index, ShardedFaissIndex):
             self.index.wait_for_training()
+        self.blobs.close()
         self.engine.dispose()
 
 

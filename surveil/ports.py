@@ -443,6 +443,8 @@ class BlobStore(Protocol):
 
     def inventory(self) -> BlobInventory: ...
 
+    def close(self) -> None: ...
+
 
 class Clock(Protocol):
     """Where 'now' comes from, so jobs and tests can pin it."""

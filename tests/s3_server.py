@@ -50,6 +50,18 @@ class S3Endpoint:
             **more,
         }
 
+    def env(self) -> dict[str, str]:
+        """Environment for a surveil process started by a test: the bucket (through the
+        SURVEIL_STORAGE__* contract) and the test credentials."""
+        return {
+            **TEST_CREDENTIALS,
+            "SURVEIL_STORAGE__BLOBS": "s3",
+            "SURVEIL_STORAGE__S3__ENDPOINT_URL": self.url,
+            "SURVEIL_STORAGE__S3__BUCKET": self.bucket,
+            "SURVEIL_STORAGE__S3__ADDRESSING_STYLE": "path",
+            "SURVEIL_STORAGE__S3__CREATE_BUCKET": "true",
+        }
+
 
 def _moto_command(port: int) -> list[str]:
     """moto_server beside this interpreter (the venv's), else on PATH."""

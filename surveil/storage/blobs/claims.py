@@ -36,6 +36,8 @@ class Claims(Protocol):
 
     def claim(self, name: str) -> AbstractContextManager[None]: ...
 
+    def close(self) -> None: ...
+
 
 class FlockClaims:
     """Claims as flocked files in one folder: exact on one host, wrong across hosts."""
@@ -61,6 +63,9 @@ class FlockClaims:
             finally:
                 path.unlink(missing_ok=True)  # still locked: nobody can take the old file
                 fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        """Nothing to release: each claim closes its own file."""
 
 
 @contextmanager

@@ -90,6 +90,10 @@ class FileBlobStore:
         """Hold `name` exclusively across processes, through the store's claims."""
         return self._claims.claim(name)
 
+    def close(self) -> None:
+        """Release what the claims hold open between claims (a database engine)."""
+        self._claims.close()
+
     def inventory(self) -> LocalBlobFiles:
         """Retention's view: sizes, batched deletes, a sorted walk with file ages."""
         return LocalBlobFiles(self)

@@ -215,8 +215,9 @@ class S3BlobStore:
         raise BlobStoreUnavailableError(message) from None
 
     def close(self) -> None:
-        """Stop the request threads."""
+        """Stop the request threads and release the claims' database engine."""
         self._pool.shutdown(wait=True)
+        self._claims.close()
 
 
 def _type(key: str) -> dict[str, str]:

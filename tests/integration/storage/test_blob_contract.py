@@ -47,9 +47,7 @@ def overrides(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, Any]:
 def store(overrides: dict[str, Any]) -> Iterator[BlobStore]:
     blobs = open_blobs(load_settings(overrides=overrides))
     yield blobs
-    close = getattr(blobs, "close", None)
-    if callable(close):
-        close()
+    blobs.close()
 
 
 def test_put_get_overwrite(store: BlobStore) -> None:

@@ -28,7 +28,10 @@ def test_a_missing_bucket_is_named_unless_creation_is_asked(s3_bucket: S3Endpoin
     assert s3_bucket.bucket in line and s3_bucket.url in line
     assert "does not exist" in line and "create_bucket" in line
     assert os.environ["AWS_SECRET_ACCESS_KEY"] not in line
-    open_blobs(load_settings(overrides=_settings(s3_bucket))).put("a.jpg", b"x")  # creates it
+    created = open_blobs(load_settings(overrides=_settings(s3_bucket)))  # creates it
+    created.put("a.jpg", b"x")
+    assert created.get("a.jpg") == b"x"
+    created.close()
 
 
 def test_an_unreachable_endpoint_is_named(s3_bucket: S3Endpoint) -> None:
