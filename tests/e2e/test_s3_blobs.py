@@ -7,6 +7,9 @@ is read back with its own boto3 client, so the test sees what an operator would.
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -15,6 +18,8 @@ from typing import Any
 import boto3
 import pytest
 from api_world import MOT09, T0, world_settings
+from catalog_sql import catalog_rows
+from cli_process import cli_env, run_cli
 from fastapi.testclient import TestClient
 from s3_server import S3Endpoint
 from streams import free_port
@@ -136,3 +141,64 @@ def _check_errors(
     message: Any = down.json()["error"]["message"]
     assert "image store is unreachable" in message and endpoint.bucket not in message
     assert ready.status_code == 503 and ready.json()["checks"]["blobs"] == "unreachable"
+
+
+#: An ingest child that dies once a batch's objects are uploaded, before its rows commit
+#: (the hook is where test_ingest_leftovers.py kills its child too).
+KILLED_BEFORE_COMMIT = textwrap.dedent(
+    """
+    import os, sys
+    from surveil.config import load_settings
+    from surveil.container import build_services
+    from surveil.ingest.pipeline import IngestOptions
+    from surveil.ingest.sources import open_source
+
+    services = build_services(load_settings())
+
+    def die(batch, tracks):
+        os._exit(17)
+
+    services.catalog.add_tracked = die
+    source = open_source(sys.argv[1], camera_id="cam09")
+    services.ingest_pipeline().run(source, IngestOptions(camera_id="cam09", all_frames=True))
+    """
+)
+
+
+def test_objects_of_a_batch_killed_before_its_commit_are_removed_on_resume(
+    tmp_path: Path, pg_url: str, shared_data: Path, s3_bucket: S3Endpoint
+) -> None:
+    env = cli_env(
+        tmp_path / "data",
+        pg_url,
+        shared_data / "models",
+        SURVEIL_INGEST__BATCH_SIZE="4",
+        **s3_bucket.env(),
+    )
+    run_cli(env, "db", "upgrade")
+    source = str(shared_data / MOT09)
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_BEFORE_COMMIT, source],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert killed.returncode == 17, killed.stderr
+    left = set(_objects(s3_bucket))
+    assert left and not _referenced(pg_url)  # uploaded, and no row points at any of them
+
+    resumed = run_cli(env, "ingest", source, "--camera", "cam09", "--json")
+    assert "ingest.leftovers_removed" in resumed.stderr
+    assert set(_objects(s3_bucket)) == _referenced(pg_url)  # no object without a row
+    assert not (tmp_path / "data" / "crops").exists()
+
+
+def _referenced(url: str) -> set[str]:
+    rows = catalog_rows(
+        url,
+        "SELECT crop_path FROM appearances UNION SELECT image_path FROM keyframes",
+        {},
+    )
+    return {str(k) for (k,) in rows if k}
