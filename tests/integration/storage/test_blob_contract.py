@@ -121,6 +121,19 @@ def test_a_claim_is_exclusive_until_released(store: BlobStore) -> None:
         pass
 
 
+def test_one_retention_run_at_a_time(store: BlobStore, overrides: dict[str, Any]) -> None:
+    other = open_blobs(load_settings(overrides=overrides))  # as another process would
+    try:
+        with store.inventory().run_lock():
+            refused = pytest.raises(ConflictError, match="another retention run")
+            with refused, other.inventory().run_lock():
+                pass
+        with other.inventory().run_lock():
+            pass  # released
+    finally:
+        other.close()
+
+
 _HOLD = (
     "import json, os, sys\n"
     "from surveil.config import load_settings\n"
