@@ -41,11 +41,11 @@ from surveil.index.sharded import ShardedFaissIndex
 from surveil.jobs.retention import RetentionParts, RetentionReport, run_retention
 from surveil.logs import configure_logging
 from surveil.storage.blobs import FileBlobStore
+from surveil.storage.blobs.local_files import LocalBlobFiles
 from surveil.storage.db import make_engine, make_session_factory
 from surveil.storage.migrate import upgrade
 from surveil.storage.repositories import SqlCatalog
 from surveil.storage.retention import SqlRetention
-from surveil.storage.retention_files import LocalBlobFiles
 from surveil.storage.tables import AppearanceRow, CameraRow, KeyframeRow, SourceRow
 
 PG_SERVER = os.environ.get("TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")

@@ -26,7 +26,8 @@ from surveil.ports import AccessStore, BlobStore, Catalog, Detector, Embedder, V
 from surveil.search.service import SearchService
 from surveil.storage.access import SqlAccess
 from surveil.storage.alerts import SqlAlerts
-from surveil.storage.blobs import FileBlobStore
+from surveil.storage.blobs import CLAIMS, FileBlobStore, FlockClaims, PgClaims
+from surveil.storage.blobs.claims import Claims
 from surveil.storage.db import check_connection, make_engine, make_session_factory
 from surveil.storage.health import SqlHealth
 from surveil.storage.jobs import SqlJobs
@@ -226,6 +227,7 @@ class Services:
         release database connections."""
         if isinstance(self.index, ShardedFaissIndex):
             self.index.wait_for_training()
+        self.blobs.close()
         self.engine.dispose()
 
 
@@ -260,6 +262,27 @@ def open_index(settings: Settings, root: Path | None = None) -> ShardedFaissInde
     )
 
 
+def open_claims(settings: Settings) -> Claims:
+    """Claims every host sees: PostgreSQL advisory locks when the catalog is PostgreSQL
+    (several hosts share it), else flocks under the storage root (one host)."""
+    url = settings.database_url
+    if url.startswith("postgresql"):
+        return PgClaims(url)
+    return FlockClaims(settings.storage.root / CLAIMS)
+
+
+def open_blobs(settings: Settings) -> BlobStore:
+    """The configured blob store, checked: a bucket that cannot be used stops start-up."""
+    claims = open_claims(settings)
+    if settings.storage.blobs == "local":
+        return FileBlobStore(settings.storage.root, claims)
+    from surveil.storage.blobs.s3 import S3BlobStore  # boto3 loads only when configured
+
+    store = S3BlobStore(settings.storage.s3, claims)
+    store.check()
+    return store
+
+
 def build_services(settings: Settings, *, reconcile_index: bool = True) -> Services:
     """Wire the configured adapters; migrate the embedded SQLite, require PostgreSQL migrated.
 
@@ -283,7 +306,7 @@ def build_services(settings: Settings, *, reconcile_index: bool = True) -> Servi
         jobs=SqlJobs(sessions),
         retention=SqlRetention(sessions),
         health=SqlHealth(sessions),
-        blobs=FileBlobStore(settings.storage.root),
+        blobs=open_blobs(settings),
         index=open_index(settings),
         device=choose_device(settings.device, settings.half),
     )

@@ -43,6 +43,14 @@ class ConfigError(SurveilError):
     """Settings that cannot work (missing model file, bad key)."""
 
 
+class BlobStoreUnavailableError(ConfigError):
+    """The blob store cannot be reached or refuses us (endpoint, bucket, credentials).
+
+    A ConfigError so the CLI prints its one line and the API answers 503: retrying
+    helps only once the operator fixed what the message names.
+    """
+
+
 class NotFoundError(InputError):
     """The named thing (appearance, keyframe, camera, key) does not exist."""
 

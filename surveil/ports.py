@@ -376,9 +376,52 @@ class AccessStore(Protocol):
     def audit_entry(self, entry_id: int) -> AuditEntry: ...
 
 
+class BlobStat(Protocol):
+    """What retention reads of a stored blob (os.stat_result fits, as do S3 listings)."""
+
+    @property
+    def st_size(self) -> int: ...
+
+    @property
+    def st_mtime(self) -> float: ...
+
+
+class StoredBlob(Protocol):
+    """A blob met in a walk: its key now, its size and age only when asked."""
+
+    @property
+    def key(self) -> str: ...
+
+    def stat(self) -> BlobStat | None: ...
+
+
+class BlobInventory(Protocol):
+    """Retention's view of a blob store: weigh, delete in bulk, walk in key order, lock.
+
+    Sizes and deletes return None for keys that are already gone, so a re-run after a
+    crash counts only what it removed itself. `walk` yields keys in code-point order
+    (the sweep merges it with the catalog's sorted keys) and lists each page before
+    yielding it, so callers may delete what they are given.
+    """
+
+    def size(self, key: str) -> int | None: ...
+
+    def sizes(self, keys: Sequence[str]) -> list[int | None]: ...
+
+    def delete(self, key: str) -> int | None: ...
+
+    def delete_many(self, keys: Sequence[str]) -> list[int | None]: ...
+
+    def walk(self, prefix: str, *, prune_before: float | None = None) -> Iterator[StoredBlob]: ...
+
+    def run_lock(self) -> AbstractContextManager[None]: ...
+
+
 class BlobStore(Protocol):
     """Crop and keyframe JPEGs, addressed by relative keys; writes are atomic.
 
+    `get` raises FileNotFoundError for a key with no blob; a store that cannot be
+    reached raises BlobStoreUnavailableError (a ConfigError naming what to check).
     `claim` is a cross-process exclusive hold on a name (ConflictError when another
     process holds it), released when the holder exits or dies: how an ingest tells that
     nobody else is writing a source's files right now.
@@ -397,6 +440,10 @@ class BlobStore(Protocol):
     def keys(self, prefix: str) -> Iterator[str]: ...
 
     def claim(self, name: str) -> AbstractContextManager[None]: ...
+
+    def inventory(self) -> BlobInventory: ...
+
+    def close(self) -> None: ...
 
 
 class Clock(Protocol):

@@ -13,6 +13,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from surveil.domain import (
+    BlobStoreUnavailableError,
     ConfigError,
     ConflictError,
     InputError,
@@ -112,6 +113,18 @@ def install_error_handlers(app: FastAPI) -> None:
         if status >= 500:
             log.error("api.error", path=request.url.path, error=str(exc))
         return error_response(status, code, str(exc))
+
+    @app.exception_handler(BlobStoreUnavailableError)
+    async def blobs_down(request: Request, exc: BlobStoreUnavailableError) -> JSONResponse:
+        # The full line (endpoint, bucket, what to fix) is for operators, not callers:
+        # the bucket stays private behind the API.
+        log.warning("api.blobs_unavailable", path=request.url.path, error=str(exc))
+        return error_response(
+            503,
+            "unavailable",
+            "the image store is unreachable; retry shortly (operators: see the server log)",
+            headers={"Retry-After": "5"},
+        )
 
     @app.exception_handler(DBAPIError)
     async def database_down(request: Request, exc: DBAPIError) -> JSONResponse:

@@ -46,7 +46,7 @@ from surveil.config.service import (
     RetentionSettings,
     SchedulerSettings,
 )
-from surveil.config.storage import DatabaseSettings, StorageSettings
+from surveil.config.storage import DatabaseSettings, S3Settings, StorageSettings
 from surveil.config.tracking import TrackingSettings
 from surveil.domain import ConfigError
 
@@ -72,6 +72,7 @@ __all__ = [
     "LoggingSettings",
     "PersonEmbedderSettings",
     "RetentionSettings",
+    "S3Settings",
     "SchedulerSettings",
     "SearchSettings",
     "Settings",

@@ -27,7 +27,7 @@ from surveil.index.reconcile import CatalogVectors
 from surveil.index.sharded import UNSHARDED_DAY
 from surveil.jobs.retention_sweep import SWEEP_GRACE, SweepReport, sweep
 from surveil.jobs.runner import Job, utc_now
-from surveil.ports import Ids, VectorIndex
+from surveil.ports import BlobInventory, Ids, VectorIndex
 from surveil.search.render import iso
 from surveil.storage.retention import (
     FILE,
@@ -37,7 +37,6 @@ from surveil.storage.retention import (
     RetentionPolicy,
     SqlRetention,
 )
-from surveil.storage.retention_files import LocalBlobFiles, run_lock
 
 log = structlog.get_logger(__name__)
 
@@ -114,13 +113,13 @@ class RetentionParts:
     store: SqlRetention
     catalog: CatalogVectors
     index: VectorIndex
-    files: LocalBlobFiles
+    files: BlobInventory
 
 
 def retention_parts(services: Services) -> RetentionParts:
     """The parts of a service container retention uses."""
     return RetentionParts(
-        services.retention, services.catalog, services.index, LocalBlobFiles.of(services.blobs)
+        services.retention, services.catalog, services.index, services.blobs.inventory()
     )
 
 
@@ -148,7 +147,7 @@ def run_retention(
     started = time.perf_counter()
     report = RetentionReport(now=now.astimezone(UTC), dry_run=dry_run)
     policy = policy_for(settings, now)
-    with run_lock(parts.files.root):
+    with parts.files.run_lock():
         parts.index.refresh()  # shards other processes saved or dropped since we loaded
         if dry_run:
             _preview(parts, policy, settings.batch_size, report)
@@ -207,19 +206,22 @@ def _delete(
 
 
 def _tally(
-    files: LocalBlobFiles,
+    files: BlobInventory,
     doomed: Sequence[Doomed],
     report: RetentionReport,
     kind: Literal["appearances", "keyframes"],
 ) -> None:
     """Count rows and their (still present) files per camera; totals count actual deletes."""
+    # One call for the batch: an object store answers the sizes in parallel.
+    sizes = files.sizes([d.path for d in doomed if d.path])
+    sized = iter(sizes)
     for d in doomed:
         tally = report.per_camera[d.camera_id]
         if kind == "appearances":
             tally.appearances += 1
         else:
             tally.keyframes += 1
-        size = files.size(d.path) if d.path else None
+        size = next(sized) if d.path else None
         if size is not None:
             tally.files += 1
             tally.bytes += size

@@ -22,9 +22,9 @@ import numpy as np
 from surveil.domain import SPACES, Space
 from surveil.index.reconcile import CatalogVectors, reconcile
 from surveil.index.sharded import UNSHARDED_DAY
-from surveil.ports import Ids, VectorIndex
+from surveil.ports import BlobInventory, Ids, StoredBlob, VectorIndex
+from surveil.storage.blobs.local_files import wall_clock
 from surveil.storage.retention import Kind, SqlRetention
-from surveil.storage.retention_files import DiskFile, LocalBlobFiles, wall_clock
 
 #: Files younger than this are never orphans: ingest writes files, then commits rows.
 SWEEP_GRACE = timedelta(hours=1)
@@ -62,8 +62,8 @@ class SweepReport:
 
 
 def merge_keys(
-    stored: Iterable[str], disk: Iterable[DiskFile]
-) -> Iterator[tuple[str | None, DiskFile | None]]:
+    stored: Iterable[str], disk: Iterable[StoredBlob]
+) -> Iterator[tuple[str | None, StoredBlob | None]]:
     """Pair two key-sorted streams in one pass: (key, file), (key, None) or (None, file)."""
     keys = (key for key, _ in itertools.groupby(stored))  # rows may share a file
     files = iter(disk)
@@ -82,7 +82,7 @@ def merge_keys(
 
 def sweep(
     store: SqlRetention,
-    files: LocalBlobFiles,
+    files: BlobInventory,
     index: VectorIndex,
     catalog: CatalogVectors,
     *,
@@ -108,7 +108,7 @@ def sweep(
 
 def _sweep_folder(
     store: SqlRetention,
-    files: LocalBlobFiles,
+    files: BlobInventory,
     prefix: str,
     kind: Kind,
     report: SweepReport,

@@ -22,7 +22,12 @@ def test_readyz_waits_for_the_models(make_settings: SettingsFactory, models_dir:
         with TestClient(create_app(services)) as client:
             before = client.get("/readyz")
             assert before.status_code == 503
-            assert before.json()["checks"] == {"database": "ok", "index": "ok", "models": "loading"}
+            assert before.json()["checks"] == {
+                "database": "ok",
+                "index": "ok",
+                "blobs": "ok",
+                "models": "loading",
+            }
             services.load_models()
             after = client.get("/readyz")
             assert after.status_code == 200, after.text

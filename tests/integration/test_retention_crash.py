@@ -142,7 +142,7 @@ CRASHER = textwrap.dedent(
     from surveil.storage.db import make_engine, make_session_factory
     from surveil.storage.repositories import SqlCatalog
     from surveil.storage.retention import SqlRetention
-    from surveil.storage.retention_files import LocalBlobFiles
+    from surveil.storage.blobs.local_files import LocalBlobFiles
 
     step, now = sys.argv[1], parse_time(sys.argv[2], "now")
     settings = load_settings()

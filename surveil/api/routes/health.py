@@ -26,9 +26,14 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
+#: A key nobody writes: asking whether it exists proves the blob store answers.
+READY_PROBE = "ready/probe"
+
+
 @public.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}})
 def readyz(services: ServicesDep) -> Any:
-    """Database and index reachable and the search models loaded: take traffic only then."""
+    """Database, index and blob store reachable and the search models loaded: take
+    traffic only then."""
     checks: dict[str, str] = {}
     try:
         check_connection(services.engine)
@@ -43,6 +48,12 @@ def readyz(services: ServicesDep) -> Any:
     except Exception as exc:
         log.warning("ready.index_failed", error=str(exc))
         checks["index"] = "unreadable"
+    try:
+        services.blobs.exists(READY_PROBE)  # a stat locally, one HEAD on S3
+        checks["blobs"] = "ok"
+    except Exception as exc:
+        log.warning("ready.blobs_failed", error=str(exc))
+        checks["blobs"] = "unreachable"
     # `serve` loads them before it listens; until then the first search would pay for it.
     checks["models"] = "ok" if services.models_ready else "loading"
     ready = all(v == "ok" for v in checks.values())

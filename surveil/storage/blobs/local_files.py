@@ -1,8 +1,8 @@
-"""Retention's view of the blob folder: sizes, deletes, a sorted walk, and a run lock.
+"""Retention's view of the local blob folder: sizes, deletes, a sorted walk, a run lock.
 
 The `BlobStore` port reads and writes single keys; retention also has to weigh what it
 deletes (bytes per camera), walk the crop and keyframe folders for orphans, and keep two
-cleanup runs on one data directory from interleaving.
+cleanup runs on one data directory from interleaving (the `BlobInventory` port).
 """
 
 from __future__ import annotations
@@ -13,13 +13,15 @@ import os
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from surveil.domain import ConfigError, ConflictError
-from surveil.ports import BlobStore
-from surveil.storage.blobs import FileBlobStore
+from surveil.domain import ConflictError
+
+if TYPE_CHECKING:  # local.py imports this module to build its inventory
+    from surveil.storage.blobs.local import FileBlobStore
 
 LOCK_NAME = ".retention.lock"
 #: Concurrent unlinks in delete_many: they wait on the disk, not the CPU.
@@ -47,13 +49,6 @@ class LocalBlobFiles:
     def __init__(self, store: FileBlobStore) -> None:
         self._store = store
 
-    @classmethod
-    def of(cls, blobs: BlobStore) -> LocalBlobFiles:
-        """Wrap the configured blob store; retention needs it to be on a local file system."""
-        if not isinstance(blobs, FileBlobStore):
-            raise ConfigError(f"retention needs a file blob store, not {type(blobs).__name__}")
-        return cls(blobs)
-
     @property
     def root(self) -> Path:
         """The blob root directory."""
@@ -65,6 +60,10 @@ class LocalBlobFiles:
             return self._store.path(key).stat().st_size
         except FileNotFoundError:
             return None
+
+    def sizes(self, keys: Sequence[str]) -> list[int | None]:
+        """`size` of each key, in order (a stat each: cheap on a local disk)."""
+        return [self.size(key) for key in keys]
 
     def delete(self, key: str) -> int | None:
         """Remove `key`; its size if it existed, None if it was already gone (re-runs)."""
@@ -84,6 +83,10 @@ class LocalBlobFiles:
             return [self.delete(key) for key in keys]
         with ThreadPoolExecutor(max_workers=min(DELETE_THREADS, len(keys))) as pool:
             return list(pool.map(self.delete, keys))
+
+    def run_lock(self) -> AbstractContextManager[None]:
+        """Retention's lock on this data directory (see `run_lock`)."""
+        return run_lock(self.root)
 
     def walk(self, prefix: str, *, prune_before: float | None = None) -> Iterator[DiskFile]:
         """Every file under `prefix` (a folder key ending in '/'), in code-point key order.

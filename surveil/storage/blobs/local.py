@@ -2,46 +2,29 @@
 
 from __future__ import annotations
 
-import fcntl
 import os
-import re
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
-from pathlib import Path, PurePosixPath
-from typing import BinaryIO
+from contextlib import AbstractContextManager
+from pathlib import Path
 
-from surveil.domain import ConflictError
 from surveil.files import fsync_dir, fsync_file, sync_filesystem, write_atomic
+from surveil.storage.blobs.claims import CLAIMS, Claims, FlockClaims
+from surveil.storage.blobs.keys import validate_key
+from surveil.storage.blobs.local_files import LocalBlobFiles
 
 #: Concurrent fsyncs in put_many where syncfs is missing; disk-bound, so more than the cores.
 WRITE_THREADS = 8
-#: Claim files live here, outside the crop and keyframe folders that sweeps walk.
-CLAIMS = ".claims"
-_CLAIM_NAME = re.compile(r"[A-Za-z0-9_.-]{1,100}")
-
-
-def validate_key(key: str) -> PurePosixPath:
-    """Check a blob key is a plain relative POSIX path, so no key can escape the root."""
-    if not key or "\\" in key or "\x00" in key:
-        raise ValueError(f"invalid blob key {key!r}: empty, backslash or NUL")
-    path = PurePosixPath(key)
-    if path.is_absolute() or key.startswith("/"):
-        raise ValueError(f"invalid blob key {key!r}: must be relative")
-    parts = key.split("/")
-    if any(part in ("", ".", "..") for part in parts):
-        raise ValueError(f"invalid blob key {key!r}: empty, '.' or '..' segment")
-    if ":" in parts[0]:
-        # A drive-like first segment ("C:") would be absolute on Windows.
-        raise ValueError(f"invalid blob key {key!r}: drive-like prefix")
-    return path
 
 
 class FileBlobStore:
     """Blobs under one root directory; a reader never sees a half-written file."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, claims: Claims | None = None) -> None:
         self._root = Path(root).resolve()
+        # Alone on one host, claims are flocks under the root; the container passes
+        # PostgreSQL advisory locks when several hosts share the catalog.
+        self._claims = claims if claims is not None else FlockClaims(self._root / CLAIMS)
 
     @property
     def root(self) -> Path:
@@ -103,48 +86,14 @@ class FileBlobStore:
             rel = Path(folder).relative_to(self._root).as_posix()
             yield from (f"{rel}/{name}" for name in names)
 
-    @contextmanager
-    def claim(self, name: str) -> Iterator[None]:
-        """Hold `name` exclusively across processes (flock: a killed holder lets go at once).
+    def claim(self, name: str) -> AbstractContextManager[None]:
+        """Hold `name` exclusively across processes, through the store's claims."""
+        return self._claims.claim(name)
 
-        The lock file is removed on release so claims leave nothing behind. Unlinking a
-        lock file races a process that opened it just before: that process then holds a
-        lock on a file no longer at the path. So a holder checks, once locked, that the
-        path still names the file it locked, and starts over if not.
-        """
-        if not _CLAIM_NAME.fullmatch(name):
-            raise ValueError(f"invalid claim name {name!r}")
-        folder = self._root / CLAIMS
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{name}.lock"
-        with _locked(path, name) as handle:
-            try:
-                yield
-            finally:
-                path.unlink(missing_ok=True)  # still locked: nobody can take the old file
-                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+    def close(self) -> None:
+        """Release what the claims hold open between claims (a database engine)."""
+        self._claims.close()
 
-
-@contextmanager
-def _locked(path: Path, name: str) -> Iterator[BinaryIO]:
-    """Open and flock `path`, retrying while it is unlinked under us by a releasing holder."""
-    while True:
-        with path.open("a+b") as handle:
-            try:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise ConflictError(f"{name} is held by another process") from None
-            if _same_file(handle, path):
-                yield handle
-                return
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-
-
-def _same_file(handle: BinaryIO, path: Path) -> bool:
-    """Whether `path` still names the open file (a releasing holder may have unlinked it)."""
-    try:
-        on_disk = path.stat()
-    except FileNotFoundError:
-        return False
-    mine = os.fstat(handle.fileno())
-    return (on_disk.st_dev, on_disk.st_ino) == (mine.st_dev, mine.st_ino)
+    def inventory(self) -> LocalBlobFiles:
+        """Retention's view: sizes, batched deletes, a sorted walk with file ages."""
+        return LocalBlobFiles(self)
