@@ -30,6 +30,7 @@ from surveil.storage.blobs import FileBlobStore
 from surveil.storage.db import check_connection, make_engine, make_session_factory
 from surveil.storage.health import SqlHealth
 from surveil.storage.jobs import SqlJobs
+from surveil.storage.leases import SqlLeases
 from surveil.storage.migrate import require_current, upgrade
 from surveil.storage.repositories import SqlCatalog
 from surveil.storage.retention import SqlRetention
@@ -62,6 +63,7 @@ class Services:
     jobs: SqlJobs
     retention: SqlRetention
     health: SqlHealth
+    leases: SqlLeases
     blobs: BlobStore
     index: VectorIndex
     device: DevicePlan
@@ -283,6 +285,7 @@ def build_services(settings: Settings, *, reconcile_index: bool = True) -> Servi
         jobs=SqlJobs(sessions),
         retention=SqlRetention(sessions),
         health=SqlHealth(sessions),
+        leases=SqlLeases(sessions),
         blobs=FileBlobStore(settings.storage.root),
         index=open_index(settings),
         device=choose_device(settings.device, settings.half),
