@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -27,22 +28,36 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def pid_namespace() -> str:
+    """This process's PID namespace (hex inode; "0" where /proc has none).
+
+    Two containers on one host may share a hostname (host networking) while each has
+    its own PIDs: a PID seen "dead" from here says nothing about a process over there.
+    """
+    try:
+        return format(Path("/proc/self/ns/pid").stat().st_ino, "x")
+    except OSError:
+        return "0"
+
+
 def runner_id() -> str:
-    """Who holds a lease: host, pid and a random tag (pids repeat across restarts)."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+    """Who holds a lease: host, pid, a random tag (pids repeat) and the PID namespace."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}.{pid_namespace()}"
 
 
 def dead_local_owner(owner: str | None) -> str | None:
-    """`owner` if it names a process on this host that no longer runs, else None.
+    """`owner` if it names a process of this host and PID namespace that is gone, else None.
 
-    A crashed scheduler's lease would block its jobs until it expires; on the same host
-    we can see the process is gone and take over at once.
+    A crashed scheduler's (or worker's) lease would block its work until it expires; when
+    we can see the process is gone we take over at once. An owner from another host, or
+    from another PID namespace on this host (another container), is never judged here.
     """
     if not owner:
         return None
     host, _, rest = owner.partition(":")
-    pid_text = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid_text.isdigit():
+    pid_text, _, tag = rest.partition(":")
+    namespace = tag.rpartition(".")[2] if "." in tag else None
+    if host != socket.gethostname() or namespace != pid_namespace() or not pid_text.isdigit():
         return None
     pid = int(pid_text)
     if pid == os.getpid():
