@@ -65,8 +65,12 @@ def run(
 
 
 def _run(services: Services, stop: threading.Event) -> bool:
+    from surveil.ingest.live.leases import refuse_local_index_sharing, this_worker
     from surveil.ingest.live.service import LiveService
 
+    # Before the models load: a second worker on a local index is refused in a second.
+    me = this_worker(services.settings)
+    refuse_local_index_sharing(services.leases, me=me, now=me.started_at)
     service = LiveService(services)
     if not service.cameras:
         live = services.settings.live

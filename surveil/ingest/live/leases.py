@@ -67,6 +67,25 @@ def this_worker(settings: Settings) -> WorkerInfo:
     )
 
 
+def refuse_local_index_sharing(leases: SqlLeases, *, me: WorkerInfo, now: datetime) -> None:
+    """ConfigError when another live worker runs and either one keeps vectors in local files.
+
+    Two workers on FAISS would each hold half of the index in their own files; `surveil
+    run` checks before loading models, and again once registered (two starting at once).
+    """
+    others = [w for w in leases.workers(now=now) if w.id != me.id and not dead_local_owner(w.id)]
+    local = [w for w in others if w.index_backend == "faiss"]
+    if others and (me.index_backend == "faiss" or local):
+        other = (local or others)[0]
+        left = max(0.0, (other.lease_until - now).total_seconds())
+        raise ConfigError(
+            f"another live worker ({other.id}) already ingests into this catalog and "
+            "index.backend is faiss, whose vectors live in one process's files: set "
+            "index.backend: milvus on every worker to share the cameras, or run one "
+            f"worker (a dead one's registration expires within {left:.0f} s)"
+        )
+
+
 class CameraControl(Protocol):
     """What the keeper asks of the live service: start and stop one camera's reader."""
 
@@ -163,18 +182,11 @@ class LeaseKeeper:
         log.info("live.worker_stopped", worker=self.worker.id, released=released)
 
     def _refuse_local_index_sharing(self, now: datetime) -> None:
-        others = [w for w in self._leases.workers(now=now) if w.id != self.worker.id]
-        local = [w for w in others if w.index_backend == "faiss"]
-        if others and (self.worker.index_backend == "faiss" or local):
-            other = (local or others)[0]
+        try:
+            refuse_local_index_sharing(self._leases, me=self.worker, now=now)
+        except ConfigError:
             self._leases.deregister(self.worker.id)
-            left = max(0.0, (other.lease_until - now).total_seconds())
-            raise ConfigError(
-                f"another live worker ({other.id}) already ingests into this catalog and "
-                "index.backend is faiss, whose vectors live in one process's files: set "
-                "index.backend: milvus on every worker to share the cameras, or run one "
-                f"worker (a dead one's registration expires within {left:.0f} s)"
-            )
+            raise
 
     # -- the rounds ------------------------------------------------------------------
 

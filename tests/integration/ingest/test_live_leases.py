@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
@@ -198,3 +198,33 @@ def test_with_the_catalog_away_reading_stops_when_the_lease_would_expire(
         assert took <= LEASE_S, f"read {took:.2f}s past a {LEASE_S}s lease it could not renew"
         assert took >= LEASE_S / 3  # it did keep reading while the lease was valid
         _wait("the cameras to be claimed again", lambda: r1.reading == set(CAMS))
+
+
+def test_a_restart_right_after_a_crash_on_this_host_is_not_refused(leases: SqlLeases) -> None:
+    """`surveil run` killed -9 and started again: the dead worker is no obstacle.
+
+    Its registration and leases still look live for a lease, but this host can see its
+    process is gone: the new worker prunes it and takes its cameras over at once.
+    """
+    import socket
+    import subprocess
+    import sys
+
+    from surveil.jobs.runner import pid_namespace
+
+    pid = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    dead_id = f"{socket.gethostname()}:{pid}:dead01.{pid_namespace()}"
+    now = datetime.now(UTC)
+    lease = timedelta(hours=1)  # would block everything for an hour if it were believed
+    leases.register(WorkerInfo(dead_id, "h", int(pid), now, now, now + lease))
+    for cam in CAMS:
+        assert leases.claim(cam, owner=dead_id, now=now, lease=lease)
+    k2, r2 = _keeper(leases, "w2", backend="faiss")
+    with _running(k2):
+        assert r2.reading == set(CAMS)
+        assert [w.id for w in leases.workers()] == ["w2"]

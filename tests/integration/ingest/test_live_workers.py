@@ -8,6 +8,8 @@ sharing - the split, the clean hand-over, never one camera in two workers - not 
 
 from __future__ import annotations
 
+import json
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -95,13 +97,45 @@ class Overlap:
         return self.seen
 
 
+def _check_board(services: Services, moved: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The API, /metrics and `surveil cameras status|workers` name who reads which camera."""
+    from fastapi.testclient import TestClient
+    from typer.testing import CliRunner
+
+    from surveil.api.app import create_app
+    from surveil.cli import app
+
+    owner = {c: "worker-2" if c == moved else "worker-1" for c in VIDEOS}
+    _, key = services.access.create_key(name="workers-test", role="viewer")
+    auth = {"Authorization": f"Bearer {key}"}
+    with TestClient(create_app(services)) as client:
+        cams = client.get("/api/v1/cameras", headers=auth).json()["cameras"]
+        listed = client.get("/api/v1/workers", headers=auth).json()["workers"]
+        metrics = client.get("/metrics", headers=auth).text
+    assert {c["id"]: c["lease"]["worker"] for c in cams} == owner
+    assert all(c["lease"]["host"] == socket.gethostname() and c["lease"]["live"] for c in cams)
+    assert {w["id"]: len(w["cameras"]) for w in listed} == {"worker-1": 2, "worker-2": 1}
+    assert 'surveil_worker_cameras{host="' in metrics
+    assert 'worker="worker-1"} 2.0' in metrics
+
+    monkeypatch.setenv("SURVEIL_DATABASE__URL", services.settings.database_url)
+    monkeypatch.setenv("SURVEIL_STORAGE__ROOT", str(services.settings.storage.root))
+    status = CliRunner().invoke(app, ["cameras", "status", "--json"])
+    assert status.exit_code == 0, status.output
+    board = json.loads(status.stdout)
+    assert {c["id"]: c["lease"]["worker"] for c in board["cameras"]} == owner
+    assert [w["id"] for w in board["workers"]] == ["worker-1", "worker-2"]
+    text = CliRunner().invoke(app, ["cameras", "workers"])
+    assert text.exit_code == 0 and f"cameras={moved}" in text.stdout, text.output
+
+
 def _keyframes(url: str) -> dict[str, int]:
     rows = catalog_rows(url, "SELECT camera_id, count(*) FROM keyframes GROUP BY camera_id")
     return {str(c): int(n) for c, n in rows}
 
 
 def test_two_workers_split_three_cameras_and_a_stopped_one_hands_over(
-    workers: tuple[Services, Services], pg_url: str
+    workers: tuple[Services, Services], pg_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     s1, s2 = workers
     w1 = LiveService(s1, check_shared_index=False)
@@ -116,6 +150,7 @@ def test_two_workers_split_three_cameras_and_a_stopped_one_hands_over(
         _wait("a 2/1 split", lambda: len(w1.reading) == 2 and len(w2.reading) == 1)
         [moved] = w2.reading
         _wait("worker-2 to commit its camera", lambda: w2.stats[moved].keyframes > 0)
+        _check_board(s2, moved, monkeypatch)
         before = _keyframes(pg_url)
         assert set(before) == set(VIDEOS)
         stopped[0] = True
