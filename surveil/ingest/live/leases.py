@@ -47,6 +47,9 @@ ROUNDS_PER_LEASE = 3
 WATCH_SECONDS = 0.25
 #: Longest pause between rounds while the catalog is unreachable.
 RETRY_SECONDS = 1.0
+#: Longest pause between rounds while below the fair share: a stopped worker's cameras
+#: are taken this soon after it released them (a few cheap queries a second at most).
+HUNGRY_SECONDS = 1.0
 
 
 def this_worker(settings: Settings) -> WorkerInfo:
@@ -297,10 +300,10 @@ class LeaseKeeper:
         now: datetime,
         cooling: Collection[str],
     ) -> float:
-        """Wake early when a camera this worker wants expires before the next round.
+        """Below the share, look again soon, and exactly when a wanted lease expires.
 
-        So a dead worker's camera moves within `lease_seconds` of its last renewal,
-        not up to a round later.
+        So a stopped worker's cameras move within about a second, and a dead worker's
+        within `lease_seconds` of its last renewal, not up to a round later.
         """
         held = self.held
         if len(held) >= share:
@@ -310,7 +313,8 @@ class LeaseKeeper:
             for c in self._cameras
             if c in leases and c not in held and c not in cooling and leases[c].lease_until > now
         ]
-        return min([self._interval, *(max(0.05, e + 0.05) for e in expiries)])
+        hungry = min(self._interval, HUNGRY_SECONDS)
+        return min([hungry, *(max(0.05, e + 0.05) for e in expiries)])
 
     # -- the watchdog ----------------------------------------------------------------
 
