@@ -143,19 +143,26 @@ class LeaseKeeper:
     def register(self) -> None:
         """Forget dead workers, register this one; refuse to share a local (FAISS) index.
 
-        Raises ConfigError when another worker runs and either one keeps its vectors in
-        local files: two such workers would each hold half of the index.
+        The row is written already expired: until `start` (models loaded, ready to read)
+        the others do not count this worker, so they hand it no camera it cannot read
+        yet. Raises ConfigError when another worker runs and either one keeps its
+        vectors in local files: two such workers would each hold half of the index.
         """
         now = self._clock()
         dead = [w.id for w in self._leases.workers() if dead_local_owner(w.id)]
         self._leases.prune(now=now, dead=dead)
-        self.worker = replace(self.worker, heartbeat_at=now, lease_until=now + self._lease)
+        self.worker = replace(self.worker, heartbeat_at=now, lease_until=now)
         self._leases.register(self.worker)
         if self._check_index:
             self._refuse_local_index_sharing(now)
 
     def start(self) -> None:
-        """Claim a first share now (a lone worker reads everything at once), then run."""
+        """Become visible, claim a first share now (a lone worker reads everything), run."""
+        now = self._clock()
+        self.worker = replace(self.worker, heartbeat_at=now, lease_until=now + self._lease)
+        self._leases.register(self.worker)
+        if self._check_index:  # again: two workers may have started at the same moment
+            self._refuse_local_index_sharing(now)
         self._round()
         for thread in self._threads:
             thread.start()
@@ -274,11 +281,13 @@ class LeaseKeeper:
 
     def _give_back(self, camera: str) -> None:
         """Over the share: stop reading, commit what was read, then release the lease."""
-        self._control.hand_back(camera, timeout=self._interval)
-        self._leases.release(self.worker.id, [camera])
+        # No longer held from here on: should the release fail, the lease simply expires
+        # (never renewed for a camera nobody here reads).
         with self._lock:
             self._held.pop(camera, None)
             self._cooling[camera] = time.monotonic() + self._lease_s
+        self._control.hand_back(camera, timeout=self._interval)
+        self._leases.release(self.worker.id, [camera])
         log.info("live.camera_handed_back", camera_id=camera, worker=self.worker.id)
 
     def _lost(self, camera: str) -> None:

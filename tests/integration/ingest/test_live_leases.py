@@ -101,6 +101,9 @@ def test_two_workers_split_the_cameras_and_a_stopped_one_hands_over(leases: SqlL
     k2, r2 = _keeper(leases, "w2")
     with _running(k1):
         assert r1.reading == set(CAMS)  # a lone worker reads everything from the start
+        k2.register()  # still loading its models: nobody hands it a camera yet
+        time.sleep(LEASE_S)
+        assert r1.reading == set(CAMS) and r1.stops == []
         with _running(k2):
             _wait("a 2/1 split", lambda: len(r1.reading) == 2 and len(r2.reading) == 1)
             assert _disjoint(r1, r2)

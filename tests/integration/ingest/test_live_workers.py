@@ -13,6 +13,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -182,6 +183,7 @@ def test_a_second_worker_is_refused_while_the_index_is_local_faiss(
     s1, s2 = workers
     w1 = LiveService(s1)
     w1.keeper.register()  # registered as a faiss worker; no models needed for the check
+    s1.leases.heartbeat("worker-1", now=datetime.now(UTC), lease=timedelta(seconds=LEASE_S))
     try:
         with pytest.raises(ConfigError, match=r"set index\.backend: milvus") as info:
             LiveService(s2).start()
