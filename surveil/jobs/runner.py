@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -135,6 +136,31 @@ class JobRunner:
         log.warning("job.lease_taken_over", job=job.name, dead_owner=dead)
         return True
 
+    def _keep_lease(self, job: Job) -> threading.Event:
+        """Renew the job's lease every third of it while it runs; set the event to stop.
+
+        Without this a run longer than the lease (a big retention sweep) would look
+        crashed, and another replica's scheduler would start the same job beside it.
+        """
+        done = threading.Event()
+        every = self._lease.total_seconds() / 3
+
+        def renew() -> None:
+            while not done.wait(every):
+                try:
+                    kept = self._jobs.renew(
+                        job.name, owner=self.owner, now=self._clock(), lease=self._lease
+                    )
+                except Exception as exc:  # the database may be restarting: next time
+                    log.warning("job.lease_renew_failed", job=job.name, error=str(exc)[:200])
+                    continue
+                if not kept:
+                    log.warning("job.lease_lost", job=job.name, while_running=True)
+                    return
+
+        threading.Thread(target=renew, name=f"lease-{job.name}", daemon=True).start()
+        return done
+
     def run_if_due(self, job: Job) -> JobOutcome | None:
         """Run the job if it is due and no other runner holds it; None when skipped."""
         now = self._clock()
@@ -146,11 +172,14 @@ class JobRunner:
         started = time.perf_counter()
         summary: Mapping[str, Any] = {}
         error: str | None = None
+        renewing = self._keep_lease(job)
         try:
             summary = job.run()
         except Exception as exc:  # a failing job must not stop the scheduler
             error = f"{type(exc).__name__}: {exc}"
             log.exception("job.failed", job=job.name, error=error)
+        finally:
+            renewing.set()
         seconds = time.perf_counter() - started
         status = "ok" if error is None else "error"
         kept = self._jobs.finish(

@@ -171,3 +171,35 @@ def test_only_a_dead_owner_of_this_host_and_pid_namespace_counts_as_dead() -> No
     assert dead_local_owner(f"elsewhere-{host}:{gone}:abc.{pid_namespace()}") is None
     assert dead_local_owner(runner_id()) is None  # this very process
     assert runner_id().endswith(f".{pid_namespace()}")
+
+
+def test_a_job_running_longer_than_its_lease_is_not_started_twice(services: Services) -> None:
+    """The lease is renewed while the job runs: another replica waits for the real end."""
+    running, overlaps, runs = [0], [0], [0]
+    lock = threading.Lock()
+
+    def slow() -> dict[str, int]:
+        with lock:
+            running[0] += 1
+            overlaps[0] += running[0] > 1
+            runs[0] += 1
+        time.sleep(1.5)  # five leases long
+        with lock:
+            running[0] -= 1
+        return {}
+
+    job = Job("test.slow", timedelta(milliseconds=1), slow)
+    lease = timedelta(seconds=0.3)
+    first = JobRunner(services.jobs, owner="replica-1", lease=lease)
+    second = JobRunner(services.jobs, owner="replica-2", lease=lease)
+    worker = threading.Thread(target=first.run_if_due, args=(job,))
+    worker.start()
+    time.sleep(0.2)
+    tries = 0
+    while worker.is_alive():
+        assert second.run_if_due(job) is None or not worker.is_alive()
+        tries += 1
+        time.sleep(0.05)
+    worker.join()
+    assert tries >= 10 and overlaps[0] == 0
+    assert services.jobs.get(job.name).lease_owner is None
