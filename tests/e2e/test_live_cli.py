@@ -107,6 +107,10 @@ def test_run_stops_cleanly_on_sigterm_and_status_reports_every_camera(
     assert took <= SHUTDOWN_SECONDS + 2.0, f"stopped in {took:.1f}s"
     assert "live.stopped" in log
     assert SECRET not in log
+    # A stopped worker leaves no lease and no registration behind: others take over now.
+    assert catalog_rows(pg_url, "SELECT count(*) FROM camera_leases")[0][0] == 0
+    assert catalog_rows(pg_url, "SELECT count(*) FROM live_workers")[0][0] == 0
+    assert "live.worker_stopped" in log
     assert "admin:***@127.0.0.1" in log  # the failing camera is named, masked
 
     # The index saved at shutdown holds exactly what the catalog committed.
@@ -120,7 +124,9 @@ def test_run_stops_cleanly_on_sigterm_and_status_reports_every_camera(
     )
     assert status.returncode == 0, status.stderr
     assert SECRET not in status.stdout + status.stderr
-    cameras = {c["id"]: c for c in json.loads(status.stdout)["cameras"]}
+    board = json.loads(status.stdout)
+    assert board["workers"] == []
+    cameras = {c["id"]: c for c in board["cameras"]}
     assert set(cameras) == {"lobby", "lot", "gate"}
     for cam in cameras.values():
         assert STATUS_KEYS | {"last_error"} <= set(cam)
