@@ -31,6 +31,7 @@ from surveil.storage.blobs.claims import Claims
 from surveil.storage.db import check_connection, make_engine, make_session_factory
 from surveil.storage.health import SqlHealth
 from surveil.storage.jobs import SqlJobs
+from surveil.storage.leases import SqlLeases
 from surveil.storage.migrate import require_current, upgrade
 from surveil.storage.repositories import SqlCatalog
 from surveil.storage.retention import SqlRetention
@@ -63,6 +64,7 @@ class Services:
     jobs: SqlJobs
     retention: SqlRetention
     health: SqlHealth
+    leases: SqlLeases
     blobs: BlobStore
     index: VectorIndex
     device: DevicePlan
@@ -306,6 +308,7 @@ def build_services(settings: Settings, *, reconcile_index: bool = True) -> Servi
         jobs=SqlJobs(sessions),
         retention=SqlRetention(sessions),
         health=SqlHealth(sessions),
+        leases=SqlLeases(sessions),
         blobs=open_blobs(settings),
         index=open_index(settings),
         device=choose_device(settings.device, settings.half),

@@ -72,6 +72,22 @@ def validate_camera_id(camera_id: str) -> str:
     return camera_id
 
 
+_TAG = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,31}")
+
+
+def validate_tags(tags: Sequence[str]) -> tuple[str, ...]:
+    """Camera tags ("gpu", "heavy") that pin cameras to workers; sorted, no duplicates.
+
+    They are stored comma-separated, so a tag is a short name without commas or spaces.
+    """
+    for tag in tags:
+        if not _TAG.fullmatch(tag):
+            raise InputError(
+                f"camera tag {tag!r} is not allowed: use 1-32 letters, digits, '.', '_' or '-'"
+            )
+    return tuple(sorted(set(tags)))
+
+
 _SECRET_QUERY_KEYS = ("pass", "pwd", "token", "secret", "key", "auth", "sig")
 
 
@@ -484,3 +500,5 @@ class CameraInfo:
     enabled: bool
     url: str | None
     created_at: datetime
+    #: Labels that pin the camera to workers asking for them (`live.camera_tags`).
+    tags: tuple[str, ...] = ()

@@ -328,7 +328,13 @@ class Catalog(Protocol):
     def get_camera(self, camera_id: str) -> CameraInfo: ...
 
     def create_camera(
-        self, *, camera_id: str, name: str | None, url: str | None, enabled: bool = True
+        self,
+        *,
+        camera_id: str,
+        name: str | None,
+        url: str | None,
+        enabled: bool = True,
+        tags: Sequence[str] = (),
     ) -> CameraInfo: ...
 
     def update_camera(
@@ -338,6 +344,7 @@ class Catalog(Protocol):
         name: str | None = None,
         url: str | None = None,
         enabled: bool | None = None,
+        tags: Sequence[str] | None = None,
     ) -> CameraInfo: ...
 
     def camera_keyframes(

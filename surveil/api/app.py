@@ -41,7 +41,7 @@ def create_app(services: Services) -> FastAPI:
         redoc_url=None,
     )
     app.state.services = services
-    app.state.metrics = Metrics(services.index, health=services.health)
+    app.state.metrics = Metrics(services.index, health=services.health, leases=services.leases)
     install_error_handlers(app)
     install_spec(app)
 

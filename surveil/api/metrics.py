@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from surveil.domain import SPACES
 from surveil.ports import VectorIndex
 from surveil.storage.health import HEALTH_STATES, SqlHealth
+from surveil.storage.leases import SqlLeases
 
 log = structlog.get_logger(__name__)
 
@@ -98,10 +99,39 @@ class _CameraHealth(Collector):
         yield state
 
 
+class _WorkerCameras(Collector):
+    """Cameras each live ingest worker reads, from the catalog's leases at scrape time."""
+
+    def __init__(self, leases: SqlLeases) -> None:
+        self._leases = leases
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        now = datetime.now(UTC)
+        try:
+            workers = self._leases.workers(now=now)
+            counts = self._leases.held_counts(now=now)
+        except SQLAlchemyError:
+            return
+        family = GaugeMetricFamily(
+            "surveil_worker_cameras",
+            "Cameras a live ingest worker reads",
+            labels=["worker", "host"],
+        )
+        for w in workers:
+            family.add_metric([w.id, w.host], float(counts.get(w.id, 0)))
+        yield family
+
+
 class Metrics:
     """Request counts and latencies by route template, search latency, index sizes."""
 
-    def __init__(self, index: VectorIndex, *, health: SqlHealth | None = None) -> None:
+    def __init__(
+        self,
+        index: VectorIndex,
+        *,
+        health: SqlHealth | None = None,
+        leases: SqlLeases | None = None,
+    ) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "surveil_http_requests",
@@ -132,6 +162,8 @@ class Metrics:
         self.registry.register(_IndexSizes(index))
         if health is not None:
             self.registry.register(_CameraHealth(health))
+        if leases is not None:
+            self.registry.register(_WorkerCameras(leases))
 
     def render(self) -> bytes:
         """The text exposition format."""

@@ -52,6 +52,8 @@ TimeOut = Annotated[str, WithJsonSchema(_DATE_TIME)]
 Integer = Annotated[int, BeforeValidator(_integral)]
 #: Text the catalog stores: PostgreSQL cannot hold NUL characters, so the spec refuses them.
 NO_NUL = r"^[^\x00]*$"
+#: A camera tag, as surveil.domain.validate_tags accepts it.
+TAG = r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,31}$"
 
 
 class _Model(BaseModel):
@@ -186,10 +188,39 @@ class CameraHealth(_Model):
     updated_at: TimeOut | None = Field(description="When `surveil run` last wrote this.")
 
 
+class CameraLease(_Model):
+    worker: str = Field(description="The `surveil run` worker reading the camera.")
+    host: str | None = Field(description="The worker's host (null once it deregistered).")
+    acquired_at: TimeOut
+    age_seconds: float = Field(description="Seconds since this worker took the camera.")
+    lease_until: TimeOut
+    live: bool = Field(description="False once the lease expired unrenewed (worker gone).")
+
+
+class Worker(_Model):
+    id: str
+    host: str
+    pid: int
+    started_at: TimeOut
+    heartbeat_at: TimeOut
+    index_backend: str
+    cameras: list[str] = Field(description="Cameras this worker reads now.")
+    pinned_cameras: list[str] = Field(description="live.cameras: only these (empty: any).")
+    pinned_tags: list[str] = Field(description="live.camera_tags: only these (empty: any).")
+
+
+class WorkerList(_Model):
+    workers: list[Worker]
+
+
 class Camera(_Model):
     id: str
     name: str
     enabled: bool
+    tags: list[str] = Field(description="Labels pinning the camera to workers (live.camera_tags).")
+    lease: CameraLease | None = Field(
+        None, description="Which live worker reads the camera now; null when none does."
+    )
     url: str | None = Field(description="Stream address with credentials masked.")
     created_at: TimeOut
     keyframes: int
@@ -210,6 +241,7 @@ class CameraCreate(_Input):
     name: str | None = Field(None, min_length=1, max_length=200, pattern=NO_NUL)
     url: str | None = Field(None, max_length=2000, pattern=NO_NUL)
     enabled: bool = True
+    tags: list[Annotated[str, Field(pattern=TAG)]] = Field(default_factory=list, max_length=16)
 
 
 class CameraUpdate(_Input):
@@ -218,6 +250,9 @@ class CameraUpdate(_Input):
         None, max_length=2000, pattern=NO_NUL, description="An empty string clears it."
     )
     enabled: bool | None = None
+    tags: list[Annotated[str, Field(pattern=TAG)]] | None = Field(
+        None, max_length=16, description="Replaces the tags; [] clears them."
+    )
 
 
 class Me(_Model):

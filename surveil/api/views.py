@@ -21,6 +21,7 @@ from surveil.domain import (
 from surveil.search.by_example import SearchResult
 from surveil.search.render import hit_to_dict, iso, result_to_dict
 from surveil.storage.health import CameraHealth
+from surveil.storage.leases import CameraLease, WorkerInfo
 
 API = "/api/v1"
 
@@ -99,13 +100,18 @@ def health_view(h: CameraHealth) -> dict[str, Any]:
 
 
 def camera_view(
-    cam: CameraInfo, stats: CameraStats | None, health: CameraHealth | None = None
+    cam: CameraInfo,
+    stats: CameraStats | None,
+    health: CameraHealth | None = None,
+    lease: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A camera with what the catalog holds for it; credentials in its URL are masked."""
     return {
         "id": cam.id,
         "name": cam.name,
         "enabled": cam.enabled,
+        "tags": list(cam.tags),
+        "lease": lease,
         "url": None if cam.url is None else mask_credentials(cam.url),
         "created_at": iso(cam.created_at),
         "keyframes": stats.keyframes if stats else 0,
@@ -114,6 +120,46 @@ def camera_view(
         "last_ts": _iso(stats.last_ts) if stats else None,
         "health": None if health is None else health_view(health),
     }
+
+
+def lease_views(
+    leases: Sequence[CameraLease], workers: Sequence[WorkerInfo], now: datetime
+) -> dict[str, dict[str, Any]]:
+    """Per camera id: which worker reads it, on which host, since when, until when."""
+    hosts = {w.id: w.host for w in workers}
+    return {
+        lease.camera_id: {
+            "worker": lease.owner,
+            "host": hosts.get(lease.owner),
+            "acquired_at": iso(lease.acquired_at),
+            "age_seconds": round((now - lease.acquired_at).total_seconds(), 1),
+            "lease_until": iso(lease.lease_until),
+            "live": lease.lease_until >= now,
+        }
+        for lease in leases
+    }
+
+
+def worker_views(
+    workers: Sequence[WorkerInfo], leases: Sequence[CameraLease], now: datetime
+) -> list[dict[str, Any]]:
+    """Live workers (`surveil run` processes) with the cameras each holds and its pins."""
+    return [
+        {
+            "id": w.id,
+            "host": w.host,
+            "pid": w.pid,
+            "started_at": iso(w.started_at),
+            "heartbeat_at": iso(w.heartbeat_at),
+            "index_backend": w.index_backend,
+            "cameras": sorted(
+                x.camera_id for x in leases if x.owner == w.id and x.lease_until >= now
+            ),
+            "pinned_cameras": list(w.cameras),
+            "pinned_tags": list(w.camera_tags),
+        }
+        for w in workers
+    ]
 
 
 def key_view(key: ApiKeyInfo) -> dict[str, Any]:

@@ -32,6 +32,11 @@ class CameraSettings(Section):
         title="Keyframe policy",
         description="This camera's own keyframe thresholds; empty uses the keyframes section.",
     )
+    tags: list[str] = Field(
+        default_factory=list,
+        title="Tags",
+        description="Labels (e.g. heavy) that workers pinned with live.camera_tags look for.",
+    )
 
 
 class LiveSettings(Section):
@@ -104,4 +109,31 @@ class LiveSettings(Section):
     )
     in_serve: bool = Field(
         False, title="Ingest in serve", description="`surveil serve` also runs live ingest."
+    )
+    lease_seconds: float = Field(
+        15.0,
+        ge=1.0,
+        le=600.0,
+        title="Camera lease",
+        description=(
+            "A worker holds each camera it reads for this long and renews it every third of "
+            "it; a dead worker's cameras move to another worker within this time."
+        ),
+    )
+    worker_id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=200,
+        title="Worker id",
+        description="This worker's name in the catalog (default: host:pid:random tag).",
+    )
+    cameras: list[str] = Field(
+        default_factory=list,
+        title="Pinned cameras",
+        description="Read only these camera ids (empty: any camera).",
+    )
+    camera_tags: list[str] = Field(
+        default_factory=list,
+        title="Pinned camera tags",
+        description="Read only cameras carrying one of these tags (empty: any camera).",
     )

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -27,22 +29,36 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def pid_namespace() -> str:
+    """This process's PID namespace (hex inode; "0" where /proc has none).
+
+    Two containers on one host may share a hostname (host networking) while each has
+    its own PIDs: a PID seen "dead" from here says nothing about a process over there.
+    """
+    try:
+        return format(Path("/proc/self/ns/pid").stat().st_ino, "x")
+    except OSError:
+        return "0"
+
+
 def runner_id() -> str:
-    """Who holds a lease: host, pid and a random tag (pids repeat across restarts)."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+    """Who holds a lease: host, pid, a random tag (pids repeat) and the PID namespace."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}.{pid_namespace()}"
 
 
 def dead_local_owner(owner: str | None) -> str | None:
-    """`owner` if it names a process on this host that no longer runs, else None.
+    """`owner` if it names a process of this host and PID namespace that is gone, else None.
 
-    A crashed scheduler's lease would block its jobs until it expires; on the same host
-    we can see the process is gone and take over at once.
+    A crashed scheduler's (or worker's) lease would block its work until it expires; when
+    we can see the process is gone we take over at once. An owner from another host, or
+    from another PID namespace on this host (another container), is never judged here.
     """
     if not owner:
         return None
     host, _, rest = owner.partition(":")
-    pid_text = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid_text.isdigit():
+    pid_text, _, tag = rest.partition(":")
+    namespace = tag.rpartition(".")[2] if "." in tag else None
+    if host != socket.gethostname() or namespace != pid_namespace() or not pid_text.isdigit():
         return None
     pid = int(pid_text)
     if pid == os.getpid():
@@ -120,6 +136,31 @@ class JobRunner:
         log.warning("job.lease_taken_over", job=job.name, dead_owner=dead)
         return True
 
+    def _keep_lease(self, job: Job) -> threading.Event:
+        """Renew the job's lease every third of it while it runs; set the event to stop.
+
+        Without this a run longer than the lease (a big retention sweep) would look
+        crashed, and another replica's scheduler would start the same job beside it.
+        """
+        done = threading.Event()
+        every = self._lease.total_seconds() / 3
+
+        def renew() -> None:
+            while not done.wait(every):
+                try:
+                    kept = self._jobs.renew(
+                        job.name, owner=self.owner, now=self._clock(), lease=self._lease
+                    )
+                except Exception as exc:  # the database may be restarting: next time
+                    log.warning("job.lease_renew_failed", job=job.name, error=str(exc)[:200])
+                    continue
+                if not kept:
+                    log.warning("job.lease_lost", job=job.name, while_running=True)
+                    return
+
+        threading.Thread(target=renew, name=f"lease-{job.name}", daemon=True).start()
+        return done
+
     def run_if_due(self, job: Job) -> JobOutcome | None:
         """Run the job if it is due and no other runner holds it; None when skipped."""
         now = self._clock()
@@ -131,11 +172,14 @@ class JobRunner:
         started = time.perf_counter()
         summary: Mapping[str, Any] = {}
         error: str | None = None
+        renewing = self._keep_lease(job)
         try:
             summary = job.run()
         except Exception as exc:  # a failing job must not stop the scheduler
             error = f"{type(exc).__name__}: {exc}"
             log.exception("job.failed", job=job.name, error=error)
+        finally:
+            renewing.set()
         seconds = time.perf_counter() - started
         status = "ok" if error is None else "error"
         kept = self._jobs.finish(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import func, select
@@ -14,12 +15,14 @@ from surveil.domain import (
     KeyframeRecord,
     NotFoundError,
     validate_camera_id,
+    validate_tags,
 )
 from surveil.storage.tables import AppearanceRow, CameraRow, KeyframeRow, utcnow
 
 
 def _camera(row: CameraRow) -> CameraInfo:
-    return CameraInfo(row.id, row.name, row.enabled, row.url, row.created_at)
+    tags = tuple(t for t in (row.tags or "").split(",") if t)
+    return CameraInfo(row.id, row.name, row.enabled, row.url, row.created_at, tags)
 
 
 def _keyframe(row: KeyframeRow) -> KeyframeRecord:
@@ -54,12 +57,23 @@ class CameraQueries:
             return _camera(row)
 
     def create_camera(
-        self, *, camera_id: str, name: str | None, url: str | None, enabled: bool = True
+        self,
+        *,
+        camera_id: str,
+        name: str | None,
+        url: str | None,
+        enabled: bool = True,
+        tags: Sequence[str] = (),
     ) -> CameraInfo:
         """Register a camera ahead of its first footage; a taken id is a conflict."""
         validate_camera_id(camera_id)
         row = CameraRow(
-            id=camera_id, name=name or camera_id, url=url, enabled=enabled, created_at=utcnow()
+            id=camera_id,
+            name=name or camera_id,
+            url=url,
+            enabled=enabled,
+            created_at=utcnow(),
+            tags=",".join(validate_tags(tags)),
         )
         try:
             with self._sessions.begin() as session:
@@ -76,8 +90,12 @@ class CameraQueries:
         name: str | None = None,
         url: str | None = None,
         enabled: bool | None = None,
+        tags: Sequence[str] | None = None,
     ) -> CameraInfo:
-        """Change a camera's name, URL or enabled flag; None leaves a field, url="" clears it."""
+        """Change a camera's name, URL, enabled flag or tags; None leaves a field as it is.
+
+        url="" clears the URL; tags=[] clears the tags.
+        """
         with self._sessions.begin() as session:
             row = session.get(CameraRow, camera_id)
             if row is None:
@@ -88,6 +106,8 @@ class CameraQueries:
                 row.url = url or None
             if enabled is not None:
                 row.enabled = enabled
+            if tags is not None:
+                row.tags = ",".join(validate_tags(tags))
             return _camera(row)
 
     def camera_keyframes(

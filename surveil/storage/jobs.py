@@ -89,6 +89,16 @@ class SqlJobs:
             )
             return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
+    def renew(self, name: str, *, owner: str, now: datetime, lease: timedelta) -> bool:
+        """Extend a running job's lease; False when another runner holds it now."""
+        with self._sessions.begin() as session:
+            result = session.execute(
+                update(_jobs)
+                .where(_jobs.c.name == name, _jobs.c.lease_owner == owner)
+                .values(lease_until=now + lease)
+            )
+            return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
     def finish(
         self,
         name: str,

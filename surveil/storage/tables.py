@@ -91,6 +91,8 @@ class CameraRow(Base):
     legal_hold: Mapped[bool] = mapped_column(
         Boolean, nullable=False, default=False, server_default=false()
     )
+    # Comma-separated labels ("gpu,heavy") that pin the camera to workers asking for them.
+    tags: Mapped[str] = mapped_column(Text, nullable=False, default="", server_default="")
 
 
 class SourceRow(Base):
@@ -443,6 +445,35 @@ class CameraGapRow(Base):
     start_ts: Mapped[datetime] = mapped_column(UtcDateTime(), nullable=False)
     end_ts: Mapped[datetime] = mapped_column(UtcDateTime(), nullable=False)
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class CameraLeaseRow(Base):
+    """Which `surveil run` worker reads a camera, until when: one reader per camera."""
+
+    __tablename__ = "camera_leases"
+
+    camera_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    owner: Mapped[str] = mapped_column(Text, nullable=False, index=True)
+    acquired_at: Mapped[datetime] = mapped_column(UtcDateTime(), nullable=False)
+    renewed_at: Mapped[datetime] = mapped_column(UtcDateTime(), nullable=False)
+    lease_until: Mapped[datetime] = mapped_column(UtcDateTime(), nullable=False)
+
+
+class LiveWorkerRow(Base):
+    """A running `surveil run` worker and its pins, so workers can share cameras fairly."""
+
+    __tablename__ = "live_workers"
+
+    id: Mapped[str] = mapped_column(Text, primary_key=True)
+    host: Mapped[str] = mapped_column(Text, nullable=False)
+    pid: Mapped[int] = mapped_column(Integer, nullable=False)
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime(), nullable=False)
+    heartbeat_at: Mapped[datetime] = mapped_column(UtcDateTime(), nullable=False)
+    lease_until: Mapped[datetime] = mapped_column(UtcDateTime(), nullable=False)
+    # Pins, comma-separated; empty = any camera. The index backend decides who may share.
+    cameras: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    camera_tags: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    index_backend: Mapped[str] = mapped_column(Text, nullable=False)
 
 
 metadata = Base.metadata

@@ -112,6 +112,15 @@ def test_cameras_list_and_admin_changes(client: TestClient, api_world: ApiWorld)
     assert bad_id.status_code == 400
     renamed = client.patch("/api/v1/cameras/gate-2", headers=admin, json={"name": "North gate"})
     assert renamed.json()["name"] == "North gate" and renamed.json()["enabled"] is True
+    assert renamed.json()["tags"] == [] and renamed.json()["lease"] is None  # no worker yet
+    tagged = client.patch("/api/v1/cameras/gate-2", headers=admin, json={"tags": ["heavy", "gpu"]})
+    assert tagged.json()["tags"] == ["gpu", "heavy"] and tagged.json()["name"] == "North gate"
+    bad_tag = client.patch("/api/v1/cameras/gate-2", headers=admin, json={"tags": ["a,b"]})
+    assert bad_tag.status_code in (400, 422), bad_tag.text
+    assert (
+        client.patch("/api/v1/cameras/gate-2", headers=admin, json={"tags": []}).json()["tags"]
+        == []
+    )
     disabled = client.post("/api/v1/cameras/gate-2/disable", headers=admin)
     assert disabled.json()["enabled"] is False
     assert client.patch("/api/v1/cameras/none", headers=admin, json={}).status_code == 404

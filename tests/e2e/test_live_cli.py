@@ -107,6 +107,10 @@ def test_run_stops_cleanly_on_sigterm_and_status_reports_every_camera(
     assert took <= SHUTDOWN_SECONDS + 2.0, f"stopped in {took:.1f}s"
     assert "live.stopped" in log
     assert SECRET not in log
+    # A stopped worker leaves no lease and no registration behind: others take over now.
+    assert catalog_rows(pg_url, "SELECT count(*) FROM camera_leases")[0][0] == 0
+    assert catalog_rows(pg_url, "SELECT count(*) FROM live_workers")[0][0] == 0
+    assert "live.worker_stopped" in log
     assert "admin:***@127.0.0.1" in log  # the failing camera is named, masked
 
     # The index saved at shutdown holds exactly what the catalog committed.
@@ -120,7 +124,9 @@ def test_run_stops_cleanly_on_sigterm_and_status_reports_every_camera(
     )
     assert status.returncode == 0, status.stderr
     assert SECRET not in status.stdout + status.stderr
-    cameras = {c["id"]: c for c in json.loads(status.stdout)["cameras"]}
+    board = json.loads(status.stdout)
+    assert board["workers"] == []
+    cameras = {c["id"]: c for c in board["cameras"]}
     assert set(cameras) == {"lobby", "lot", "gate"}
     for cam in cameras.values():
         assert STATUS_KEYS | {"last_error"} <= set(cam)
@@ -136,3 +142,39 @@ def test_run_stops_cleanly_on_sigterm_and_status_reports_every_camera(
     text_status = run_cli(env, "--config", str(config), "cameras", "status", code=None, timeout=120)
     assert text_status.returncode == 0
     assert "lobby" in text_status.stdout and SECRET not in text_status.stdout
+
+
+def test_a_second_run_beside_a_live_faiss_worker_is_refused_in_one_line(
+    tmp_path: Path, shared_data: Path
+) -> None:
+    """The embedded defaults (SQLite + FAISS) run one worker: a second one says what to do."""
+    from datetime import UTC, datetime, timedelta
+
+    from cli_process import cli_env
+
+    from surveil.storage.db import make_engine, make_session_factory
+    from surveil.storage.leases import SqlLeases, WorkerInfo
+
+    root = tmp_path / "data"
+    root.mkdir()
+    url = f"sqlite:///{(root / 'catalog.db').as_posix()}"
+    upgrade(url)
+    engine = make_engine(url)
+    now = datetime.now(UTC)
+    other = "gpu-host-7:4242:abc123.0"
+    try:
+        SqlLeases(make_session_factory(engine)).register(
+            WorkerInfo(other, "gpu-host-7", 4242, now, now, now + timedelta(minutes=5))
+        )
+    finally:
+        engine.dispose()
+    config = tmp_path / "site.yaml"
+    config.write_text(
+        yaml.safe_dump({"cameras": [{"id": "lobby", "url": str(shared_data / LOBBY)}]})
+    )
+    env = cli_env(root, url, shared_data / "models")
+    proc = run_cli(env, "run", "--config", str(config), code=3, timeout=120)
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert other in errors[0] and "index.backend: milvus" in errors[0]
+    assert "models.loaded" not in proc.stderr  # refused before loading any model

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
@@ -16,8 +17,9 @@ from surveil.api.schemas import (
     ErrorBody,
     KeyframeList,
     Timestamp,
+    WorkerList,
 )
-from surveil.api.views import API, camera_view, keyframe_summary
+from surveil.api.views import API, camera_view, keyframe_summary, lease_views, worker_views
 from surveil.container import Services
 from surveil.domain import CameraInfo, parse_time
 
@@ -28,19 +30,34 @@ _ERRORS = {**AUTH_ERRORS, 404: {"model": ErrorBody, "description": "No such came
 MAX_KEYFRAMES_PAGE = 500
 
 
-def _view(services: Services, cam: CameraInfo) -> dict[str, Any]:
+def _leases(services: Services) -> dict[str, dict[str, Any]]:
+    """Which live worker holds each camera (from the catalog: any worker, any host)."""
+    return lease_views(services.leases.leases(), services.leases.workers(), datetime.now(UTC))
+
+
+def _views(services: Services, cams: list[CameraInfo]) -> list[dict[str, Any]]:
     stats = {s.camera_id: s for s in services.catalog.stats()}
     health = {h.camera_id: h for h in services.health.read()}
-    return camera_view(cam, stats.get(cam.id), health.get(cam.id))
+    leases = _leases(services)
+    return [camera_view(c, stats.get(c.id), health.get(c.id), leases.get(c.id)) for c in cams]
+
+
+def _view(services: Services, cam: CameraInfo) -> dict[str, Any]:
+    return _views(services, [cam])[0]
 
 
 @router.get("/cameras", response_model=CameraList, responses=AUTH_ERRORS)
 def list_cameras(_: Viewer, services: ServicesDep) -> dict[str, Any]:
-    """Every camera with what the catalog holds for it, and its live ingest health."""
-    stats = {s.camera_id: s for s in services.catalog.stats()}
-    health = {h.camera_id: h for h in services.health.read()}
-    cams = services.catalog.list_cameras()
-    return {"cameras": [camera_view(c, stats.get(c.id), health.get(c.id)) for c in cams]}
+    """Every camera with what the catalog holds for it, its health and the worker reading it."""
+    return {"cameras": _views(services, services.catalog.list_cameras())}
+
+
+@router.get("/workers", response_model=WorkerList, responses=AUTH_ERRORS)
+def list_workers(_: Viewer, services: ServicesDep) -> dict[str, Any]:
+    """Live ingest workers (`surveil run` processes), each with the cameras it reads."""
+    now = datetime.now(UTC)
+    workers = services.leases.workers(now=now)
+    return {"workers": worker_views(workers, services.leases.leases(), now)}
 
 
 @router.post(
@@ -54,7 +71,7 @@ def create_camera(
 ) -> dict[str, Any]:
     """Register a camera (before its first footage, or to give it a name and URL)."""
     cam = services.catalog.create_camera(
-        camera_id=body.id, name=body.name, url=body.url, enabled=body.enabled
+        camera_id=body.id, name=body.name, url=body.url, enabled=body.enabled, tags=body.tags
     )
     record_action(services, caller, request, "camera.create", f"camera {cam.id}")
     return _view(services, cam)
@@ -68,9 +85,9 @@ def update_camera(
     request: Request,
     services: ServicesDep,
 ) -> dict[str, Any]:
-    """Rename a camera, change its URL, or enable/disable it."""
+    """Rename a camera, change its URL or tags, or enable/disable it."""
     cam = services.catalog.update_camera(
-        camera_id, name=body.name, url=body.url, enabled=body.enabled
+        camera_id, name=body.name, url=body.url, enabled=body.enabled, tags=body.tags
     )
     changed = ", ".join(sorted(body.model_dump(exclude_unset=True))) or "nothing"
     record_action(services, caller, request, "camera.update", f"camera {cam.id}: {changed}")

@@ -42,6 +42,8 @@ class Batcher:
         self._batch_wait = batch_wait
         self._stop = threading.Event()
         self._deadline: float | None = None
+        #: Cameras of the batch in the models right now (a camera handed back waits on it).
+        self.in_flight: frozenset[str] = frozenset()
         #: Smoothed seconds per batch: at shutdown no batch starts that cannot finish.
         self.batch_seconds = 0.0
         self._thread = threading.Thread(target=self._run, name="live-batcher", daemon=True)
@@ -75,6 +77,13 @@ class Batcher:
             self._process(items)
 
     def _process(self, items: list[PendingKeyframe]) -> None:
+        self.in_flight = frozenset(i.camera_id for i in items)
+        try:
+            self._prepare(items)
+        finally:
+            self.in_flight = frozenset()
+
+    def _prepare(self, items: list[PendingKeyframe]) -> None:
         started = time.monotonic()
         try:
             prepared = self._pipeline.prepare(

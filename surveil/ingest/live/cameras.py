@@ -14,8 +14,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from surveil.config import CameraSettings, KeyframeSettings, Settings
-from surveil.domain import CameraInfo, ConfigError, mask_credentials, validate_camera_id
+import structlog
+
+from surveil.config import CameraSettings, KeyframeSettings, LiveSettings, Settings
+from surveil.domain import (
+    CameraInfo,
+    ConfigError,
+    InputError,
+    mask_credentials,
+    validate_camera_id,
+    validate_tags,
+)
+
+log = structlog.get_logger(__name__)
 
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 SourceKind = Literal["file", "stream", "device"]
@@ -31,6 +42,8 @@ class LiveCamera:
     safe_url: str
     kind: SourceKind
     keyframes: KeyframeSettings
+    #: Labels that workers pinned with `live.camera_tags` look for.
+    tags: tuple[str, ...] = ()
 
     def __repr__(self) -> str:  # never print the filled URL by accident
         return f"LiveCamera(id={self.id!r}, url={self.safe_url!r}, kind={self.kind!r})"
@@ -106,7 +119,15 @@ def _live(
         safe_url=mask_credentials(url),
         kind=source_kind(url),
         keyframes=_policy(settings.keyframes, cam.keyframes),
+        tags=_tags(cam),
     )
+
+
+def _tags(cam: CameraSettings) -> tuple[str, ...]:
+    try:
+        return validate_tags(cam.tags)
+    except InputError as exc:
+        raise ConfigError(f"camera {cam.id!r}: {exc}") from None
 
 
 def live_cameras(
@@ -127,6 +148,23 @@ def live_cameras(
         for info in catalog_cameras:
             if info.id not in chosen and info.url:
                 chosen[info.id] = CameraSettings(
-                    id=info.id, url=info.url, name=info.name, enabled=info.enabled
+                    id=info.id,
+                    url=info.url,
+                    name=info.name,
+                    enabled=info.enabled,
+                    tags=list(info.tags),
                 )
     return [_live(c, settings, environ, secrets) for c in chosen.values() if c.enabled]
+
+
+def pinned(cameras: Sequence[LiveCamera], live: LiveSettings) -> list[LiveCamera]:
+    """The cameras this worker may read: `live.cameras` ids and/or `live.camera_tags`.
+
+    No pins: every camera. A pinned id that is not an enabled camera is only logged - the
+    API may add it later.
+    """
+    ids, tags = set(live.cameras), set(live.camera_tags)
+    missing = ids - {c.id for c in cameras}
+    if missing:
+        log.warning("live.pinned_camera_unknown", cameras=sorted(missing))
+    return [c for c in cameras if (not ids or c.id in ids) and (not tags or tags & set(c.tags))]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 import structlog
@@ -123,13 +123,14 @@ class HealthReporter:
     def __init__(
         self,
         store: SqlHealth,
-        cameras: Sequence[CameraStats],
+        cameras: Callable[[], Sequence[CameraStats]],
         *,
         interval: float,
         stall_seconds: float,
     ) -> None:
         self._store = store
-        self._cameras = list(cameras)
+        #: The cameras this worker reads now: a camera another worker holds is its to write.
+        self._cameras = cameras
         self._interval = interval
         self._stall = stall_seconds
         self._stop = threading.Event()
@@ -146,7 +147,11 @@ class HealthReporter:
 
     def flush(self) -> bool:
         """Write one snapshot now; False (and a log line) when the catalog is unreachable."""
-        rows = [c.snapshot(stall_seconds=self._stall) for c in self._cameras]
+        return self.write(self._cameras())
+
+    def write(self, cameras: Sequence[CameraStats]) -> bool:
+        """Write these cameras' snapshots now (a camera handed back writes its last one)."""
+        rows = [c.snapshot(stall_seconds=self._stall) for c in cameras]
         try:
             self._store.write(rows)
         except SQLAlchemyError as exc:

@@ -82,6 +82,20 @@ class PendingQueue:
             self._cond.notify_all()
             return out
 
+    def count(self, camera_id: str) -> int:
+        """Keyframes of one camera still waiting (a camera handed back waits for zero)."""
+        with self._cond:
+            return sum(1 for i in self._items if i.camera_id == camera_id)
+
+    def remove(self, camera_id: str) -> list[PendingKeyframe]:
+        """Take one camera's keyframes out (its lease went to another worker)."""
+        with self._cond:
+            out = [i for i in self._items if i.camera_id == camera_id]
+            if out:
+                self._items = deque(i for i in self._items if i.camera_id != camera_id)
+                self._cond.notify_all()
+            return out
+
     def close(self) -> None:
         """Refuse new keyframes and wake every waiter; what is queued can still be taken."""
         with self._cond:

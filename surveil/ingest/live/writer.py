@@ -91,6 +91,11 @@ class BatchWriter:
     def start(self) -> None:
         self._thread.start()
 
+    def count(self, camera_id: str) -> int:
+        """Keyframes of one camera prepared but not yet committed."""
+        with self._cond:
+            return sum(r.cameras.count(camera_id) for r in self._buffer)
+
     def submit(self, ready: ReadyBatch) -> None:
         """Queue a batch; when the buffer is full the oldest waiting one is given up."""
         with self._cond:

@@ -13,7 +13,7 @@ from synthetic import TARGET, make_rule, store_persons
 
 from surveil.config import Settings
 from surveil.container import Services, build_services
-from surveil.jobs.runner import Job, JobRunner
+from surveil.jobs.runner import Job, JobRunner, dead_local_owner, pid_namespace, runner_id
 from surveil.jobs.scheduler import Scheduler
 from surveil.storage.migrate import upgrade
 
@@ -129,7 +129,7 @@ def test_a_lease_held_by_a_dead_process_on_this_host_is_taken_over(services: Ser
         text=True,
         check=True,
     )
-    dead = f"{socket.gethostname()}:{gone.stdout.strip()}:tag"
+    dead = f"{socket.gethostname()}:{gone.stdout.strip()}:tag.{pid_namespace()}"
     now = datetime.now(UTC)
     job = Job("test.crashed", timedelta(minutes=5), lambda: {"ran": 1})
     services.jobs.ensure(job.name, first_run_at=now)
@@ -149,3 +149,57 @@ def test_a_lease_held_by_a_dead_process_on_this_host_is_taken_over(services: Ser
     later = JobRunner(services.jobs, owner="other", clock=lambda: now + timedelta(minutes=7))
     assert later.run_if_due(job) is None
     assert services.jobs.get(job.name).lease_owner == f"{socket.gethostname()}:1:x"
+
+
+def test_only_a_dead_owner_of_this_host_and_pid_namespace_counts_as_dead() -> None:
+    """Containers sharing a hostname have their own PIDs: their owners are left alone."""
+    import socket
+    import subprocess
+    import sys
+
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    host = socket.gethostname()
+    here = f"{host}:{gone}:abc.{pid_namespace()}"
+    assert dead_local_owner(here) == here
+    assert dead_local_owner(f"{host}:{gone}:abc.ffffffff0") is None  # another container
+    assert dead_local_owner(f"{host}:{gone}:abc") is None  # namespace unknown
+    assert dead_local_owner(f"elsewhere-{host}:{gone}:abc.{pid_namespace()}") is None
+    assert dead_local_owner(runner_id()) is None  # this very process
+    assert runner_id().endswith(f".{pid_namespace()}")
+
+
+def test_a_job_running_longer_than_its_lease_is_not_started_twice(services: Services) -> None:
+    """The lease is renewed while the job runs: another replica waits for the real end."""
+    running, overlaps, runs = [0], [0], [0]
+    lock = threading.Lock()
+
+    def slow() -> dict[str, int]:
+        with lock:
+            running[0] += 1
+            overlaps[0] += running[0] > 1
+            runs[0] += 1
+        time.sleep(1.5)  # five leases long
+        with lock:
+            running[0] -= 1
+        return {}
+
+    job = Job("test.slow", timedelta(milliseconds=1), slow)
+    lease = timedelta(seconds=0.3)
+    first = JobRunner(services.jobs, owner="replica-1", lease=lease)
+    second = JobRunner(services.jobs, owner="replica-2", lease=lease)
+    worker = threading.Thread(target=first.run_if_due, args=(job,))
+    worker.start()
+    time.sleep(0.2)
+    tries = 0
+    while worker.is_alive():
+        assert second.run_if_due(job) is None or not worker.is_alive()
+        tries += 1
+        time.sleep(0.05)
+    worker.join()
+    assert tries >= 10 and overlaps[0] == 0
+    assert services.jobs.get(job.name).lease_owner is None

@@ -41,7 +41,7 @@ def test_models_and_migrations_agree(database_url: str) -> None:
 def test_require_current_refuses_an_empty_database(database_url: str) -> None:
     engine = make_engine(database_url)
     try:
-        with pytest.raises(ConfigError, match=r"not migrated \(at nothing, need 0006\)") as info:
+        with pytest.raises(ConfigError, match=r"not migrated \(at nothing, need 0007\)") as info:
             require_current(engine)
         assert "surveil db upgrade" in str(info.value)
     finally:
@@ -87,7 +87,7 @@ def test_0001_catalog_upgrades_to_head_keeping_its_rows(database_url: str) -> No
         with engine.connect() as conn:
             row = conn.execute(text("SELECT id, name, url, legal_hold FROM cameras")).one()
         assert tuple(row) == ("lobby", "Lobby", None, False)
-        assert current_revision(engine) == head_revision() == "0006"
+        assert current_revision(engine) == head_revision() == "0007"
     finally:
         engine.dispose()
 
@@ -147,5 +147,31 @@ def test_0004_catalog_upgrades_to_tracks_of_one_with_the_same_ids(database_url: 
             (9, "legacy:9", 1, vec, 9),
         ]
         assert [tuple(m) for m in members] == [(7, 7), (9, 9)]
+    finally:
+        engine.dispose()
+
+
+def test_0006_catalog_upgrades_to_camera_leases_keeping_its_cameras(database_url: str) -> None:
+    """Cameras of a one-worker catalog gain no tags (any worker reads them) and no lease."""
+    from sqlalchemy import text
+
+    upgrade(database_url, "0006")
+    engine = make_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO cameras (id, name, enabled, created_at, url, legal_hold)"
+                    " VALUES ('gate', 'Gate', :e, :t, 'rtsp://cam/1', :h)"
+                ),
+                {"e": True, "t": "2026-01-01 00:00:00+00:00", "h": True},
+            )
+        upgrade(database_url)
+        with engine.connect() as conn:
+            row = conn.execute(text("SELECT id, name, url, legal_hold, tags FROM cameras")).one()
+            leases = conn.execute(text("SELECT count(*) FROM camera_leases")).scalar_one()
+            workers = conn.execute(text("SELECT count(*) FROM live_workers")).scalar_one()
+        assert tuple(row) == ("gate", "Gate", "rtsp://cam/1", True, "")
+        assert (leases, workers) == (0, 0)
     finally:
         engine.dispose()

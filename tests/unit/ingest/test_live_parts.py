@@ -13,7 +13,7 @@ import pytest
 from conftest import SettingsFactory
 
 from surveil.domain import CameraInfo, ConfigError, Frame, Keyframe
-from surveil.ingest.live.cameras import expand, live_cameras, load_secrets, source_kind
+from surveil.ingest.live.cameras import expand, live_cameras, load_secrets, pinned, source_kind
 from surveil.ingest.live.health import CameraStats, safe_error
 from surveil.ingest.live.pending import PendingKeyframe, PendingQueue
 from surveil.ingest.live.reader import MonotonicClock, backoff_delay
@@ -160,3 +160,36 @@ def test_a_camera_with_old_frames_reads_as_stalled() -> None:
     assert stats.snapshot(stall_seconds=60).state == "online"
     time.sleep(0.05)
     assert stats.snapshot(stall_seconds=0.01).state == "stalled"
+
+
+def test_pins_pick_cameras_by_id_and_by_tag_from_settings_and_catalog(
+    make_settings: SettingsFactory,
+) -> None:
+    settings = make_settings(
+        cameras=[
+            {"id": "gate", "url": "/gate.mp4", "tags": ["heavy", "outdoor"]},
+            {"id": "hall", "url": "/hall.mp4"},
+        ]
+    )
+    catalog = [CameraInfo("dock", "Dock", True, "http://cam/dock.ts", T0, ("heavy",))]
+    cams = live_cameras(settings, catalog)
+    assert {c.id: c.tags for c in cams} == {
+        "gate": ("heavy", "outdoor"),
+        "hall": (),
+        "dock": ("heavy",),
+    }
+    by_tag = settings.live.model_copy(update={"camera_tags": ["heavy"]})
+    assert [c.id for c in pinned(cams, by_tag)] == ["gate", "dock"]
+    by_id = settings.live.model_copy(update={"cameras": ["hall", "gone"]})
+    assert [c.id for c in pinned(cams, by_id)] == ["hall"]
+    both = settings.live.model_copy(update={"cameras": ["gate", "hall"], "camera_tags": ["heavy"]})
+    assert [c.id for c in pinned(cams, both)] == ["gate"]
+    assert pinned(cams, settings.live) == cams
+
+
+def test_a_bad_camera_tag_is_a_config_error_naming_the_camera(
+    make_settings: SettingsFactory,
+) -> None:
+    settings = make_settings(cameras=[{"id": "gate", "url": "/g.mp4", "tags": ["has space"]}])
+    with pytest.raises(ConfigError, match=r"camera 'gate': camera tag 'has space' is not allowed"):
+        live_cameras(settings)
