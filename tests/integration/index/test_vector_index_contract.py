@@ -185,3 +185,24 @@ def test_all_filters_together_inside_the_search(filled: VectorIndex, vectors: Ve
         if m.camera_id in ("cam0", "cam2") and m.label == "bag" and m.last_ts >= at(DAY3)
     }
     assert expected and {h.id for h in hits} == expected
+
+
+def test_an_unreachable_milvus_is_a_clear_error_without_the_token(
+    make_settings: SettingsFactory,
+) -> None:
+    from streams import free_port
+
+    uri = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    settings = make_settings(
+        **{
+            "index.backend": "milvus",
+            "index.milvus.uri": uri,
+            "index.milvus.token": "root:hush-hush",
+            "index.milvus.timeout_seconds": 2,
+        }
+    )
+    with pytest.raises(ConfigError) as caught:
+        open_index(settings)
+    message = str(caught.value)
+    assert uri in message and "index.milvus.uri" in message
+    assert "hush-hush" not in message
