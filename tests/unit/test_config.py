@@ -150,7 +150,7 @@ def test_milvus_token_comes_from_a_file_and_a_missing_file_says_what_to_do(
     s = load_settings(overrides={"index.milvus.token_file": str(secret)})
     assert s.index.milvus.resolved_token() == "root:from-file"
     gone = load_settings(overrides={"index.milvus.token_file": str(tmp_path / "nope")})
-    with pytest.raises(ConfigError, match="token_file .*nope.*SURVEIL_INDEX__MILVUS__TOKEN"):
+    with pytest.raises(ConfigError, match=r"token_file .*nope.*SURVEIL_INDEX__MILVUS__TOKEN"):
         gone.index.milvus.resolved_token()
 
 
