@@ -91,6 +91,17 @@ class MilvusSettings(Section):
             "does); Bounded trades a few seconds of staleness for lower latency."
         ),
     )
+    flush_seconds: float = Field(
+        60.0,
+        ge=0.0,
+        le=86_400.0,
+        title="Flush interval",
+        description=(
+            "save() seals the growing segments at most this often, so they get their "
+            "vector index (Milvus Lite searches unsealed rows by brute force); 0: leave "
+            "sealing to Milvus."
+        ),
+    )
     timeout_seconds: float = Field(
         10.0, gt=0.0, le=600.0, title="Timeout", description="Per-call timeout against Milvus."
     )

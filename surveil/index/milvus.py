@@ -6,9 +6,10 @@ a physical collection `{prefix}{space}__{stamp}` reached through the alias
 `{prefix}{space}`; `rebuild_space` fills a new collection and moves the alias, so
 searches never see a half-built index (collection layout: `milvus_schema`).
 
-Writes are upserts that Milvus makes durable itself (its WAL), so `save` and `refresh`
-have nothing to do: a `surveil serve` replica sees an ingest worker's vectors at once
-(consistency level Strong) or within the staleness bound (Bounded).
+Writes are upserts that Milvus makes durable itself (its WAL): `save` only seals the
+growing segments now and then (index.milvus.flush_seconds) so they get their vector
+index, and `refresh` has nothing to do: a `surveil serve` replica sees an ingest
+worker's vectors at once (consistency level Strong) or within the staleness bound.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ class MilvusIndex:
         self.uri = shown_uri(settings.uri)
         self._lock = threading.Lock()
         self._dims: dict[Space, int] = {}  # spaces whose collection is known to exist
+        self._flushed_at = time.monotonic()
         self._client = self._call("connect", self._connect)
 
     def _connect(self) -> MilvusClient:
@@ -251,8 +253,36 @@ class MilvusIndex:
         self._call("delete a day", lambda: self._client.delete(name, filter=expr))
         return True
 
+    def drop_space(self, space: Space) -> bool:
+        """Drop a space's alias and collection (a benchmark's or test's cleanup)."""
+        with self._lock:
+            old = self.collections().get(space)
+            if old is None:
+                return False
+            alias, c = self.collection(space), self._client
+            if old != alias:
+                self._call("drop an alias", lambda: c.drop_alias(alias))
+            self._call("drop a collection", lambda: c.drop_collection(old))
+            self._dims.pop(space, None)
+            return True
+
     def save(self) -> None:
-        """Nothing to write: Milvus persists every acknowledged upsert and delete itself."""
+        """Seal what was written, at most every `flush_seconds` (0: never).
+
+        Milvus persists every acknowledged write itself (its WAL); sealing only lets the
+        new rows be searched through the vector index instead of a scan of the growing
+        segment. Frequent flushes make small segments, hence the interval.
+        """
+        every = self._settings.flush_seconds
+        if every > 0 and time.monotonic() - self._flushed_at >= every:
+            self.flush()
+
+    def flush(self) -> None:
+        """Seal every space's growing segments now."""
+        for space in list(self._dims):
+            name = self.collection(space)
+            self._call("flush", partial(self._client.flush, name))
+        self._flushed_at = time.monotonic()
 
     def refresh(self) -> bool:
         """Nothing to re-read: every process queries the same server. Always False."""
