@@ -75,7 +75,10 @@ class MilvusSettings(Section):
         ge=8,
         le=32768,
         title="HNSW ef",
-        description="Candidate list at search time; raised to k when a search asks for more.",
+        description=(
+            "Candidate list at search time; raised to k when a search asks for more, and "
+            "4x for a filtered search (a narrow filter starves the graph walk)."
+        ),
     )
     ivf_nlist: int = Field(
         1024, ge=1, le=65536, title="IVF nlist", description="Inverted lists (IVF types)."

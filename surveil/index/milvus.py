@@ -319,7 +319,7 @@ class MilvusIndex:
                 data=[query.tolist()],
                 limit=k,
                 filter=expr,
-                search_params=ms.search_params(self._settings, k),
+                search_params=ms.search_params(self._settings, k, filtered=bool(expr)),
                 output_fields=[],
             ),
         )

@@ -143,3 +143,18 @@ def test_rebuild_moves_the_alias_to_a_fresh_collection(world: World) -> None:
 
 def index_dim(world: World) -> int:
     return world.services.embedder("person").dim
+
+
+def test_retention_removes_one_cameras_vectors_from_milvus(world: World) -> None:
+    """cam09 expires (1 day), cam04 is kept (10 days): rows and vectors leave together."""
+    from surveil.jobs.retention import retention_parts, run_retention
+
+    services, index = world.services, world.services.index
+    policy = world.settings.retention.model_copy(update={"days": 10.0, "cameras": {"cam09": 1.0}})
+    kept = set(_tracks(world.url, "cam04"))
+    assert _tracks(world.url, "cam09")
+    run_retention(retention_parts(services), policy, now=T0 + timedelta(days=2))
+    assert _tracks(world.url, "cam09") == []
+    held = {int(i) for ids in index.ids_by_day("person").values() for i in ids}
+    assert held == kept == set(_tracks(world.url, "cam04"))
+    assert services.reconcile_index(full=True).changed is False
