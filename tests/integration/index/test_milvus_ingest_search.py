@@ -7,6 +7,7 @@ rebuild it, each checking the catalog (the source of truth) against Milvus.
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from catalog_sql import catalog_rows
+from cli_process import cli_env, run_cli
 from conftest import fresh_pg_database
 
 from surveil.config import Settings, load_settings
@@ -139,6 +141,30 @@ def test_rebuild_moves_the_alias_to_a_fresh_collection(world: World) -> None:
     track = _tracks(world.url, "cam04")[0]
     hits = services.search().by_track(track, filters=SearchFilters(min_score=-1.0), limit=3)
     assert any(s.track_id == track for s in hits.sightings)
+
+
+def test_cli_index_status_and_rebuild_against_milvus(world: World) -> None:
+    """The operator's commands: backend and URI shown, token nowhere, counts agreeing."""
+    m = world.settings.index.milvus
+    env = cli_env(
+        world.settings.storage.root,
+        world.url,
+        SURVEIL_INDEX__BACKEND="milvus",
+        SURVEIL_INDEX__MILVUS__URI=m.uri,
+        SURVEIL_INDEX__MILVUS__TOKEN=TOKEN,
+        SURVEIL_INDEX__MILVUS__COLLECTION_PREFIX=m.collection_prefix,
+    )
+    tracks = world.services.catalog.count_tracks("person")
+    status = run_cli(env, "index", "status", "--json")
+    shown = json.loads(status.stdout)
+    assert shown["index"]["backend"] == "milvus" and shown["index"]["uri"] == m.uri
+    assert shown["vectors"]["person"] == shown["tracks"]["person"] == tracks
+    rebuilt = run_cli(env, "index", "rebuild", "--json")
+    assert json.loads(rebuilt.stdout)["rebuilt"]["person"] == tracks
+    text = run_cli(env, "index", "status").stdout
+    assert f"index: milvus at {m.uri}" in text
+    for out in (status, rebuilt):
+        assert "not-a-real-secret" not in out.stdout + out.stderr
 
 
 def index_dim(world: World) -> int:
