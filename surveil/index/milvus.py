@@ -29,7 +29,7 @@ import structlog
 from pymilvus import MilvusClient, MilvusException
 
 from surveil.config import MilvusSettings
-from surveil.domain import ConfigError, Space, Vectors, as_vectors
+from surveil.domain import SPACES, ConfigError, Space, Vectors, as_vectors
 from surveil.index import milvus_schema as ms
 from surveil.ports import Ids, IndexHit, VectorBatch, VectorMeta
 
@@ -41,6 +41,10 @@ T = TypeVar("T")
 UPSERT_ROWS = 2_000
 #: Rows per page when listing ids or days.
 PAGE_ROWS = 10_000
+#: counts_by_day reuses the per-day counts saved_at just scanned (reconcile asks for
+#: both, one after the other) when this process wrote nothing since and they are this
+#: fresh: each is a pass over every row, Milvus having no GROUP BY.
+SCAN_REUSE_SECONDS = 2.0
 
 
 def shown_uri(uri: str) -> str:
@@ -62,6 +66,8 @@ class MilvusIndex:
         self._lock = threading.Lock()
         self._dims: dict[Space, int] = {}  # spaces whose collection is known to exist
         self._flushed_at = time.monotonic()
+        self._writes = 0  # bumped by every write: a stale day scan is never reused
+        self._day_scan: dict[Space, tuple[int, float, dict[date, int]]] = {}
         self._client = self._call("connect", self._connect)
 
     def _connect(self) -> MilvusClient:
@@ -99,7 +105,7 @@ class MilvusIndex:
     def collections(self) -> dict[Space, str]:
         """Physical collection behind each existing space alias (for `index status`)."""
         out: dict[Space, str] = {}
-        for space in ("person", "general"):
+        for space in SPACES:
             name = self.collection(space)
             if self._call("list collections", partial(self._client.has_collection, name)):
                 desc = self._call("describe", partial(self._client.describe_collection, name))
@@ -205,6 +211,7 @@ class MilvusIndex:
         meta: Sequence[VectorMeta],
     ) -> None:
         written = int(time.time() * 1000)
+        self._writes += 1
         for start in range(0, len(ids), UPSERT_ROWS):
             stop = start + UPSERT_ROWS
             rows = [
@@ -239,6 +246,7 @@ class MilvusIndex:
             expr = ms.ids_expr(wanted[start : start + ms.ID_CHUNK].tolist(), extra)
             present = [int(r[ms.ID]) for r in self._query(name, expr, [ms.ID])]
             if present:
+                self._writes += 1
                 self._call("delete vectors", partial(self._client.delete, name, ids=present))
                 removed += len(present)
         return removed
@@ -250,6 +258,7 @@ class MilvusIndex:
         name, expr = self.collection(space), ms.filter_expr(days=[day])
         if self._count(name, expr) == 0:
             return False
+        self._writes += 1
         self._call("delete a day", lambda: self._client.delete(name, filter=expr))
         return True
 
@@ -264,6 +273,7 @@ class MilvusIndex:
                 self._call("drop an alias", lambda: c.drop_alias(alias))
             self._call("drop a collection", lambda: c.drop_collection(old))
             self._dims.pop(space, None)
+            self._writes += 1
             return True
 
     def save(self) -> None:
@@ -336,13 +346,18 @@ class MilvusIndex:
         return {ms.day_of(d): np.sort(np.asarray(v, np.int64)) for d, v in sorted(by_day.items())}
 
     def counts_by_day(self, space: Space) -> dict[date, int]:
-        """Vectors per non-empty day (one pass over the day field)."""
+        """Vectors per non-empty day (one pass over the day field, or saved_at's pass)."""
         if not self._exists(space):
             return {}
-        counts: dict[int, int] = defaultdict(int)
+        reused = self._day_scan.pop(space, None)
+        if reused is not None:
+            writes, at, counts = reused
+            if writes == self._writes and time.monotonic() - at < SCAN_REUSE_SECONDS:
+                return counts
+        per_day: dict[int, int] = defaultdict(int)
         for row in self._scan(self.collection(space), "", [ms.DAY]):
-            counts[int(row[ms.DAY])] += 1
-        return {ms.day_of(d): n for d, n in sorted(counts.items())}
+            per_day[int(row[ms.DAY])] += 1
+        return {ms.day_of(d): n for d, n in sorted(per_day.items())}
 
     def size(self, space: Space) -> int:
         """Vectors held for a space."""
@@ -354,9 +369,13 @@ class MilvusIndex:
         if not self._exists(space):
             return {}
         latest: dict[int, int] = {}
+        per_day: dict[int, int] = defaultdict(int)
         for row in self._scan(self.collection(space), "", [ms.DAY, ms.WRITTEN]):
             d, w = int(row[ms.DAY]), int(row[ms.WRITTEN])
             latest[d] = max(latest.get(d, w), w)
+            per_day[d] += 1
+        counts = {ms.day_of(d): n for d, n in sorted(per_day.items())}
+        self._day_scan[space] = (self._writes, time.monotonic(), counts)
         return {ms.day_of(d): ms.from_ms(w) for d, w in sorted(latest.items())}
 
     # ---- rebuild ----------------------------------------------------------------------
@@ -403,6 +422,7 @@ class MilvusIndex:
             if old is not None:
                 self._call("drop the old collection", lambda: c.drop_collection(old))
             self._dims.pop(space, None)
+            self._writes += 1
             if staged is not None:
                 self._dims[space] = dim
 

@@ -206,3 +206,19 @@ def test_an_unreachable_milvus_is_a_clear_error_without_the_token(
     message = str(caught.value)
     assert uri in message and "index.milvus.uri" in message
     assert "hush-hush" not in message
+
+
+def test_counts_after_saved_at_see_a_write_made_in_between(
+    filled: VectorIndex, vectors: Vectors
+) -> None:
+    """Reconcile reads saved_at then counts_by_day; a write between must show in the counts."""
+    assert sum(filled.counts_by_day(SPACE).values()) == 30
+    filled.saved_at(SPACE)
+    assert filled.counts_by_day(SPACE) == {DAY1: 10, DAY2: 10, DAY3: 10}
+    filled.saved_at(SPACE)
+    filled.add(SPACE, np.array([900], np.int64), vectors[:1], [DAY3], meta=[META[0]])
+    filled.save()
+    assert filled.counts_by_day(SPACE) == {DAY1: 10, DAY2: 10, DAY3: 11}
+    filled.saved_at(SPACE)
+    assert filled.remove(SPACE, np.array([900, 100], np.int64)) == 2
+    assert filled.counts_by_day(SPACE) == {DAY1: 9, DAY2: 10, DAY3: 10}
