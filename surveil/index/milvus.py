@@ -18,43 +18,29 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import date, datetime
 from functools import partial
-from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from typing import Any
 
 import numpy as np
 import structlog
-from pymilvus import MilvusClient, MilvusException
 
 from surveil.config import MilvusSettings
 from surveil.domain import SPACES, ConfigError, Space, Vectors, as_vectors
 from surveil.index import milvus_schema as ms
+from surveil.index.milvus_client import MilvusCalls, shown_uri
 from surveil.ports import Ids, IndexHit, VectorBatch, VectorMeta
 
 log = structlog.get_logger(__name__)
 
-T = TypeVar("T")
 
 #: Rows per upsert call: keeps each gRPC message well under Milvus's 64 MiB limit.
 UPSERT_ROWS = 2_000
-#: Rows per page when listing ids or days.
-PAGE_ROWS = 10_000
 #: counts_by_day reuses the per-day counts saved_at just scanned (reconcile asks for
 #: both, one after the other) when this process wrote nothing since and they are this
 #: fresh: each is a pass over every row, Milvus having no GROUP BY.
 SCAN_REUSE_SECONDS = 2.0
-
-
-def shown_uri(uri: str) -> str:
-    """The URI without any user:password part, for messages and logs."""
-    parts = urlsplit(uri)
-    if parts.password is None and parts.username is None:
-        return uri
-    host = parts.hostname or ""
-    netloc = f"***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 class MilvusIndex:
@@ -68,33 +54,8 @@ class MilvusIndex:
         self._flushed_at = time.monotonic()
         self._writes = 0  # bumped by every write: a stale day scan is never reused
         self._day_scan: dict[Space, tuple[int, float, dict[date, int]]] = {}
-        self._client = self._call("connect", self._connect)
-
-    def _connect(self) -> MilvusClient:
-        s = self._settings
-        return MilvusClient(
-            uri=s.uri,
-            token=s.resolved_token() or "",
-            db_name=s.db_name,
-            timeout=s.timeout_seconds,
-        )
-
-    def _call(self, what: str, fn: Callable[[], T]) -> T:
-        """Run one Milvus call; a failure becomes a ConfigError naming the URI (no token)."""
-        try:
-            return fn()
-        except MilvusException as exc:
-            raise ConfigError(
-                f"Milvus at {self.uri} failed to {what}: {exc.message} (code {exc.code}); "
-                "check that Milvus is running and index.milvus.uri/token are right"
-            ) from None
-        except Exception as exc:  # grpc errors surface as several classes
-            if type(exc).__module__.startswith("grpc"):
-                raise ConfigError(
-                    f"Milvus at {self.uri} is unreachable ({what}); check that Milvus "
-                    "is running and index.milvus.uri is right"
-                ) from None
-            raise
+        self._m = MilvusCalls(settings)
+        self._client = self._m.client
 
     # ---- collections ------------------------------------------------------------------
 
@@ -107,8 +68,8 @@ class MilvusIndex:
         out: dict[Space, str] = {}
         for space in SPACES:
             name = self.collection(space)
-            if self._call("list collections", partial(self._client.has_collection, name)):
-                desc = self._call("describe", partial(self._client.describe_collection, name))
+            if self._m.call("list collections", partial(self._client.has_collection, name)):
+                desc = self._m.call("describe", partial(self._client.describe_collection, name))
                 out[space] = str(desc.get("collection_name", name))
         return out
 
@@ -128,11 +89,11 @@ class MilvusIndex:
         if space in self._dims:
             return True
         name = self.collection(space)
-        if not self._call("check a collection", lambda: self._client.has_collection(name)):
+        if not self._m.call("check a collection", lambda: self._client.has_collection(name)):
             return False
-        desc = self._call("describe a collection", lambda: self._client.describe_collection(name))
+        desc = self._m.call("describe a collection", lambda: self._client.describe_collection(name))
         dim = next(int(f["params"]["dim"]) for f in desc["fields"] if f["name"] == ms.VECTOR)
-        self._call("load a collection", lambda: self._client.load_collection(name))
+        self._m.call("load a collection", lambda: self._client.load_collection(name))
         self._dims[space] = dim
         return True
 
@@ -141,7 +102,7 @@ class MilvusIndex:
         stamp = time.strftime("%Y%m%d%H%M%S", time.gmtime()) + uuid.uuid4().hex[:6]
         name = f"{self.collection(space)}__{stamp}"
         c, s = self._client, self._settings
-        self._call(
+        self._m.call(
             "create a collection",
             lambda: c.create_collection(
                 name,
@@ -159,7 +120,7 @@ class MilvusIndex:
             if not self._exists(space):
                 name = self._create_physical(space, dim)
                 alias = self.collection(space)
-                self._call("create an alias", lambda: self._client.create_alias(name, alias))
+                self._m.call("create an alias", lambda: self._client.create_alias(name, alias))
                 self._dims[space] = dim
         if self._dims[space] != dim:
             raise ConfigError(
@@ -233,7 +194,7 @@ class MilvusIndex:
                     strict=True,
                 )
             ]
-            self._call("upsert vectors", partial(self._client.upsert, name, rows))
+            self._m.call("upsert vectors", partial(self._client.upsert, name, rows))
 
     def remove(self, space: Space, ids: Ids, *, days: Collection[date] | None = None) -> int:
         """Delete ids (only within `days` when given); returns how many were present."""
@@ -244,10 +205,10 @@ class MilvusIndex:
         removed = 0
         for start in range(0, len(wanted), ms.ID_CHUNK):
             expr = ms.ids_expr(wanted[start : start + ms.ID_CHUNK].tolist(), extra)
-            present = [int(r[ms.ID]) for r in self._query(name, expr, [ms.ID])]
+            present = [int(r[ms.ID]) for r in self._m.query(name, expr, [ms.ID])]
             if present:
                 self._writes += 1
-                self._call("delete vectors", partial(self._client.delete, name, ids=present))
+                self._m.call("delete vectors", partial(self._client.delete, name, ids=present))
                 removed += len(present)
         return removed
 
@@ -256,10 +217,10 @@ class MilvusIndex:
         if not self._exists(space):
             return False
         name, expr = self.collection(space), ms.filter_expr(days=[day])
-        if self._count(name, expr) == 0:
+        if self._m.count(name, expr) == 0:
             return False
         self._writes += 1
-        self._call("delete a day", lambda: self._client.delete(name, filter=expr))
+        self._m.call("delete a day", lambda: self._client.delete(name, filter=expr))
         return True
 
     def drop_space(self, space: Space) -> bool:
@@ -270,8 +231,8 @@ class MilvusIndex:
                 return False
             alias, c = self.collection(space), self._client
             if old != alias:
-                self._call("drop an alias", lambda: c.drop_alias(alias))
-            self._call("drop a collection", lambda: c.drop_collection(old))
+                self._m.call("drop an alias", lambda: c.drop_alias(alias))
+            self._m.call("drop a collection", lambda: c.drop_collection(old))
             self._dims.pop(space, None)
             self._writes += 1
             return True
@@ -291,7 +252,7 @@ class MilvusIndex:
         """Seal every space's growing segments now."""
         for space in list(self._dims):
             name = self.collection(space)
-            self._call("flush", partial(self._client.flush, name))
+            self._m.call("flush", partial(self._client.flush, name))
         self._flushed_at = time.monotonic()
 
     def refresh(self) -> bool:
@@ -300,7 +261,7 @@ class MilvusIndex:
 
     def close(self) -> None:
         """Release the client's connection."""
-        self._call("close", self._client.close)
+        self._m.close()
 
     # ---- reads ------------------------------------------------------------------------
 
@@ -322,7 +283,7 @@ class MilvusIndex:
         query = as_vectors(vector).reshape(-1)
         expr = ms.filter_expr(since=since, until=until, cameras=cameras, labels=labels)
         name = self.collection(space)
-        found = self._call(
+        found = self._m.call(
             "search",
             lambda: self._client.search(
                 name,
@@ -341,7 +302,7 @@ class MilvusIndex:
             return {}
         by_day: dict[int, list[int]] = defaultdict(list)
         expr = ms.filter_expr(days=days)
-        for row in self._scan(self.collection(space), expr, [ms.ID, ms.DAY]):
+        for row in self._m.scan(self.collection(space), expr, [ms.ID, ms.DAY]):
             by_day[int(row[ms.DAY])].append(int(row[ms.ID]))
         return {ms.day_of(d): np.sort(np.asarray(v, np.int64)) for d, v in sorted(by_day.items())}
 
@@ -355,13 +316,13 @@ class MilvusIndex:
             if writes == self._writes and time.monotonic() - at < SCAN_REUSE_SECONDS:
                 return counts
         per_day: dict[int, int] = defaultdict(int)
-        for row in self._scan(self.collection(space), "", [ms.DAY]):
+        for row in self._m.scan(self.collection(space), "", [ms.DAY]):
             per_day[int(row[ms.DAY])] += 1
         return {ms.day_of(d): n for d, n in sorted(per_day.items())}
 
     def size(self, space: Space) -> int:
         """Vectors held for a space."""
-        return self._count(self.collection(space), "") if self._exists(space) else 0
+        return self._m.count(self.collection(space), "") if self._exists(space) else 0
 
     def saved_at(self, space: Space) -> dict[date, datetime]:
         """Per day, when its newest vector was written: reconcile re-indexes tracks that
@@ -370,7 +331,7 @@ class MilvusIndex:
             return {}
         latest: dict[int, int] = {}
         per_day: dict[int, int] = defaultdict(int)
-        for row in self._scan(self.collection(space), "", [ms.DAY, ms.WRITTEN]):
+        for row in self._m.scan(self.collection(space), "", [ms.DAY, ms.WRITTEN]):
             d, w = int(row[ms.DAY]), int(row[ms.WRITTEN])
             latest[d] = max(latest.get(d, w), w)
             per_day[d] += 1
@@ -410,47 +371,18 @@ class MilvusIndex:
         with self._lock:
             old = self.collections().get(space)
             if staged is not None and old is not None and old != alias:
-                self._call("move an alias", lambda: c.alter_alias(staged, alias))
+                self._m.call("move an alias", lambda: c.alter_alias(staged, alias))
             else:
                 if old is not None and old != alias:
-                    self._call("drop an alias", lambda: c.drop_alias(alias))
+                    self._m.call("drop an alias", lambda: c.drop_alias(alias))
                 if old is not None:
-                    self._call("drop a collection", lambda: c.drop_collection(old))
+                    self._m.call("drop a collection", lambda: c.drop_collection(old))
                     old = None
                 if staged is not None:
-                    self._call("create an alias", lambda: c.create_alias(staged, alias))
+                    self._m.call("create an alias", lambda: c.create_alias(staged, alias))
             if old is not None:
-                self._call("drop the old collection", lambda: c.drop_collection(old))
+                self._m.call("drop the old collection", lambda: c.drop_collection(old))
             self._dims.pop(space, None)
             self._writes += 1
             if staged is not None:
                 self._dims[space] = dim
-
-    # ---- helpers ----------------------------------------------------------------------
-
-    def _count(self, name: str, expr: str) -> int:
-        rows = self._call(
-            "count vectors",
-            lambda: self._client.query(name, filter=expr, output_fields=["count(*)"]),
-        )
-        return int(rows[0]["count(*)"]) if rows else 0
-
-    def _query(self, name: str, expr: str, fields: list[str]) -> list[dict[str, Any]]:
-        rows = self._call(
-            "query", lambda: self._client.query(name, filter=expr, output_fields=fields)
-        )
-        return list(rows)
-
-    def _scan(self, name: str, expr: str, fields: list[str]) -> Iterator[dict[str, Any]]:
-        """Every row matching `expr` (all rows when ""), page by page (Milvus's iterator)."""
-        pages = self._call(
-            "list vectors",
-            lambda: self._client.query_iterator(
-                name, batch_size=PAGE_ROWS, filter=expr, output_fields=fields
-            ),
-        )
-        try:
-            while rows := self._call("list vectors", pages.next):
-                yield from rows
-        finally:
-            pages.close()
