@@ -14,7 +14,7 @@ Printed per size: insert throughput (vectors/s, saves and index builds included)
 latency p50/p99 for k, recall@k against exact, and a search filtered to one camera:
 inside Milvus's search, versus the FAISS path that fetches deeper (4x per round) and
 filters after, as the search service does, with its recall of the exact one-camera top k;
-and the time `counts_by_day` takes (what reconcile reads at every start).
+and the time `counts_by_day` and `saved_at` take (what reconcile reads at every start).
 
 Example:
     .venv/bin/python benchmarks/bench_milvus.py --data ../shared/data --sizes 100000
@@ -272,8 +272,11 @@ def measure(n: int, model: ReidVectorModel, root: Path, args: argparse.Namespace
             one_cam = faiss_filtered(index, rows, cam, k)
         flat_lat, flat_got = timed(one_cam, queries)
         t = time.perf_counter()
-        index.counts_by_day("person")  # what every start's reconcile reads first
+        index.counts_by_day("person")  # what every start's reconcile reads
         counts_s = time.perf_counter() - t
+        t = time.perf_counter()
+        index.saved_at("person")  # ... and this, first
+        saved_s = time.perf_counter() - t
         table.append(
             (
                 name,
@@ -283,6 +286,7 @@ def measure(n: int, model: ReidVectorModel, root: Path, args: argparse.Namespace
                 f"{pct(flat_lat, 50):.1f} / {pct(flat_lat, 99):.1f}",
                 f"{recall(flat_got, truth_cam, k):.3f}",
                 f"{counts_s:.2f}",
+                f"{saved_s:.2f}",
             )
         )
         if isinstance(index, MilvusIndex):
@@ -311,6 +315,7 @@ def _print(table: list[tuple[str, ...]], k: int, cameras: int) -> None:
         f"1 of {cameras} cams p50/p99 ms",
         f"cam recall@{k}",
         "counts_by_day s",
+        "saved_at s",
     )
     widths = [max(len(r[i]) for r in [head, *table]) for i in range(len(head))]
     for r in [head, *table]:
