@@ -16,7 +16,7 @@ from surveil.alerts.rules import RuleService
 from surveil.alerts.targets import WebhookPolicy
 from surveil.config import Settings
 from surveil.domain import SPACES, IngestStats, Space
-from surveil.index.reconcile import ReconcileReport, reconcile
+from surveil.index.reconcile import ReconcileReport, rebuild, reconcile
 from surveil.index.sharded import ShardedFaissIndex
 from surveil.ingest.backfill import Backfill
 from surveil.ingest.pipeline import IngestOptions, IngestPipeline
@@ -219,6 +219,33 @@ class Services:
         """
         return reconcile(self.index, self.catalog, SPACES, full=full)
 
+    def rebuild_index(self) -> dict[Space, int]:
+        """Rebuild every space's index from the catalog's stored vectors; vectors per space.
+
+        FAISS: built in a staging folder and swapped in by renames (live index objects
+        over it must be re-opened). Milvus: a new collection per space, filled, then the
+        space's alias moved to it and the old collection dropped.
+        """
+        if isinstance(self.index, ShardedFaissIndex):
+            settings = self.settings
+            report = rebuild(
+                index_root(settings),
+                self.catalog,
+                SPACES,
+                factory=settings.index.factory,
+                shard_by=settings.index.shard_by,
+                open_index=lambda root: open_faiss_index(settings, root),
+            )
+            return {space: report.vectors.get(space, 0) for space in SPACES}
+        from surveil.index.milvus import MilvusIndex
+
+        if not isinstance(self.index, MilvusIndex):
+            raise TypeError(f"no rebuild for index {type(self.index).__name__}")
+        return {
+            space: self.index.rebuild_space(space, self.catalog.iter_vectors(space))
+            for space in SPACES
+        }
+
     def warm_index(self) -> None:
         """Start loading every index shard in the background (a server, at start)."""
         if isinstance(self.index, ShardedFaissIndex):
@@ -230,6 +257,9 @@ class Services:
         if isinstance(self.index, ShardedFaissIndex):
             self.index.wait_for_training()
         self.blobs.close()
+        close = getattr(self.index, "close", None)  # a Milvus client's connection
+        if callable(close):
+            close()
         self.engine.dispose()
 
 
@@ -245,8 +275,17 @@ def index_root(settings: Settings) -> Path:
     return settings.storage.root / "index"
 
 
-def open_index(settings: Settings, root: Path | None = None) -> ShardedFaissIndex:
-    """The configured vector index over `root` (default: the storage root's index folder).
+def open_index(settings: Settings, root: Path | None = None) -> VectorIndex:
+    """The configured vector index: FAISS shards, or the Milvus server (index.backend)."""
+    if settings.index.backend == "milvus":
+        from surveil.index.milvus import MilvusIndex  # pymilvus loads only when chosen
+
+        return MilvusIndex(settings.index.milvus)
+    return open_faiss_index(settings, root)
+
+
+def open_faiss_index(settings: Settings, root: Path | None = None) -> ShardedFaissIndex:
+    """FAISS shards over `root` (default: the storage root's index folder).
 
     Trained shards calibrate their probe count against each space's default min_score:
     the true matches a default search must not miss.

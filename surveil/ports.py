@@ -113,10 +113,42 @@ class IndexHit:
     score: float
 
 
-class VectorIndex(Protocol):
-    """Nearest-neighbour search by inner product, one index per space, sharded by day."""
+@dataclass(frozen=True, slots=True)
+class VectorMeta:
+    """What a filter inside the vector search needs of one indexed track.
 
-    def add(self, space: Space, ids: Ids, vectors: Vectors, days: Sequence[date]) -> None: ...
+    `label` is the track's label group (a car seen as a truck is one vehicle track), and
+    the time span lets a time window keep every track with a member inside it.
+    """
+
+    camera_id: str
+    label: str
+    first_ts: datetime
+    last_ts: datetime
+
+
+class VectorIndex(Protocol):
+    """Nearest-neighbour search by inner product, one index per space, sharded by day.
+
+    `filters_inside` says whether `search` applies `cameras` and `labels` (label groups)
+    itself, before its top-k cut (Milvus); an index without it ignores them and the
+    caller filters after the cut, over-fetching (FAISS, whose time shards still honour
+    since/until). `add` takes each id's metadata for those filters; an index that does
+    not filter may be given none.
+    """
+
+    @property
+    def filters_inside(self) -> bool: ...
+
+    def add(
+        self,
+        space: Space,
+        ids: Ids,
+        vectors: Vectors,
+        days: Sequence[date],
+        *,
+        meta: Sequence[VectorMeta] | None = None,
+    ) -> None: ...
 
     def search(
         self,
@@ -126,6 +158,8 @@ class VectorIndex(Protocol):
         *,
         since: datetime | None = None,
         until: datetime | None = None,
+        cameras: Collection[str] | None = None,
+        labels: Collection[str] | None = None,
     ) -> list[IndexHit]: ...
 
     def remove(self, space: Space, ids: Ids, *, days: Collection[date] | None = None) -> int: ...
@@ -166,6 +200,8 @@ class VectorBatch:
     ids: Ids
     days: list[date]
     vectors: Vectors
+    #: Per-id filter fields (camera, label group, time span), for indexes that filter.
+    meta: list[VectorMeta] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +212,7 @@ class IndexedTrack:
     space: Space
     day: date
     vector: Vectors
+    meta: VectorMeta | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,7 @@ from surveil.cli.common import (
     print_json,
     with_services,
 )
-from surveil.container import Services, index_root, open_index
+from surveil.container import Services
 from surveil.domain import SearchFilters, parse_time, validate_camera_id
 
 if TYPE_CHECKING:
@@ -227,19 +227,9 @@ def db_upgrade(
 @index_app.command("rebuild")
 def index_rebuild(as_json: JsonOpt = False) -> None:
     """Rebuild every vector index from the embeddings stored in the catalog."""
-    from surveil.domain import SPACES
-    from surveil.index.reconcile import rebuild
 
     def act(s: Services) -> dict[str, int]:
-        report = rebuild(
-            index_root(s.settings),
-            s.catalog,
-            SPACES,
-            factory=s.settings.index.factory,
-            shard_by=s.settings.index.shard_by,
-            open_index=lambda root: open_index(s.settings, root),
-        )
-        return {space: report.vectors.get(space, 0) for space in SPACES}
+        return {str(space): n for space, n in s.rebuild_index().items()}
 
     with handle_errors():
         counts = with_services(act, reconcile=False)
@@ -289,12 +279,13 @@ def index_status(
     itself when it was trained (see index.recall_target).
     """
     from surveil.domain import SPACES
-    from surveil.index.status import shard_lines, shard_status
+    from surveil.index.status import backend_line, backend_status, shard_lines, shard_status
 
     def act(s: Services) -> dict[str, Any]:
         if full:
             s.reconcile_index(full=True)
         return {
+            "index": backend_status(s.index),
             "vectors": {sp: s.index.size(sp) for sp in SPACES},
             "tracks": {sp: s.catalog.count_tracks(sp) for sp in SPACES},
             "appearances": {sp: s.catalog.count_appearances(sp) for sp in SPACES},
@@ -306,6 +297,7 @@ def index_status(
     if as_json:
         print_json(status)
         return
+    typer.echo(backend_line(status["index"]))
     typer.echo(
         ", ".join(
             f"{sp}: {status['vectors'][sp]} vectors ({status['tracks'][sp]} tracks of "

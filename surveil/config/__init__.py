@@ -22,6 +22,7 @@ import yaml
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from surveil.config.index import IndexSettings, MilvusSettings
 from surveil.config.live import CameraSettings, LiveSettings
 from surveil.config.models import (
     DEFAULT_LABELS,
@@ -34,7 +35,6 @@ from surveil.config.models import (
 from surveil.config.pipeline import (
     VEHICLE_LABELS,
     CropSettings,
-    IndexSettings,
     IngestSettings,
     KeyframeSettings,
     SearchSettings,
@@ -70,6 +70,7 @@ __all__ = [
     "KeyframeSettings",
     "LiveSettings",
     "LoggingSettings",
+    "MilvusSettings",
     "PersonEmbedderSettings",
     "RetentionSettings",
     "S3Settings",
@@ -140,7 +141,7 @@ class Settings(BaseSettings):
     index: IndexSettings = Field(
         default_factory=IndexSettings,
         title="Vector index",
-        description="FAISS index type and time sharding.",
+        description="Backend (FAISS shards or Milvus), index type and time sharding.",
     )
     search: SearchSettings = Field(
         default_factory=SearchSettings,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import Field
 
 from surveil.config.base import Section
@@ -46,57 +44,6 @@ class CropSettings(Section):
     )
     thumbnail_max_side: int = Field(
         256, ge=32, le=2048, title="Thumbnail size", description="Longest side of stored crops."
-    )
-
-
-class IndexSettings(Section):
-    factory: str = Field(
-        "auto",
-        title="FAISS factory string",
-        description=(
-            "Index type per shard: 'auto' (exact while small, then compressed IVF lists "
-            "tuned to recall_target), or an expert's fixed type: 'Flat' (always exact), "
-            "'IVF<n>,Flat', 'HNSW<M>'."
-        ),
-    )
-    shard_by: Literal["day", "none"] = Field(
-        "day", title="Sharding", description="One index file per UTC day, or one in all."
-    )
-    recall_target: float = Field(
-        0.98,
-        gt=0.0,
-        le=1.0,
-        title="Recall target",
-        description=(
-            "Share of the true matches (stored vectors scoring at or above the space's "
-            "min_score) a trained shard must find; each shard measures itself at training "
-            "and probes just enough lists (factory 'auto')."
-        ),
-    )
-    exact_below: int = Field(
-        10_000,
-        ge=100,
-        title="Exact below",
-        description="A shard with fewer vectors stays exact (a scan this small is fast).",
-    )
-    train_open_above: int = Field(
-        100_000,
-        ge=100,
-        title="Train open shards above",
-        description=(
-            "Today's shard (still filling) is trained once it holds this many vectors; "
-            "earlier days are trained as soon as they pass exact_below."
-        ),
-    )
-    search_threads: int = Field(
-        0,
-        ge=0,
-        le=64,
-        title="Search threads",
-        description=(
-            "Threads that search shards side by side, one FAISS thread each; "
-            "0: one per CPU core, at most 4."
-        ),
     )
 
 

@@ -101,7 +101,7 @@ def _copy_vectors(
     for wanted in requests:
         for batch in catalog.iter_vectors(space, ids=wanted, batch_size=batch_size):
             if len(batch.ids):
-                index.add(space, batch.ids, batch.vectors, batch.days)
+                index.add(space, batch.ids, batch.vectors, batch.days, meta=batch.meta)
                 added += len(batch.ids)
     return added
 

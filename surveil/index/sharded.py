@@ -43,7 +43,7 @@ from surveil.index.manifest import (
     write_manifest,
 )
 from surveil.index.training import BackgroundTrainer, TrainingRecord, train_shard
-from surveil.ports import Ids, IndexHit
+from surveil.ports import Ids, IndexHit, VectorMeta
 
 log = structlog.get_logger(__name__)
 
@@ -281,8 +281,22 @@ class ShardedFaissIndex:
 
     # ---- the VectorIndex port ----------------------------------------------------------
 
-    def add(self, space: Space, ids: Ids, vectors: Vectors, days: Sequence[date]) -> None:
-        """Add a batch of appearance vectors, each to the shard of its day."""
+    @property
+    def filters_inside(self) -> bool:
+        """Camera and label filters run after the cut (the caller over-fetches); time
+        windows pick shards."""
+        return False
+
+    def add(
+        self,
+        space: Space,
+        ids: Ids,
+        vectors: Vectors,
+        days: Sequence[date],
+        *,
+        meta: Sequence[VectorMeta] | None = None,
+    ) -> None:
+        """Add a batch of track vectors, each to the shard of its day (`meta` unused)."""
         vectors = as_vectors(vectors)
         ids = np.ascontiguousarray(ids, dtype=np.int64)
         if vectors.ndim != 2 or len(vectors) != len(ids) or len(ids) != len(days):
@@ -323,8 +337,12 @@ class ShardedFaissIndex:
         *,
         since: datetime | None = None,
         until: datetime | None = None,
+        cameras: Collection[str] | None = None,
+        labels: Collection[str] | None = None,
     ) -> list[IndexHit]:
         """The k best ids by cosine, best first, from the shards the time window touches.
+
+        `cameras` and `labels` are not applied here (filters_inside is False).
 
         Scores are exact cosines on every shard type (compressed shards re-rank their
         candidates from the float vectors).

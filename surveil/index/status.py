@@ -12,6 +12,30 @@ from surveil.index.sharded import ShardedFaissIndex
 from surveil.ports import VectorIndex
 
 
+def backend_status(index: VectorIndex) -> dict[str, Any]:
+    """Which backend holds the vectors and where (a Milvus URI never carries its token)."""
+    if isinstance(index, ShardedFaissIndex):
+        return {"backend": "faiss", "root": str(index.root)}
+    describe = getattr(index, "describe", None)
+    if callable(describe):
+        described: dict[str, Any] = describe()
+        return described
+    return {"backend": type(index).__name__}
+
+
+def backend_line(backend: dict[str, Any]) -> str:
+    """One line for people: the backend and where it lives."""
+    if backend["backend"] == "faiss":
+        return f"index: faiss shards under {backend['root']}"
+    if backend["backend"] == "milvus":
+        names = ", ".join(c["collection"] for c in backend["collections"].values())
+        return (
+            f"index: milvus at {backend['uri']} ({backend['index_type']}); "
+            f"collections: {names or 'none yet'}"
+        )
+    return f"index: {backend['backend']}"
+
+
 def shard_status(index: VectorIndex, space: Space) -> list[dict[str, Any]]:
     """One entry per shard day: vectors, type, and for trained shards the recall record."""
     if not isinstance(index, ShardedFaissIndex):

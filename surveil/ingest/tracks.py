@@ -307,4 +307,5 @@ def index_tracks(index: VectorIndex, tracks: Sequence[IndexedTrack]) -> None:
         days = [t.day for t in group]
         index.remove(space, ids, days=set(days))
         vectors = np.ascontiguousarray(np.stack([t.vector for t in group]), dtype=np.float32)
-        index.add(space, ids, vectors, days)
+        metas = [t.meta for t in group if t.meta is not None]
+        index.add(space, ids, vectors, days, meta=metas if len(metas) == len(group) else None)

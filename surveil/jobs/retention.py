@@ -291,7 +291,7 @@ def _readd_surviving(parts: RetentionParts, space: Space, track_ids: Sequence[in
     added = 0
     for batch in parts.catalog.iter_vectors(space, ids=track_ids):
         if len(batch.ids):
-            parts.index.add(space, batch.ids, batch.vectors, batch.days)
+            parts.index.add(space, batch.ids, batch.vectors, batch.days, meta=batch.meta)
             added += len(batch.ids)
     return added
 

@@ -18,6 +18,7 @@ from surveil.domain import (
     Sighting,
     Space,
     Vectors,
+    label_group,
     space_for,
 )
 from surveil.ports import Catalog, CropDetector, Detector, Embedder, IndexHit, VectorIndex
@@ -248,6 +249,19 @@ def _cut_inside_tie(
     return bool(found) and found[-1].score >= kept[limit - 1][1]
 
 
+def _inside_filters(
+    query: SearchQuery, label_groups: Mapping[str, Sequence[str]]
+) -> tuple[frozenset[str] | None, frozenset[str] | None]:
+    """The camera and label-group filters for an index that applies them before its cut.
+
+    Labels become their groups (the index keeps one label group per track): a superset of
+    the tracks with a member of that label, narrowed exactly by hydration afterwards.
+    """
+    f = query.filters
+    groups = frozenset(label_group(lbl, label_groups) for lbl in f.labels)
+    return (f.cameras or None, groups or None)
+
+
 def search_by_example(
     query: SearchQuery,
     *,
@@ -264,21 +278,35 @@ def search_by_example(
     `refine_margin` under min_score are candidates too: their members are re-scored, and
     a track whose best member reaches min_score is kept (a crop from one end of a long
     track can be far from its mean). Filters are applied to the tracks' members after
-    the vector search, so a round that leaves fewer than `limit` tracks while the index
-    still had more candidates searches deeper (k grows 4x per round up to
-    max_candidates) instead of losing matches.
+    the vector search (an index with `filters_inside` also applies cameras, label
+    groups and time before its cut, so it is not over-fetched), so a round that leaves
+    fewer than `limit` tracks while the index still had more candidates searches deeper
+    (k grows 4x per round up to max_candidates) instead of losing matches.
     """
     started = time.perf_counter()
     clock = Stopwatch()
     floor = -1.0 if query.filters.min_score is None else query.filters.min_score
     reach = floor - refine_margin
-    k = min(max(query.limit * overfetch, 1), max_candidates)
+    inside = index.filters_inside
+    cameras, labels = _inside_filters(query, label_groups) if inside else (None, None)
+    # An index that filters before its cut returns only tracks that may pass: `limit`
+    # and one more (to see whether the cut splits a tie) is enough, and a deeper round
+    # is only needed when hydration drops some (a label inside a group, a track that
+    # overlaps the time window with no member inside it).
+    first = query.limit + 1 if inside else query.limit * overfetch
+    k = min(max(first, 1), max_candidates)
     rounds = 0
     while True:
         rounds += 1
         with clock.stage("index"):
             found = index.search(
-                query.space, query.vector, k, since=query.filters.since, until=query.filters.until
+                query.space,
+                query.vector,
+                k,
+                since=query.filters.since,
+                until=query.filters.until,
+                cameras=cameras,
+                labels=labels,
             )
         above = [(h.id, h.score) for h in found if h.score >= reach]
         with clock.stage("hydrate"):

@@ -19,7 +19,7 @@ from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from surveil.domain import ConfigError, Space, Vectors
-from surveil.ports import Ids, VectorBatch
+from surveil.ports import Ids, VectorBatch, VectorMeta
 from surveil.storage.tables import AppearanceRow, TrackRow
 
 #: Ids per plain IN (...) list on other dialects (bound-variable limits).
@@ -79,7 +79,15 @@ class IndexFeedQueries:
         """Stream tracks' pooled vectors in id order, one short query per batch (keyset paging)."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
-        columns = (_T.id, _T.first_ts, _T.embedding, _T.dim)
+        columns = (
+            _T.id,
+            _T.first_ts,
+            _T.embedding,
+            _T.dim,
+            _T.camera_id,
+            _T.label_group,
+            _T.last_ts,
+        )
         if ids is not None:
             wanted = sorted({int(i) for i in ids})
             for chunk in chunked(wanted, min(batch_size, IN_LIST_CHUNK)):
@@ -103,7 +111,7 @@ class IndexFeedQueries:
             last_id = int(batch.ids[-1])
 
     def _vector_batch(
-        self, space: str, stmt: Select[int, datetime, bytes, int]
+        self, space: str, stmt: Select[int, datetime, bytes, int, str, str, datetime]
     ) -> VectorBatch | None:
         with self._sessions() as session:
             rows = session.execute(stmt).all()
@@ -112,7 +120,8 @@ class IndexFeedQueries:
         ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
         days = [r[1].date() for r in rows]
         vectors = vectors_from_blobs(space, [r[2] for r in rows], [r[3] for r in rows])
-        return VectorBatch(ids=ids, days=days, vectors=vectors)
+        meta = [VectorMeta(r[4], r[5], r[1], r[6]) for r in rows]
+        return VectorBatch(ids=ids, days=days, vectors=vectors, meta=meta)
 
     def ids_by_day(self, space: Space, *, days: Collection[date] | None = None) -> dict[date, Ids]:
         """Track ids of a space grouped by UTC day (only `days` when given), to reconcile."""

@@ -58,6 +58,7 @@ from surveil.storage.tracks import (
     promote_best,
     solo_updates,
     upsert_tracks,
+    vector_meta,
 )
 
 #: Ids per query: bounds statement size; one array/JSON parameter carries them all.
@@ -273,7 +274,7 @@ class SqlCatalog(IndexFeedQueries, TrackQueries, BackfillQueries, BrowseQueries,
             out.append([int(i) for i in app_ids[pos : pos + n]])
             pos += n
         indexed = [
-            IndexedTrack(track_ids[t.key], t.space, t.first_ts.date(), t.embedding)
+            IndexedTrack(track_ids[t.key], t.space, t.first_ts.date(), t.embedding, vector_meta(t))
             for t in all_tracks
         ]
         return CommittedBatch(out, indexed)

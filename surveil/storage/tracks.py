@@ -38,7 +38,14 @@ from surveil.domain import (
     TrackUpdate,
     Vectors,
 )
-from surveil.ports import IndexedTrack, LegacyMember, MemberVectors, OpenTrack, StoredMember
+from surveil.ports import (
+    IndexedTrack,
+    LegacyMember,
+    MemberVectors,
+    OpenTrack,
+    StoredMember,
+    VectorMeta,
+)
 from surveil.storage.browse import STORED_COLUMNS, filter_clauses, to_stored, unindexed
 from surveil.storage.db import BINARY_RESULTS
 from surveil.storage.index_feed import chunked, vectors_from_blobs
@@ -71,6 +78,11 @@ def solo_updates(batch: Sequence[NewKeyframe]) -> dict[tuple[int, int], TrackUpd
                     closed=True,
                 )
     return out
+
+
+def vector_meta(track: TrackUpdate) -> VectorMeta:
+    """The filter fields an index that filters inside its search keeps for a track."""
+    return VectorMeta(track.camera_id, track.label_group, track.first_ts, track.last_ts)
 
 
 def _track_values(track: TrackUpdate) -> dict[str, Any]:
@@ -441,6 +453,7 @@ class BackfillQueries:
             )
             gone = settle_tracks(session, [int(t) for t in old if t is not None])
         indexed = [
-            IndexedTrack(ids[t.key], t.space, t.first_ts.date(), t.embedding) for t in tracks
+            IndexedTrack(ids[t.key], t.space, t.first_ts.date(), t.embedding, vector_meta(t))
+            for t in tracks
         ]
         return indexed, gone

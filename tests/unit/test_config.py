@@ -123,3 +123,39 @@ def _fields(model: type[BaseModel], prefix: str = "") -> Iterator[tuple[str, Fie
 def test_every_setting_is_titled_and_described() -> None:
     missing = [key for key, info in _fields(Settings) if not (info.title and info.description)]
     assert missing == []
+
+
+def test_milvus_backend_is_selected_by_the_environment_and_its_token_never_shown(
+    clean_env: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from surveil.config import setting_sources
+
+    monkeypatch.setenv("SURVEIL_INDEX__BACKEND", "milvus")
+    monkeypatch.setenv("SURVEIL_INDEX__MILVUS__URI", "http://milvus.example:19530")
+    monkeypatch.setenv("SURVEIL_INDEX__MILVUS__TOKEN", "root:s3cret-value")
+    s = load_settings(overrides={"storage.root": str(tmp_path)})
+    assert s.index.backend == "milvus"
+    assert s.index.milvus.uri == "http://milvus.example:19530"
+    assert s.index.milvus.resolved_token() == "root:s3cret-value"
+    shown = setting_sources(s)
+    assert ("index.milvus.token", "**********", "environment SURVEIL_INDEX__MILVUS__TOKEN") in shown
+    assert "s3cret" not in repr(shown) + repr(s) + str(s)
+
+
+def test_milvus_token_comes_from_a_file_and_a_missing_file_says_what_to_do(
+    clean_env: None, tmp_path: Path
+) -> None:
+    secret = tmp_path / "milvus-token"
+    secret.write_text("root:from-file\n")
+    s = load_settings(overrides={"index.milvus.token_file": str(secret)})
+    assert s.index.milvus.resolved_token() == "root:from-file"
+    gone = load_settings(overrides={"index.milvus.token_file": str(tmp_path / "nope")})
+    with pytest.raises(ConfigError, match=r"token_file .*nope.*SURVEIL_INDEX__MILVUS__TOKEN"):
+        gone.index.milvus.resolved_token()
+
+
+def test_an_unknown_index_backend_or_index_type_is_refused_by_name(clean_env: None) -> None:
+    with pytest.raises(ConfigError, match=r"index\.backend"):
+        load_settings(overrides={"index.backend": "annoy"})
+    with pytest.raises(ConfigError, match=r"index\.milvus\.index_type"):
+        load_settings(overrides={"index.milvus.index_type": "DISKANN"})

@@ -23,8 +23,18 @@ class MemoryIndex:
     def __init__(self, ids: list[int], vectors: np.ndarray) -> None:
         self.ids, self.vectors, self.calls = np.array(ids), vectors, 0
 
+    filters_inside = False
+
     def search(
-        self, space: str, vector: np.ndarray, k: int, *, since: object = None, until: object = None
+        self,
+        space: str,
+        vector: np.ndarray,
+        k: int,
+        *,
+        since: object = None,
+        until: object = None,
+        cameras: object = None,
+        labels: object = None,
     ) -> list[IndexHit]:
         self.calls += 1
         scores = self.vectors @ vector
@@ -122,6 +132,49 @@ def test_filtered_search_goes_deeper_instead_of_losing_matches() -> None:
     index, catalog = world(scores, cams)
     assert run(index, catalog, SearchFilters(cameras=frozenset({"b"}))) == [6, 7, 8]
     assert index.calls >= 2
+
+
+class FilteringIndex(MemoryIndex):
+    """Applies camera filters before its cut, as Milvus does; records what it was asked."""
+
+    filters_inside = True
+
+    def __init__(self, ids: list[int], vectors: np.ndarray, cameras: list[str]) -> None:
+        super().__init__(ids, vectors)
+        self.cameras = cameras
+        self.asked: list[tuple[int, object, object]] = []
+
+    def search(
+        self,
+        space: str,
+        vector: np.ndarray,
+        k: int,
+        *,
+        since: object = None,
+        until: object = None,
+        cameras: object = None,
+        labels: object = None,
+    ) -> list[IndexHit]:
+        self.asked.append((k, cameras, labels))
+        hits = super().search(space, vector, len(self.ids))
+        wanted = cast(frozenset[str], cameras)
+        keep = [h for h in hits if not wanted or self.cameras[h.id - 1] in wanted]
+        return keep[:k]
+
+
+def test_an_index_that_filters_inside_is_asked_once_with_the_filters() -> None:
+    """No over-fetch, no deeper round: the index already cut among passing tracks only.
+
+    Labels reach it as their groups (the index keeps one label group per track).
+    """
+    scores = [0.99, 0.98, 0.97, 0.96, 0.95, 0.5, 0.4, 0.3]
+    cams = ["a", "a", "a", "a", "a", "b", "b", "b"]
+    plain, catalog = world(scores, cams)
+    index = FilteringIndex(plain.ids.tolist(), plain.vectors, cams)
+    filters = SearchFilters(cameras=frozenset({"b"}), labels=frozenset({"person"}))
+    assert run(index, catalog, filters) == [6, 7, 8]
+    # limit + 1: one past the cut shows whether the cut splits a tie.
+    assert index.asked == [(4, frozenset({"b"}), frozenset({"person"}))]
 
 
 def test_min_score_stops_the_search_early() -> None:
