@@ -163,6 +163,6 @@ def offline_services(offline_settings: Settings) -> Iterator[Services]:
 # with tests/api (HTTP tests, fuzzing) and tests/e2e (the browser test).
 from api_world import api_world, client, live_server  # noqa: E402, F401
 from chromium import browser, shots  # noqa: E402, F401
-from s3_server import s3_bucket, s3_endpoint  # noqa: E402, F401
 from milvus_server import milvus_prefix, milvus_server, milvus_uri  # noqa: E402, F401
+from s3_server import s3_bucket, s3_endpoint  # noqa: E402, F401
 from streams import http_stream_factory, postgres_cluster, rtsp_stream_factory  # noqa: E402, F401

@@ -52,20 +52,6 @@ DOCKERFILES = [DEPLOY / "docker" / "Dockerfile", DEPLOY / "docker" / "Dockerfile
 #: The oldest and the newest Kubernetes the manifests are validated against.
 K8S_VERSIONS = ("1.30.0", "1.37.0")
 
-# Settings that the other parts of issue 12 add (Milvus index backend, S3 blob store,
-# camera leases and pinning) and that the manifests already use. They are not on this
-# branch yet; every other SURVEIL_* name must load into Settings. Delete this list (and
-# its use in `_check_settings`) once those branches are merged.
-NOT_YET_MERGED = frozenset(
-    {
-        "SURVEIL_INDEX__BACKEND",
-        "SURVEIL_INDEX__MILVUS__URI",
-        "SURVEIL_INDEX__MILVUS__TOKEN",
-        "SURVEIL_INDEX__MILVUS__COLLECTION_PREFIX",
-        "SURVEIL_LIVE__LEASE_SECONDS",
-        "SURVEIL_LIVE__CAMERA_TAGS",
-    }
-)
 #: Non-surveil variables a surveil container may be given (boto3's standard names).
 OTHER_ENV = frozenset({"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION"})
 
@@ -96,11 +82,10 @@ def _check_settings(env: Mapping[str, str], settings_file: Path, where: str) -> 
     others = {k for k in env if not k.startswith(ENV_PREFIX)}
     assert others <= OTHER_ENV, f"{where}: unexpected variables {sorted(others - OTHER_ENV)}"
     names = {k: v for k, v in env.items() if k.startswith(ENV_PREFIX) and k != "SURVEIL_CONFIG"}
-    checked = {k: v for k, v in names.items() if k not in NOT_YET_MERGED}
     with pytest.MonkeyPatch.context() as mp:
         for key in [k for k in list(os.environ) if k.startswith(ENV_PREFIX)]:
             mp.delenv(key)
-        for key, value in checked.items():
+        for key, value in names.items():
             mp.setenv(key, value)
         try:
             load_settings(settings_file)
