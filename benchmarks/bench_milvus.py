@@ -252,7 +252,9 @@ def measure(n: int, model: ReidVectorModel, root: Path, args: argparse.Namespace
 
     table: list[tuple[str, ...]] = []
     lat, got = timed(lambda q: list(map(int, flat.search(q[None, :], k)[1][0])), queries)
-    table.append(("faiss IndexFlatIP (raw)", f"{flat_rate:,.0f}", *_lat(lat), "1.000", "", "", ""))
+    table.append(
+        ("faiss IndexFlatIP (raw)", f"{flat_rate:,.0f}", *_lat(lat), "1.000", "", "", "", "")
+    )
 
     settings = settings_for(root / "store", args, uri)
     indexes: list[tuple[str, VectorIndex]] = [

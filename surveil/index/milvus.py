@@ -37,8 +37,9 @@ log = structlog.get_logger(__name__)
 
 #: Rows per upsert call: keeps each gRPC message well under Milvus's 64 MiB limit.
 UPSERT_ROWS = 2_000
-#: counts_by_day reuses the per-day counts saved_at just took (reconcile asks for both,
-#: one after the other) when this process wrote nothing since and they are this fresh.
+#: counts_by_day reuses the per-day counts saved_at just scanned (reconcile asks for
+#: both, one after the other) when this process wrote nothing since and they are this
+#: fresh: each is a pass over every row, Milvus having no GROUP BY.
 SCAN_REUSE_SECONDS = 2.0
 
 
@@ -306,7 +307,7 @@ class MilvusIndex:
         return {ms.day_of(d): np.sort(np.asarray(v, np.int64)) for d, v in sorted(by_day.items())}
 
     def counts_by_day(self, space: Space) -> dict[date, int]:
-        """Vectors per non-empty day (count queries; or saved_at's, just taken)."""
+        """Vectors per non-empty day (one pass over the day field, or saved_at's pass)."""
         if not self._exists(space):
             return {}
         reused = self._day_scan.pop(space, None)
@@ -314,8 +315,10 @@ class MilvusIndex:
             writes, at, counts = reused
             if writes == self._writes and time.monotonic() - at < SCAN_REUSE_SECONDS:
                 return counts
-        per_day = self._m.day_counts(self.collection(space))
-        return {ms.day_of(d): n for d, n in per_day.items()}
+        per_day: dict[int, int] = defaultdict(int)
+        for row in self._m.scan(self.collection(space), "", [ms.DAY]):
+            per_day[int(row[ms.DAY])] += 1
+        return {ms.day_of(d): n for d, n in sorted(per_day.items())}
 
     def size(self, space: Space) -> int:
         """Vectors held for a space."""
@@ -326,11 +329,15 @@ class MilvusIndex:
         changed in the catalog after that (a crash between a commit and its upsert)."""
         if not self._exists(space):
             return {}
-        name, now = self.collection(space), int(time.time() * 1000) + 1
-        per_day = self._m.day_counts(name)
-        counts = {ms.day_of(d): n for d, n in per_day.items()}
+        latest: dict[int, int] = {}
+        per_day: dict[int, int] = defaultdict(int)
+        for row in self._m.scan(self.collection(space), "", [ms.DAY, ms.WRITTEN]):
+            d, w = int(row[ms.DAY]), int(row[ms.WRITTEN])
+            latest[d] = max(latest.get(d, w), w)
+            per_day[d] += 1
+        counts = {ms.day_of(d): n for d, n in sorted(per_day.items())}
         self._day_scan[space] = (self._writes, time.monotonic(), counts)
-        return {ms.day_of(d): ms.from_ms(self._m.latest_written(name, d, now)) for d in per_day}
+        return {ms.day_of(d): ms.from_ms(w) for d, w in sorted(latest.items())}
 
     # ---- rebuild ----------------------------------------------------------------------
 

@@ -11,7 +11,6 @@ from pymilvus import MilvusClient, MilvusException
 
 from surveil.config import MilvusSettings
 from surveil.domain import ConfigError
-from surveil.index import milvus_schema as ms
 
 T = TypeVar("T")
 
@@ -91,48 +90,6 @@ class MilvusCalls:
                 yield from rows
         finally:
             pages.close()
-
-    def day_counts(self, name: str) -> dict[int, int]:
-        """Rows per stored day number, by bisecting the day range with count queries.
-
-        Milvus has no GROUP BY, and a pass over every row took 261 s at 1M rows on
-        Milvus Lite; a count is one query, and a month of days costs about a hundred.
-        """
-        out: dict[int, int] = {}
-        stack = [(ms.MIN_DAY, ms.MAX_DAY, self.count(name, ""))]
-        while stack:
-            lo, hi, n = stack.pop()
-            if n <= 0:
-                continue
-            if lo == hi:
-                out[lo] = n
-                continue
-            mid = (lo + hi) // 2
-            left = self.count(name, f"{ms.DAY} >= {lo} and {ms.DAY} <= {mid}")
-            stack += [(lo, mid, left), (mid + 1, hi, n - left)]
-        return dict(sorted(out.items()))
-
-    def latest_written(self, name: str, day: int, now_ms: int) -> int:
-        """The newest `written_ms` of a day, to the second below (never later than it).
-
-        Searched back from now, doubling, then bisected: count queries only. Earlier
-        than the truth is the safe side (reconcile then re-indexes a few more tracks).
-        """
-
-        def any_since(ms_: int) -> bool:
-            expr = f"{ms.DAY} == {day} and {ms.WRITTEN} >= {ms_}"
-            return self.count(name, expr) > 0
-
-        step = 1_000
-        while not any_since(now_ms - step):
-            if step > now_ms:
-                return 0
-            step *= 2
-        lo, hi = now_ms - step, now_ms - step // 2  # newest lies in [lo, hi)
-        while hi - lo > 1_000:
-            mid = (lo + hi) // 2
-            lo, hi = (mid, hi) if any_since(mid) else (lo, mid)
-        return lo
 
     def close(self) -> None:
         """Release the connection."""

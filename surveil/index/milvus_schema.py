@@ -39,8 +39,6 @@ MAX_TOPK = 16_384
 ID_CHUNK = 2_000
 
 _EPOCH = date(1970, 1, 1).toordinal()
-#: The day numbers a collection may hold (int32 field; years 1791 to 2149).
-MIN_DAY, MAX_DAY = -(2**16), 2**16 - 1
 
 
 def day_number(day: date) -> int:
