@@ -37,7 +37,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # the same server launchers the tests use
 
-from milvus_server import MilvusServer  # noqa: E402
+from milvus_server import LITE_KEEPALIVE_SECONDS, MilvusServer  # noqa: E402
 from streams import free_port  # noqa: E402
 
 from surveil.storage.migrate import upgrade  # noqa: E402
@@ -122,6 +122,7 @@ class Site:
             SURVEIL_DATABASE__URL=url,
             SURVEIL_INDEX__BACKEND="milvus",
             SURVEIL_INDEX__MILVUS__URI=eng.milvus,
+            SURVEIL_INDEX__MILVUS__KEEPALIVE_SECONDS=LITE_KEEPALIVE_SECONDS,
             SURVEIL_INDEX__MILVUS__COLLECTION_PREFIX=f"b{uuid.uuid4().hex[:8]}_",
             SURVEIL_STORAGE__BLOBS="s3",
             SURVEIL_STORAGE__S3__ENDPOINT_URL=eng.s3,

@@ -32,6 +32,10 @@ from pathlib import Path
 import pytest
 from streams import LOOPBACK, free_port
 
+#: index.milvus.keepalive_seconds for clients of this server: grpcio's default server
+#: policy allows one ping per 300 s, and pymilvus's 10 s pings get a GOAWAY.
+LITE_KEEPALIVE_SECONDS = "300"
+
 #: Runs `python -m milvus_lite server ARGS` in a process that exits once stdin closes.
 _SERVE = (
     "import os, runpy, sys, threading\n"
@@ -162,4 +166,11 @@ def milvus_prefix() -> str:
     return f"t{uuid.uuid4().hex[:10]}_"
 
 
-__all__ = ["MilvusServer", "milvus_lite_problem", "milvus_prefix", "milvus_server", "milvus_uri"]
+__all__ = [
+    "LITE_KEEPALIVE_SECONDS",
+    "MilvusServer",
+    "milvus_lite_problem",
+    "milvus_prefix",
+    "milvus_server",
+    "milvus_uri",
+]

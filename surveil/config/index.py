@@ -108,6 +108,17 @@ class MilvusSettings(Section):
     timeout_seconds: float = Field(
         10.0, gt=0.0, le=600.0, title="Timeout", description="Per-call timeout against Milvus."
     )
+    keepalive_seconds: float = Field(
+        10.0,
+        ge=1.0,
+        le=3600.0,
+        title="Keepalive interval",
+        description=(
+            "gRPC keepalive ping interval (pymilvus's 10 s suits Milvus Standalone and "
+            "clusters). Milvus Lite's server accepts one ping per 300 s and drops clients "
+            "that ping more ('Too many pings'): use 300 against it."
+        ),
+    )
 
     def resolved_token(self) -> str | None:
         """The token from the setting, else from token_file (ConfigError if unreadable)."""

@@ -43,6 +43,7 @@ class MilvusCalls:
             token=s.resolved_token() or "",
             db_name=s.db_name,
             timeout=s.timeout_seconds,
+            grpc_options={"grpc.keepalive_time_ms": int(s.keepalive_seconds * 1000)},
         )
 
     def call(self, what: str, fn: Callable[[], T]) -> T:
