@@ -102,7 +102,9 @@ class LiteServer:
         deadline = time.monotonic() + 60
         while True:
             try:
-                MilvusClient(uri=self.uri, timeout=2).list_collections()
+                probe = MilvusClient(uri=self.uri, timeout=2)
+                probe.list_collections()
+                probe.close()  # an idle client keeps pinging: Lite answers with GOAWAY
                 return
             except Exception:
                 if time.monotonic() > deadline or self.proc.poll() is not None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -33,14 +34,13 @@ from pathlib import Path
 
 import psycopg
 import yaml
+from bench_milvus import LiteServer
+
+from surveil.storage.migrate import upgrade
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))  # the same server launchers the tests use
-
-from milvus_server import LITE_KEEPALIVE_SECONDS, MilvusServer  # noqa: E402
-from streams import free_port  # noqa: E402
-
-from surveil.storage.migrate import upgrade  # noqa: E402
+#: index.milvus.keepalive_seconds against Milvus Lite's server (see the setting).
+LITE_KEEPALIVE_SECONDS = "300"
 
 CAMERAS = {
     "lobby": "videos/intel_sample_videos/one-by-one-person-detection.mp4",
@@ -58,10 +58,17 @@ class Engines:
     s3: str
 
 
+def free_port() -> int:
+    """A loopback port nobody listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 @contextmanager
 def engines(tmp: Path) -> Iterator[Engines]:
     """Milvus Lite and moto S3 servers on loopback, for this run only."""
-    milvus = MilvusServer(tmp / "milvus").start()
+    milvus = LiteServer(tmp / "milvus")
     port = free_port()
     moto = subprocess.Popen(
         [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)],

@@ -95,7 +95,9 @@ class MilvusServer:
                 raise RuntimeError(f"milvus_lite server exited:\n{self.log_tail()}")
             if _accepts(self.port):
                 try:
-                    MilvusClient(uri=self.uri, timeout=2).list_collections()
+                    probe = MilvusClient(uri=self.uri, timeout=2)
+                    probe.list_collections()
+                    probe.close()  # an idle client keeps pinging: Lite answers with GOAWAY
                     return
                 except Exception:  # not serving yet: retry until the deadline
                     pass
