@@ -166,8 +166,12 @@ def reconcile(
         if days is not None and not days:
             added[space] = removed[space] = 0
             continue
-        in_catalog = _all_ids(catalog.ids_by_day(space, days=days))
+        # The index first, then the catalog: writers commit a row before indexing it, so
+        # an id seen in the index and then not in the catalog was really deleted. The
+        # other order would remove a track a live worker (another process, with a shared
+        # index) committed and indexed between the two reads.
         in_index = _all_ids(index.ids_by_day(space, days=days))
+        in_catalog = _all_ids(catalog.ids_by_day(space, days=days))
         stray = np.setdiff1d(in_index, in_catalog, assume_unique=True)
         missing = np.setdiff1d(in_catalog, in_index, assume_unique=True)
         removed[space] = index.remove(space, stray, days=days) if len(stray) else 0
