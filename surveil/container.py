@@ -328,7 +328,7 @@ def build_services(settings: Settings, *, reconcile_index: bool = True) -> Servi
     """Wire the configured adapters; migrate the embedded SQLite, require PostgreSQL migrated.
 
     Reconciliation on start is what makes a crash between a catalog commit and an
-    index save lose nothing.
+    index save lose nothing (for a shared index, the scheduler's reconcile job does).
     """
     url = settings.database_url
     if url.startswith("sqlite"):
@@ -352,8 +352,17 @@ def build_services(settings: Settings, *, reconcile_index: bool = True) -> Servi
         index=open_index(settings),
         device=choose_device(settings.device, settings.half),
     )
-    if reconcile_index:
+    if reconcile_index and not shared_index(settings):
         report = services.reconcile_index()
         if report.changed:
             log.warning("index.reconciled", added=report.added, removed=report.removed)
     return services
+
+
+def shared_index(settings: Settings) -> bool:
+    """Whether the vector index is shared by every process (Milvus), not this host's files.
+
+    A shared index is not reconciled at start: every API replica and CLI call would read
+    all of it, and the scheduler's `index.reconcile` job repairs it once for all.
+    """
+    return settings.index.backend == "milvus"

@@ -18,7 +18,7 @@ from surveil.cli.common import (
     print_json,
     with_services,
 )
-from surveil.container import Services
+from surveil.container import Services, shared_index
 from surveil.domain import SearchFilters, parse_time, validate_camera_id
 
 if TYPE_CHECKING:
@@ -282,8 +282,8 @@ def index_status(
     from surveil.index.status import backend_line, backend_status, shard_lines, shard_status
 
     def act(s: Services) -> dict[str, Any]:
-        if full:
-            s.reconcile_index(full=True)
+        if full or shared_index(s.settings):  # a shared index is not reconciled at start
+            s.reconcile_index(full=full)
         return {
             "index": backend_status(s.index),
             "vectors": {sp: s.index.size(sp) for sp in SPACES},

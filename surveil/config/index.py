@@ -108,6 +108,17 @@ class MilvusSettings(Section):
     timeout_seconds: float = Field(
         10.0, gt=0.0, le=600.0, title="Timeout", description="Per-call timeout against Milvus."
     )
+    reconcile_minutes: float = Field(
+        15.0,
+        ge=0.0,
+        le=10_080.0,
+        title="Reconcile interval",
+        description=(
+            "Milvus is shared, so no process reconciles it at start (each replica and CLI "
+            "call would read every row); the scheduler does, once across replicas, every "
+            "this many minutes. `surveil index status` reconciles on demand. 0: never."
+        ),
+    )
     keepalive_seconds: float = Field(
         10.0,
         ge=1.0,

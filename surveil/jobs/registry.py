@@ -9,11 +9,12 @@ from datetime import timedelta
 
 from surveil.alerts.model import Rule
 from surveil.alerts.notify import WebhookSender
-from surveil.container import Services
+from surveil.container import Services, shared_index
 from surveil.jobs.alerting import deliver_due, evaluate_rule
 from surveil.jobs.runner import Job
 
 DELIVER = "alerts.deliver"
+RECONCILE = "index.reconcile"
 RULE_PREFIX = "rule:"
 
 
@@ -53,11 +54,34 @@ def delivery_job(services: Services, sender: WebhookSender) -> Job:
     )
 
 
+def reconcile_job(services: Services) -> Job:
+    """Make a shared index (Milvus) agree with the catalog: what start-up does for FAISS.
+
+    A worker killed between its catalog commit and its Milvus write leaves tracks the
+    index lacks; this puts them back within `index.milvus.reconcile_minutes`.
+    """
+
+    def run() -> dict[str, int]:
+        report = services.reconcile_index()
+        return {
+            "added": sum(report.added.values()),
+            "removed": sum(report.removed.values()),
+            "refreshed": sum(report.refreshed.values()),
+        }
+
+    minutes = services.settings.index.milvus.reconcile_minutes
+    return Job(
+        RECONCILE, timedelta(minutes=minutes), run, work_keys=("added", "removed", "refreshed")
+    )
+
+
 def build_jobs(services: Services, sender: WebhookSender) -> list[Job]:
-    """Every job, in the order `--once` runs them: rules, then deliveries, then retention."""
+    """Every job, in the order `--once` runs them: rules, deliveries, retention, reconcile."""
     from surveil.jobs.retention import retention_job
 
     jobs = [rule_job(services, r) for r in services.alerts.list_rules(enabled_only=True)]
     jobs.append(delivery_job(services, sender))
     jobs.append(retention_job(services))
+    if shared_index(services.settings) and services.settings.index.milvus.reconcile_minutes:
+        jobs.append(reconcile_job(services))
     return jobs

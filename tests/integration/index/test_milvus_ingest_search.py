@@ -22,12 +22,14 @@ from cli_process import cli_env, run_cli
 from conftest import fresh_pg_database
 from milvus_server import LITE_KEEPALIVE_SECONDS
 
+from surveil.alerts.notify import WebhookSender
 from surveil.config import Settings, load_settings
 from surveil.container import Services, build_services
 from surveil.domain import SearchFilters
 from surveil.index.milvus import MilvusIndex
 from surveil.index.status import backend_line, backend_status
 from surveil.ingest.pipeline import IngestOptions
+from surveil.jobs.registry import RECONCILE, build_jobs
 from surveil.ports import VectorMeta
 from surveil.storage.migrate import upgrade
 
@@ -130,6 +132,25 @@ def test_reconcile_puts_back_lost_vectors_and_drops_strays(world: World) -> None
     assert index.size("person") == services.catalog.count_tracks("person")
     held = np.concatenate(list(index.ids_by_day("person").values()))
     assert set(lost.tolist()) <= set(held.tolist()) and 987_654 not in held
+
+
+def test_a_shared_index_is_reconciled_by_the_scheduler_not_at_start(world: World) -> None:
+    """A replica or CLI call starting must not scan Milvus; the scheduler's job repairs."""
+    index, services = world.services.index, world.services
+    lost = np.asarray(_tracks(world.url, "cam04")[:2], np.int64)
+    assert index.remove("person", lost) == 2
+    tracks = services.catalog.count_tracks("person")
+    starting = build_services(world.settings)  # as `serve` or `surveil search` starts
+    try:
+        assert starting.index.size("person") == tracks - 2  # left alone at start
+        sender = WebhookSender(timeout=2)
+        jobs = {job.name: job for job in build_jobs(starting, sender)}
+        assert jobs[RECONCILE].interval == timedelta(minutes=15)
+        summary = jobs[RECONCILE].run()
+        assert summary["added"] == 2 and summary["removed"] == 0
+        assert starting.index.size("person") == tracks
+    finally:
+        starting.close()
 
 
 def test_rebuild_moves_the_alias_to_a_fresh_collection(world: World) -> None:
