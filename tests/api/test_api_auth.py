@@ -19,7 +19,12 @@ def test_health_needs_no_key(client: TestClient) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz")
     assert ready.status_code == 200
-    assert ready.json()["checks"] == {"database": "ok", "index": "ok", "models": "ok"}
+    assert ready.json()["checks"] == {
+        "database": "ok",
+        "index": "ok",
+        "models": "ok",
+        "blobs": "ok",
+    }
 
 
 @pytest.mark.parametrize(
