@@ -32,13 +32,19 @@ from pathlib import Path
 import pytest
 from streams import LOOPBACK, free_port
 
-#: index.milvus.keepalive_seconds for clients of this server: grpcio's default server
-#: policy allows one ping per 300 s, and pymilvus's 10 s pings get a GOAWAY.
-LITE_KEEPALIVE_SECONDS = "300"
-
 #: Runs `python -m milvus_lite server ARGS` in a process that exits once stdin closes.
 _SERVE = (
     "import os, runpy, sys, threading\n"
+    # Milvus Standalone accepts keepalive pings every 5 s; grpcio's default server
+    # policy (Milvus Lite's) allows one per 5 min and answers pymilvus's 10 s pings with
+    # GOAWAY 'too many pings'. Give the test server Standalone's policy.
+    "import grpc\n"
+    "_server = grpc.server\n"
+    "def server(*args, options=(), **kwargs):\n"
+    "    options = [*options, ('grpc.http2.min_ping_interval_without_data_ms', 5000),\n"
+    "               ('grpc.http2.max_ping_strikes', 0)]\n"
+    "    return _server(*args, options=options, **kwargs)\n"
+    "grpc.server = server\n"
     "def watch():\n"
     "    while sys.stdin.buffer.read(4096):\n"
     "        pass\n"
@@ -169,7 +175,6 @@ def milvus_prefix() -> str:
 
 
 __all__ = [
-    "LITE_KEEPALIVE_SECONDS",
     "MilvusServer",
     "milvus_lite_problem",
     "milvus_prefix",

@@ -28,7 +28,6 @@ import pytest
 import yaml
 from catalog_sql import catalog_rows
 from cli_process import cli_env, run_cli
-from milvus_server import LITE_KEEPALIVE_SECONDS
 from s3_server import S3Endpoint
 from streams import free_port
 
@@ -65,7 +64,6 @@ class Stack:
             SURVEIL_CONFIG=str(self.config),
             SURVEIL_INDEX__BACKEND="milvus",
             SURVEIL_INDEX__MILVUS__URI=milvus,
-            SURVEIL_INDEX__MILVUS__KEEPALIVE_SECONDS=LITE_KEEPALIVE_SECONDS,
             SURVEIL_INDEX__MILVUS__COLLECTION_PREFIX=prefix,
         )
         self.procs: dict[str, subprocess.Popen[bytes]] = {}

@@ -20,7 +20,6 @@ import pytest
 from catalog_sql import catalog_rows
 from cli_process import cli_env, run_cli
 from conftest import fresh_pg_database
-from milvus_server import LITE_KEEPALIVE_SECONDS
 
 from surveil.alerts.notify import WebhookSender
 from surveil.config import Settings, load_settings
@@ -61,7 +60,6 @@ def world(
         # The contract other tools rely on: these two variables select the backend.
         mp.setenv("SURVEIL_INDEX__BACKEND", "milvus")
         mp.setenv("SURVEIL_INDEX__MILVUS__URI", milvus_uri)
-        mp.setenv("SURVEIL_INDEX__MILVUS__KEEPALIVE_SECONDS", LITE_KEEPALIVE_SECONDS)
         mp.setenv("SURVEIL_INDEX__MILVUS__TOKEN", TOKEN)  # Lite ignores it; it must not leak
         settings = load_settings(
             overrides={
