@@ -6,8 +6,11 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 #: The offline models in ../shared/data/models the CLI is pointed at (see MANIFEST.md).
 DETECTOR_WEIGHTS = "yolov8n_int8_dynamic.onnx"
@@ -54,3 +57,28 @@ def run_cli(
 def cli_json(env: dict[str, str], *args: str, timeout: float = 600) -> Any:
     """Run `surveil ARGS --json` successfully and parse what it printed."""
     return json.loads(run_cli(env, *args, "--json", timeout=timeout).stdout)
+
+
+def start_serve(env: dict[str, str], port: int) -> subprocess.Popen[str]:
+    """`surveil serve` on loopback `port` as a plain process, its output piped."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "surveil.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def wait_ready(server: subprocess.Popen[str], port: int, timeout: float) -> None:
+    """Poll /readyz until 200; fail with the server's output if it exits or times out."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert server.poll() is None, server.stdout.read() if server.stdout else ""
+        assert time.monotonic() < deadline, f"serve did not become ready in {timeout:.0f} s"
+        time.sleep(0.2)

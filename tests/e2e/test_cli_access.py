@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import sys
-import time
 from functools import partial
 from pathlib import Path
 
 import httpx
 import pytest
-from cli_process import cli_env, cli_json, run_cli
+from cli_process import cli_env, cli_json, run_cli, start_serve, wait_ready
 from streams import free_port
 
 
@@ -57,25 +54,10 @@ def test_keys_bad_input_is_one_error_line(env: dict[str, str]) -> None:
 def test_serve_starts_answers_and_stops_on_sigterm(env: dict[str, str]) -> None:
     key = _json(env, "keys", "create", "--role", "viewer", "--name", "probe")["key"]
     port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "surveil.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    server = start_serve(env, port)
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert server.poll() is None, server.stdout.read() if server.stdout else ""
-            assert time.monotonic() < deadline, "serve did not become ready in 60 s"
-            time.sleep(0.2)
+        wait_ready(server, port, 60)
         me = httpx.get(f"{base}/api/v1/me", headers={"Authorization": f"Bearer {key}"})
         assert me.json()["name"] == "probe"
         page = httpx.get(f"{base}/")

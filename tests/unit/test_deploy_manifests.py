@@ -24,7 +24,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -35,7 +34,7 @@ import httpx
 import kubernetes_validate
 import pytest
 import yaml
-from cli_process import cli_env
+from cli_process import cli_env, start_serve, wait_ready
 from conftest import REPO
 from dockerfile_parse import DockerfileParser
 from streams import free_port
@@ -623,24 +622,9 @@ def serve_port(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> I
     env = cli_env(root, "unused", shared_data / "models")
     del env["SURVEIL_DATABASE__URL"]  # the embedded default: SQLite under storage.root
     port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "surveil.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    server = start_serve(env, port)
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert server.poll() is None, server.stdout.read() if server.stdout else ""
-            assert time.monotonic() < deadline, "serve did not become ready in 120 s"
-            time.sleep(0.2)
+        wait_ready(server, port, 120)
         yield port
     finally:
         server.send_signal(signal.SIGTERM)
