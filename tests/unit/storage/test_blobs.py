@@ -65,17 +65,6 @@ def test_unsafe_keys_are_refused(tmp_path: Path, key: str) -> None:
     assert not (tmp_path / "outside.jpg").exists()
 
 
-def test_delete_reports_whether_it_existed(tmp_path: Path) -> None:
-    store = FileBlobStore(tmp_path)
-    store.put("k.jpg", b"x")
-    assert store.exists("k.jpg")
-    assert store.delete("k.jpg") is True
-    assert not store.exists("k.jpg")
-    assert store.delete("k.jpg") is False
-    with pytest.raises(FileNotFoundError):
-        store.get("k.jpg")
-
-
 def test_put_many_writes_every_file_and_refuses_bad_keys(tmp_path: Path) -> None:
     store = FileBlobStore(tmp_path)
     items = [(f"crops/cam/{i:03d}.jpg", bytes([i]) * (i + 1)) for i in range(40)]
