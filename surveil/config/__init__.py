@@ -37,6 +37,7 @@ from surveil.config.pipeline import (
     CropSettings,
     IngestSettings,
     KeyframeSettings,
+    RerankSettings,
     SearchSettings,
 )
 from surveil.config.service import (
@@ -72,6 +73,7 @@ __all__ = [
     "LoggingSettings",
     "MilvusSettings",
     "PersonEmbedderSettings",
+    "RerankSettings",
     "RetentionSettings",
     "S3Settings",
     "SchedulerSettings",
