@@ -155,7 +155,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))
     parser.add_argument("--fit-cache", type=Path, default=Path(".cache/reid_fit.npz"))
-    parser.add_argument("--synthetic", type=int, default=10_000, help="stored vectors")
+    parser.add_argument("--synthetic", type=int, default=100_000, help="stored vectors")
     parser.add_argument("--queries", type=int, default=200, help="synthetic queries")
     args = parser.parse_args()
     data = args.data.resolve()
@@ -165,8 +165,10 @@ def main() -> None:
     for k1, k2, lam in ((20, 6, 0.3), (10, 3, 0.3), (20, 6, 0.6), (6, 2, 0.3)):
         name = f"k-reciprocal k1={k1} k2={k2} lambda={lam}"
         variants[name] = reranker(RerankParams(k1=k1, k2=k2, lam=lam, depth=200))
-    print("| ranking | MOT crop→crops mAP | rank-1 | MOT crop→tracks mAP | rank-1 "
-          "| Market pair ranks | fitted 10k mAP | rank-1 |")
+    print(
+        "| ranking | MOT crop→crops mAP | rank-1 | MOT crop→tracks mAP | rank-1 "
+        "| Market pair ranks | fitted mAP | rank-1 |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for name, rank in variants.items():
         start = time.perf_counter()
@@ -174,8 +176,10 @@ def main() -> None:
         t_map, t_r1 = track_protocol(vecs, ids, names, rank)
         pair = market_pair(vecs, ids, names, rank)
         s_map, s_r1 = synthetic(model, args.synthetic, args.queries, rank)
-        print(f"| {name} | {c_map:.4f} | {c_r1:.4f} | {t_map:.4f} | {t_r1:.4f} | {pair} "
-              f"| {s_map:.4f} | {s_r1:.4f} |  ({time.perf_counter() - start:.0f} s)")
+        print(
+            f"| {name} | {c_map:.4f} | {c_r1:.4f} | {t_map:.4f} | {t_r1:.4f} | {pair} "
+            f"| {s_map:.4f} | {s_r1:.4f} |  ({time.perf_counter() - start:.0f} s)"
+        )
     print("\n| candidates | depth 200 (ms) | whole list in the graph (ms) |")
     print("|---|---|---|")
     default = RerankParams()

@@ -47,8 +47,9 @@ def _crops(seq: Path) -> tuple[list[Image], list[int]]:
 @pytest.fixture(scope="module")
 def held_out(shared_data: Path, models_dir: Path) -> tuple[F32, npt.NDArray[np.int64]]:
     """Unit OSNet vectors of both sequences' crops and their identities (unique per sequence)."""
+    device = choose_device("auto", None)
     embedder = build_embedder(
-        "person", EmbeddersSettings().person, model_dir=models_dir, device=choose_device("auto", None)
+        "person", EmbeddersSettings().person, model_dir=models_dir, device=device
     )
     vectors, idents = [], []
     for n, name in enumerate(SEQUENCES):
