@@ -359,3 +359,22 @@ def test_path_across_cameras_reads_in_time_order(console: Console) -> None:
     expect(page.locator("#detail")).to_be_visible()
     expect(page.locator("#detail-title")).to_contain_text(str(cameras[-1]))
     console.assert_clean()
+
+
+def test_re_rank_choice_is_sent_and_timed(console: Console) -> None:
+    """The console's Re-rank choice reaches the search form; the server times the stage."""
+    page = console.page
+    console.login("operator")
+    page.set_input_files("#crop-file", console.server.example_crop)
+    page.fill("#label", "person")
+    page.select_option("#rerank", "true")
+    before = console.generation()
+    with page.expect_response(re.compile(r"/api/v1/search$")) as answer:
+        page.click("#search")
+    console.wait_for_results(before)
+    _check_results(page)
+    response = answer.value
+    assert re.search(r'name="rerank"\s+true', response.request.post_data or "")
+    timing = re.search(r"rerank;dur=([\d.]+)", response.headers["server-timing"])
+    assert timing and float(timing[1]) > 0
+    console.assert_clean()
