@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import cast
 
 import numpy as np
-from test_rerank import GALLERY, K1, TRUE, on_circle
+from rerank_example import GALLERY, K1, TRUE, on_circle
 
 from surveil.domain import SearchFilters, SearchQuery, StoredAppearance
 from surveil.ports import Catalog, IndexHit, MemberVectors, VectorIndex
