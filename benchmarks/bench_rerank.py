@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import reid_vectors as rv
 
 from surveil.search.rerank import RerankParams, rerank_order
+from surveil.vision.device import configure_blas_threads
 
 F32 = npt.NDArray[np.float32]
 I64 = npt.NDArray[np.int64]
@@ -151,16 +152,9 @@ def latency(model: rv.ReidVectorModel, n: int, params: RerankParams, repeats: in
     return float(np.median(times) * 1000)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=Path("../shared/data"))
-    parser.add_argument("--fit-cache", type=Path, default=Path(".cache/reid_fit.npz"))
-    parser.add_argument("--synthetic", type=int, default=100_000, help="stored vectors")
-    parser.add_argument("--queries", type=int, default=200, help="synthetic queries")
-    args = parser.parse_args()
-    data = args.data.resolve()
+def quality(data: Path, model: rv.ReidVectorModel, synthetic_n: int, queries: int) -> None:
+    """The quality table: every protocol, cosine against re-ranking variants."""
     vecs, ids, names = real_sets(data)
-    model = rv.fitted_person_model(data, args.fit_cache)
     variants: dict[str, Ranker] = {"cosine (off)": cosine}
     for k1, k2, lam in ((20, 6, 0.3), (10, 3, 0.3), (20, 6, 0.6), (6, 2, 0.3)):
         name = f"k-reciprocal k1={k1} k2={k2} lambda={lam}"
@@ -175,11 +169,15 @@ def main() -> None:
         c_map, c_r1 = crop_protocol(vecs, ids, names, rank)
         t_map, t_r1 = track_protocol(vecs, ids, names, rank)
         pair = market_pair(vecs, ids, names, rank)
-        s_map, s_r1 = synthetic(model, args.synthetic, args.queries, rank)
+        s_map, s_r1 = synthetic(model, synthetic_n, queries, rank)
         print(
             f"| {name} | {c_map:.4f} | {c_r1:.4f} | {t_map:.4f} | {t_r1:.4f} | {pair} "
             f"| {s_map:.4f} | {s_r1:.4f} |  ({time.perf_counter() - start:.0f} s)"
         )
+
+
+def latencies(model: rv.ReidVectorModel) -> None:
+    """Median ms of the re-ranking maths at 1k, 10k and 100k candidates."""
     print("\n| candidates | depth 200 (ms) | whole list in the graph (ms) |")
     print("|---|---|---|")
     default = RerankParams()
@@ -191,6 +189,22 @@ def main() -> None:
             else "not run (n x n graph)"
         )
         print(f"| {n:,} | {fast:.1f} | {whole} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=Path("../shared/data"))
+    parser.add_argument("--fit-cache", type=Path, default=Path(".cache/reid_fit.npz"))
+    parser.add_argument("--synthetic", type=int, default=100_000, help="stored vectors")
+    parser.add_argument("--queries", type=int, default=200, help="synthetic queries")
+    parser.add_argument("--latency-only", action="store_true", help="skip the quality table")
+    args = parser.parse_args()
+    configure_blas_threads()  # one BLAS thread, as every surveil process runs
+    data = args.data.resolve()
+    model = rv.fitted_person_model(data, args.fit_cache)
+    if not args.latency_only:
+        quality(data, model, args.synthetic, args.queries)
+    latencies(model)
 
 
 if __name__ == "__main__":

@@ -31,6 +31,9 @@ I64 = npt.NDArray[np.int64]
 
 #: Rows whose neighbours are found per matrix product: memory is BLOCK x n float32.
 BLOCK = 1024
+#: Up to this many rows (16 MiB of float32) the graph's similarities are one dense matrix,
+#: computed once for the neighbour lists and the kernel weights alike.
+DENSE_MAX = 2048
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,16 +53,18 @@ class RerankParams:
             raise ValueError(f"rerank needs k1, k2, depth >= 1 and 0 <= lambda <= 1; got {self}")
 
 
-def nearest(x: F32, k: int) -> I64:
+def nearest(x: F32, k: int, dense: F32 | None = None) -> I64:
     """Each row's k nearest rows by cosine (itself first, then by distance), n x k.
 
-    Ties are broken by row index so the result is deterministic.
+    Ties are broken by row index so the result is deterministic. `dense`, when given, is
+    x @ x.T already computed.
     """
     n = len(x)
     k = min(k, n)
     out = np.empty((n, k), np.int64)
     for start in range(0, n, BLOCK):
-        sims = x[start : start + BLOCK] @ x.T
+        block = x[start : start + BLOCK]
+        sims = block @ x.T if dense is None else dense[start : start + len(block)].copy()
         rows = np.arange(len(sims))
         sims[rows, rows + start] = np.inf  # itself first, whatever rounding says
         part = np.argpartition(-sims, k - 1, axis=1)[:, :k]
@@ -105,13 +110,14 @@ def expanded(knn: I64, k1: int) -> sp.csr_matrix:
     return joined.tocsr()
 
 
-def encode(x: F32, members: sp.csr_matrix) -> sp.csr_matrix:
+def encode(x: F32, members: sp.csr_matrix, dense: F32 | None = None) -> sp.csr_matrix:
     """V: each row a Gaussian kernel exp(-d) over its R* members, normalised to sum 1."""
     members = members.tocsr()
     members.sort_indices()
     rows = np.repeat(np.arange(members.shape[0]), np.diff(members.indptr))
     cols = members.indices
-    dist = 1.0 - np.einsum("ij,ij->i", x[rows], x[cols])
+    dots = np.einsum("ij,ij->i", x[rows], x[cols]) if dense is None else dense[rows, cols]
+    dist = 1.0 - dots
     weights = np.exp(-dist).astype(np.float32)
     sums = np.bincount(rows, weights=weights, minlength=members.shape[0])
     weights /= sums[rows].astype(np.float32)
@@ -154,8 +160,9 @@ def k_reciprocal(query: F32, gallery: F32, params: RerankParams, sims: F32 | Non
     if len(gallery) == 0:
         return np.zeros(0, np.float32)
     x = np.vstack([query[None, :], gallery]).astype(np.float32, copy=False)
-    knn = nearest(x, max(params.k1 + 1, params.k2))
-    v = query_expand(encode(x, expanded(knn, params.k1)), knn, params.k2)
+    dense = x @ x.T if len(x) <= DENSE_MAX else None
+    knn = nearest(x, max(params.k1 + 1, params.k2), dense)
+    v = query_expand(encode(x, expanded(knn, params.k1), dense), knn, params.k2)
     jaccard = jaccard_from(v, 0)[1:]
     original = 1.0 - (gallery @ query.astype(np.float32) if sims is None else sims)
     return ((1.0 - params.lam) * jaccard + params.lam * original).astype(np.float32)
