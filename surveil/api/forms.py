@@ -32,6 +32,7 @@ class SearchForm:
     gap: float | None
     limit: int | None
     track_id: int | None = None
+    rerank: bool | None = None
 
 
 def parse_box(text: str) -> BBox:
@@ -133,6 +134,7 @@ def build_options(
         label=form.labels[0] if form.labels else None,
         limit=form.limit,
         gap_seconds=form.gap,
+        rerank=form.rerank,
     )
 
 

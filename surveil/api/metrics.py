@@ -154,7 +154,7 @@ class Metrics:
         )
         self.search = Histogram(
             "surveil_search_seconds",
-            "Search latency inside the service (embed, index, hydrate, group)",
+            "Search latency inside the service (embed, index, hydrate, rerank, group)",
             ["kind", "outcome"],
             buckets=LATENCY_BUCKETS,
             registry=self.registry,

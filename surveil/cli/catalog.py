@@ -114,6 +114,16 @@ def search(
             "cameras, and legs that overlap another camera's (one of them is someone else).",
         ),
     ] = False,
+    rerank: Annotated[
+        bool | None,
+        typer.Option(
+            "--rerank/--no-rerank",
+            help="Re-rank the candidates by k-reciprocal neighbours before the cut at --limit "
+            "(scores stay cosine; --min-score still applies). Default: setting "
+            "search.rerank.mode.",
+            show_default=False,
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Find every sighting of the object in CROP (or of a stored track), ordered by time.
@@ -142,6 +152,7 @@ def search(
         "min_score": min_score,
         "gap": gap,
         "limit": limit,
+        "rerank": rerank,
     }
 
     def outcome(exc: SurveilError) -> str:
@@ -172,7 +183,11 @@ def search(
             describe=outcome,
         )
         options = SearchOptions(
-            filters=filters, label=label[0] if label else None, limit=limit, gap_seconds=gap
+            filters=filters,
+            label=label[0] if label else None,
+            limit=limit,
+            gap_seconds=gap,
+            rerank=rerank,
         )
         return audited.run(actor, example, options).result
 

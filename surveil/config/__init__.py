@@ -37,6 +37,7 @@ from surveil.config.pipeline import (
     CropSettings,
     IngestSettings,
     KeyframeSettings,
+    RerankSettings,
     SearchSettings,
 )
 from surveil.config.service import (
@@ -72,6 +73,7 @@ __all__ = [
     "LoggingSettings",
     "MilvusSettings",
     "PersonEmbedderSettings",
+    "RerankSettings",
     "RetentionSettings",
     "S3Settings",
     "SchedulerSettings",
@@ -336,5 +338,5 @@ def setting_sources(
         if var.startswith(ENV_PREFIX) and var != CONFIG_ENV:
             dotted = var[len(ENV_PREFIX) :].lower().replace("__", ".")
             given[dotted] = f"environment {var}"
-    values = _dotted(settings.model_dump(mode="json"))
+    values = _dotted(settings.model_dump(mode="json", by_alias=True))  # search.rerank.lambda
     return [(name, value, _origin(name, given) or "default") for name, value in values.items()]

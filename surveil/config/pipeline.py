@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from surveil.config.base import Section
@@ -53,6 +55,44 @@ class CropSettings(Section):
 CALIBRATED_MIN_SCORE = {"person": 0.68, "general": 0.88}
 
 
+class RerankSettings(Section):
+    """Second stage over the top candidate tracks: k-reciprocal re-ranking (Zhong et al. 2017)."""
+
+    mode: Literal["off", "k_reciprocal"] = Field(
+        "off",
+        title="Re-ranking mode",
+        description=(
+            "'k_reciprocal' re-orders the top candidate tracks by the k-reciprocal Jaccard "
+            "distance; 'off' keeps cosine order. Off by default: it did not measurably help "
+            "on the sample data (docs/performance.md, 'Re-ranking'). A request may override."
+        ),
+    )
+    k1: int = Field(
+        20, ge=1, le=200, title="k1", description="Neighbours whose reciprocity is checked."
+    )
+    k2: int = Field(
+        6, ge=1, le=100, title="k2", description="Neighbours averaged by local query expansion."
+    )
+    lambda_: float = Field(
+        0.3,
+        ge=0.0,
+        le=1.0,
+        alias="lambda",
+        title="Lambda",
+        description="Weight of the cosine distance against the Jaccard distance in d*.",
+    )
+    depth: int = Field(
+        200,
+        ge=2,
+        le=5000,
+        title="Depth",
+        description=(
+            "Candidate tracks (best by cosine) that enter the neighbour graph; the cost "
+            "grows with depth, not with the index."
+        ),
+    )
+
+
 class SearchSettings(Section):
     overfetch: int = Field(
         4, ge=1, le=100, title="Over-fetch", description="Candidates fetched per result asked."
@@ -95,6 +135,12 @@ class SearchSettings(Section):
             "Tracks whose pooled vector scores up to this much under min_score are re-scored "
             "by their members (a crop from one end of a long track can be far from its mean)."
         ),
+    )
+
+    rerank: RerankSettings = Field(
+        default_factory=RerankSettings,
+        title="Re-ranking",
+        description="Second stage that re-orders the candidates; scores stay cosine.",
     )
 
     def floor(self, space: str) -> float:

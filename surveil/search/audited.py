@@ -59,6 +59,8 @@ class SearchOptions:
     label: str | None = None
     limit: int | None = None
     gap_seconds: float | None = None
+    #: Re-rank the candidates (True/False), or as search.rerank.mode says (None).
+    rerank: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +88,7 @@ def filters_record(options: SearchOptions) -> dict[str, Any]:
         "limit": options.limit,
         "gap": options.gap_seconds,
         "label": options.label,
+        "rerank": options.rerank,
     }
     return {k: v for k, v in out.items() if v not in (None, [])}
 
@@ -190,6 +193,7 @@ class AuditedSearch:
             "filters": options.filters,
             "limit": options.limit,
             "gap_seconds": options.gap_seconds,
+            "rerank": options.rerank,
         }
         if example.kind == "appearance":
             assert example.appearance_id is not None

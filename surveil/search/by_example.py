@@ -23,6 +23,7 @@ from surveil.domain import (
 )
 from surveil.ports import Catalog, CropDetector, Detector, Embedder, IndexHit, VectorIndex
 from surveil.search.grouping import by_time, track_sighting
+from surveil.search.rerank import RerankParams, rerank_order
 from surveil.timing import StageTimer
 
 log = structlog.get_logger(__name__)
@@ -55,9 +56,9 @@ def truncation(over_limit: bool, deepest: bool) -> TruncatedReason | None:
 
 
 #: The stages a search is timed in, in the order they run.
-STAGES = ("embed", "index", "hydrate", "group", "audit")
+STAGES = ("embed", "index", "hydrate", "rerank", "group", "audit")
 #: The stages `search_by_example` itself runs (embed and audit happen around it).
-SEARCH_STAGES = ("index", "hydrate", "group")
+SEARCH_STAGES = ("index", "hydrate", "rerank", "group")
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,13 +67,16 @@ class StageTimes:
 
     embed: the query vector (the crop's label decision and embedding, or reading a
     stored vector); index: vector searches, every round; hydrate: catalog reads of the
-    candidates' members and their vectors, and re-scoring them; group: ranking, the cut
-    at the limit and building sightings; audit: the audit trail (crop copy and row).
+    candidates' members and their vectors, and re-scoring them; rerank: the second stage
+    (reading the candidates' pooled vectors and re-ordering them; 0 when off); group:
+    ranking, the cut at the limit and building sightings; audit: the audit trail (crop
+    copy and row).
     """
 
     embed: float = 0.0
     index: float = 0.0
     hydrate: float = 0.0
+    rerank: float = 0.0
     group: float = 0.0
     audit: float = 0.0
 
@@ -249,6 +253,34 @@ def _cut_inside_tie(
     return bool(found) and found[-1].score >= kept[limit - 1][1]
 
 
+def _reranked(
+    catalog: Catalog,
+    query: SearchQuery,
+    found: Sequence[IndexHit],
+    scored: Scored,
+    params: RerankParams,
+) -> list[tuple[int, float]]:
+    """The matched tracks in k-reciprocal order; their scores stay cosine.
+
+    The neighbour graph is the best `params.depth` index candidates by their pooled
+    vectors (tracks outside the filters too: they are the gallery a false match is
+    recognised against); the lambda term uses the search's own track score.
+    """
+    floor = -1.0 if query.filters.min_score is None else query.filters.min_score
+    matched = scored.ranked(floor)
+    ids, vectors = catalog.track_vectors(query.space, [h.id for h in found[: params.depth]])
+    if len(ids) < 2 or vectors.shape[1:] != query.vector.shape:
+        return matched  # nothing to re-rank, or vectors of another model: keep cosine order
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    gallery = (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
+    pooled = dict(zip((h.id for h in found), (h.score for h in found), strict=True))
+    sims = np.array([scored.best.get(t, pooled.get(t, -1.0)) for t in ids.tolist()], np.float32)
+    order = rerank_order(query.vector.astype(np.float32), gallery, params, sims)
+    rank = {int(ids[i]): r for r, i in enumerate(order.tolist())}
+    last = len(rank)
+    return sorted(matched, key=lambda ts: (rank.get(ts[0], last), -ts[1], ts[0]))
+
+
 def _inside_filters(
     query: SearchQuery, label_groups: Mapping[str, Sequence[str]]
 ) -> tuple[frozenset[str] | None, frozenset[str] | None]:
@@ -271,6 +303,7 @@ def search_by_example(
     max_candidates: int,
     label_groups: Mapping[str, Sequence[str]],
     refine_margin: float = 0.0,
+    rerank: RerankParams | None = None,
 ) -> SearchResult:
     """Find every sighting (track) of the query's object, ordered by time.
 
@@ -282,6 +315,10 @@ def search_by_example(
     groups and time before its cut, so it is not over-fetched), so a round that leaves
     fewer than `limit` tracks while the index still had more candidates searches deeper
     (k grows 4x per round up to max_candidates) instead of losing matches.
+
+    With `rerank`, the matched tracks are re-ordered by the k-reciprocal distance before
+    the cut at `limit` (the index goes at least `rerank.depth` deep, the graph's gallery):
+    which tracks fill the limit may change, the scores shown and min_score do not.
     """
     started = time.perf_counter()
     clock = Stopwatch()
@@ -294,6 +331,8 @@ def search_by_example(
     # is only needed when hydration drops some (a label inside a group, a track that
     # overlaps the time window with no member inside it).
     first = query.limit + 1 if inside else query.limit * overfetch
+    if rerank is not None:
+        first = max(first, rerank.depth)
     k = min(max(first, 1), max_candidates)
     rounds = 0
     while True:
@@ -318,6 +357,9 @@ def search_by_example(
         if exhausted or (enough and not _cut_inside_tie(found, matched, query.limit)):
             break
         k = min(k * 4, max_candidates)
+    if rerank is not None and matched:
+        with clock.stage("rerank"):
+            matched = _reranked(catalog, query, found, scored, rerank)
     deepest = k >= max_candidates and len(found) >= k and len(above) == len(found)
     reason = truncation(len(matched) > query.limit, deepest)
     shown = [t for t, _ in matched[: query.limit]]
@@ -332,6 +374,7 @@ def search_by_example(
         sightings=len(sightings),
         min_score=floor,
         truncated=reason,
+        reranked=rerank is not None,
         ms=round(elapsed * 1000, 1),
         **{f"{name}_ms": ms for name, ms in timings.ms().items() if name in SEARCH_STAGES},
     )

@@ -27,6 +27,7 @@ from surveil.search.by_example import (
     embed_example,
     search_by_example,
 )
+from surveil.search.rerank import RerankParams
 from surveil.vision.crops import decode_image
 
 #: Said when an operator still passes --gap: sightings are tracks now (docs/performance.md
@@ -61,6 +62,13 @@ class SearchService:
         self._person_labels = person_labels
         self._warnings = warnings
 
+    def rerank_params(self, asked: bool | None) -> RerankParams | None:
+        """Re-ranking for one search: as asked, else as search.rerank.mode says."""
+        r = self._settings.rerank
+        if not (r.mode != "off" if asked is None else asked):
+            return None
+        return RerankParams(k1=r.k1, k2=r.k2, lam=r.lambda_, depth=r.depth)
+
     def check_filters(self, filters: SearchFilters) -> None:
         """Refuse filters naming cameras the catalog has never seen (likely a typo)."""
         if not filters.cameras:
@@ -90,6 +98,7 @@ class SearchService:
         filters: SearchFilters | None = None,
         limit: int | None = None,
         gap_seconds: float | None = None,
+        rerank: bool | None = None,
     ) -> SearchResult:
         """Embed the crop in its space and search that space."""
         filters = filters or SearchFilters()
@@ -104,7 +113,7 @@ class SearchService:
             detector=self._detector,
         )
         embed = time.perf_counter() - start  # the detector's label decision included
-        return self._run(query.space, query.vector, filters, limit, gap_seconds, embed)
+        return self._run(query.space, query.vector, filters, limit, gap_seconds, embed, rerank)
 
     def by_appearance(
         self,
@@ -113,6 +122,7 @@ class SearchService:
         filters: SearchFilters | None = None,
         limit: int | None = None,
         gap_seconds: float | None = None,
+        rerank: bool | None = None,
     ) -> SearchResult:
         """'Find similar' from a stored appearance, reusing its stored embedding."""
         filters = filters or SearchFilters()
@@ -120,7 +130,7 @@ class SearchService:
         start = time.perf_counter()
         space, vector = self._catalog.appearance_embedding(appearance_id)
         embed = time.perf_counter() - start  # a stored vector: "embed" is reading it
-        return self._run(space, vector, filters, limit, gap_seconds, embed)
+        return self._run(space, vector, filters, limit, gap_seconds, embed, rerank)
 
     def by_track(
         self,
@@ -129,6 +139,7 @@ class SearchService:
         filters: SearchFilters | None = None,
         limit: int | None = None,
         gap_seconds: float | None = None,
+        rerank: bool | None = None,
     ) -> SearchResult:
         """'Find similar' from a stored track, by its pooled vector (all its crops at once)."""
         filters = filters or SearchFilters()
@@ -136,7 +147,7 @@ class SearchService:
         start = time.perf_counter()
         space, vector = self._catalog.track_embedding(track_id)
         embed = time.perf_counter() - start
-        return self._run(space, vector, filters, limit, gap_seconds, embed)
+        return self._run(space, vector, filters, limit, gap_seconds, embed, rerank)
 
     def keyframe_crop(self, keyframe_id: int, box: BBox) -> Image:
         """The part of a stored keyframe inside `box` (keyframe pixels), as an example crop."""
@@ -169,6 +180,7 @@ class SearchService:
         limit: int | None,
         gap_seconds: float | None,
         embed_seconds: float,
+        rerank: bool | None = None,
     ) -> SearchResult:
         if filters.min_score is None:
             filters = replace(filters, min_score=self._settings.floor(space))
@@ -186,6 +198,7 @@ class SearchService:
             max_candidates=self._settings.max_candidates,
             label_groups=self._settings.label_groups,
             refine_margin=self._settings.refine_margin,
+            rerank=self.rerank_params(rerank),
         )
         result = replace(result, timings=replace(result.timings, embed=embed_seconds))
         notes = self._warnings()  # after the crop's label: a fallback taken there counts

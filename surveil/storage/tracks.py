@@ -39,6 +39,7 @@ from surveil.domain import (
     Vectors,
 )
 from surveil.ports import (
+    Ids,
     IndexedTrack,
     LegacyMember,
     MemberVectors,
@@ -271,6 +272,25 @@ class TrackQueries:
             ids=np.fromiter(ids, np.int64, len(rows)),
             vectors=flat.reshape(len(rows), int(dims[0])),
         )
+
+    def track_vectors(self, space: Space, track_ids: Sequence[int]) -> tuple[Ids, Vectors]:
+        """(ids, pooled vectors) of the tracks of `space` among `track_ids`, in id order.
+
+        What re-ranking builds its neighbour graph from: one read of two columns for a few
+        hundred candidate tracks (unknown ids and other spaces are left out).
+        """
+        wanted = sorted({int(i) for i in track_ids})
+        rows: list[Any] = []
+        with self._sessions() as session:
+            for chunk in chunked(wanted, TRACK_CHUNK):
+                stmt = select(_T.id, _T.dim, _T.embedding).where(
+                    _T.id.in_(chunk), _T.space == space
+                )
+                rows += session.execute(stmt.order_by(_T.id)).all()
+        if not rows:
+            return np.zeros(0, np.int64), np.zeros((0, 0), np.float32)
+        ids, dims, blobs = zip(*rows, strict=True)
+        return np.fromiter(ids, np.int64, len(rows)), vectors_from_blobs(space, blobs, dims)
 
     def tracks(self, track_ids: Sequence[int]) -> list[StoredTrack]:
         """Tracks by id (unknown ids are left out), in id order."""

@@ -180,7 +180,7 @@ def test_server_timing_times_every_stage(client: TestClient, api_world: ApiWorld
     assert response.status_code == 200, response.text
     header = response.headers["server-timing"]
     stages = _stages(header)
-    assert list(stages) == ["embed", "index", "hydrate", "group", "audit", "total"]
+    assert list(stages) == ["embed", "index", "hydrate", "rerank", "group", "audit", "total"]
     # No label: the detector decided the crop's space, which is embed's share.
     assert stages["embed"] > 0 and stages["hydrate"] > 0 and stages["audit"] > 0
     assert sum(v for k, v in stages.items() if k != "total") <= stages["total"] + 0.5

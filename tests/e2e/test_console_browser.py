@@ -359,3 +359,27 @@ def test_path_across_cameras_reads_in_time_order(console: Console) -> None:
     expect(page.locator("#detail")).to_be_visible()
     expect(page.locator("#detail-title")).to_contain_text(str(cameras[-1]))
     console.assert_clean()
+
+
+def test_re_rank_choice_is_sent_and_timed(console: Console) -> None:
+    """The console's Re-rank choice reaches the search: the server times a rerank stage
+    only when asked (search.rerank.mode is off here, so "default" does not re-rank)."""
+    page = console.page
+    console.login("operator")
+    page.set_input_files("#crop-file", console.server.example_crop)
+    page.fill("#label", "person")
+
+    def rerank_ms(choice: str) -> float:
+        page.select_option("#rerank", choice)
+        before = console.generation()
+        with page.expect_response(re.compile(r"/api/v1/search$")) as answer:
+            page.click("#search")
+        console.wait_for_results(before)
+        _check_results(page)
+        timing = re.search(r"rerank;dur=([\d.]+)", answer.value.headers["server-timing"])
+        assert timing, answer.value.headers["server-timing"]
+        return float(timing[1])
+
+    assert rerank_ms("true") > 0
+    assert rerank_ms("") == 0
+    console.assert_clean()

@@ -79,6 +79,13 @@ def search(
     path: Annotated[
         bool, Form(description="Also return the path across cameras (legs and hops).")
     ] = False,
+    rerank: Annotated[
+        bool | None,
+        Form(
+            description="Re-rank the candidates (k-reciprocal) before the cut at limit; "
+            "default: setting search.rerank.mode. Scores stay cosine."
+        ),
+    ] = None,
 ) -> dict[str, object]:
     """Search by an uploaded crop, a stored appearance or track, or a box on a stored keyframe.
 
@@ -100,6 +107,7 @@ def search(
         min_score=min_score,
         gap=gap,
         limit=limit,
+        rerank=rerank,
     )
     example = build_example(form, max_pixels=settings.api.max_image_pixels)
     attempt = attempt_of(request)
@@ -133,7 +141,8 @@ def search(
 
 
 def server_timing(timings: StageTimes, total: float) -> str:
-    """`embed;dur=…, index;dur=…, hydrate;dur=…, group;dur=…, audit;dur=…, total;dur=…` (ms).
+    """`embed;dur=…, index;dur=…, hydrate;dur=…, rerank;dur=…, group;dur=…, audit;dur=…,
+    total;dur=…` (ms).
 
     One entry per stage so a slow search shows where it was slow in the browser's
     network panel; `total` (the whole request in the handler, form parsing and the

@@ -334,6 +334,7 @@ function filterFields(form) {
     }
     if (input.value !== "") form.append(name, input.value);
   }
+  if ($("rerank").value) form.append("rerank", $("rerank").value);  // "" = search.rerank.mode
 }
 
 async function runSearch() {

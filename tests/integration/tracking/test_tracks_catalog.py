@@ -12,7 +12,7 @@ from sqlalchemy import text
 
 from surveil.config import Settings
 from surveil.container import Services, build_services
-from surveil.domain import NewAppearance, NewKeyframe, SearchFilters, TrackUpdate
+from surveil.domain import NewAppearance, NewKeyframe, SearchFilters, Space, TrackUpdate
 
 T0 = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
 DIM = 16
@@ -152,3 +152,29 @@ def test_a_searchs_member_reads_go_through_the_track_index(
     with services.engine.connect() as conn:
         plan = " ".join(str(r[-1]) for r in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}"))
     assert "ix_appearances_track_id_ts" in plan, plan
+
+
+def test_track_vectors_are_the_pooled_vectors_of_that_space_in_id_order(
+    services: Services,
+) -> None:
+    """What re-ranking builds its neighbour graph from: one read for many tracks."""
+    from surveil.ingest.tracks import index_tracks
+
+    src = services.catalog.open_source(
+        camera_id="c", uri="test://c", fingerprint="v", start=T0, fps=1.0
+    )
+    pooled = {"P1": _unit(21), "P2": _unit(22), "V1": _unit(23)}
+    for t, (key, vec) in enumerate(pooled.items()):
+        space: Space = "general" if key.startswith("V") else "person"
+        label = "car" if key.startswith("V") else "person"
+        app = NewAppearance((0, 0, 10, 20), label, 0.9, space, vec, "m", f"v{t}", 1.0, key)
+        kf = NewKeyframe("c", src.id, t, T0 + timedelta(seconds=t), 64, 64, None, (app,))
+        update = TrackUpdate(key, "c", space, label, kf.ts, kf.ts, 1, vec, "m")
+        index_tracks(services.index, services.catalog.add_tracked([kf], [update]).tracks)
+    ids = sorted(services.catalog.track_members(list(range(1, 100))))
+    assert len(ids) == 3
+    got_ids, vectors = services.catalog.track_vectors("person", [*reversed(ids), 999])
+    assert got_ids.tolist() == ids[:2]  # id order; the car's track and unknown ids left out
+    assert np.allclose(vectors, np.stack([pooled["P1"], pooled["P2"]]), atol=1e-6)
+    none_ids, none = services.catalog.track_vectors("person", [])
+    assert none_ids.size == 0 and none.shape == (0, 0)

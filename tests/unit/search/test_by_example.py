@@ -238,7 +238,8 @@ def test_the_search_times_its_own_stages() -> None:
     timings = _result(index, catalog, min_score=0.0).timings
     assert timings.index > 0 and timings.hydrate > 0 and timings.group > 0
     assert timings.embed == 0 and timings.audit == 0  # the callers' stages, not the loop's
-    assert list(timings.ms()) == ["embed", "index", "hydrate", "group", "audit"]
+    assert timings.rerank == 0  # off unless asked
+    assert list(timings.ms()) == ["embed", "index", "hydrate", "rerank", "group", "audit"]
 
 
 def test_a_track_is_one_sighting_with_its_members_in_time_order() -> None:
