@@ -32,6 +32,7 @@ def crops(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[s
     gt = (shared_data / MOT09 / "gt" / "gt.txt").read_text().splitlines()
     frame, _ident, x, y, w, h = (int(float(v)) for v in gt[0].split(",")[:6])
     image = cv2.imread(str(shared_data / MOT09 / "img1" / f"{frame:06d}.jpg"))
+    assert image is not None
     other = tmp_path_factory.mktemp("compare") / "mot09_person.jpg"
     assert cv2.imwrite(str(other), image[y : y + h, x : x + w])
     return {"a": a, "b": b, "other": other}
@@ -44,9 +45,10 @@ def _post(
         "a": (one.name, one.read_bytes(), "image/jpeg"),
         "b": (two.name, two.read_bytes(), "image/jpeg"),
     }
-    return client.post(
+    response: httpx.Response = client.post(
         "/api/v1/compare", files=files, data={"label": "person"}, headers=world.auth(role)
     )
+    return response
 
 
 def test_api_compare_says_same_for_one_person_and_not_for_another(
