@@ -136,8 +136,12 @@ class AuditedSearch:
             self._audit(actor, example, options, crop, status="error", detail=type(exc).__name__)
             raise
         count = sum(len(s.hits) for s in result.sightings)
+        # Which sightings came back, so an evidence export shows what the operator saw.
+        hits = tuple((s.track_id, s.best_score) for s in result.sightings if s.track_id)
         with clock.stage("audit"):
-            audit_id = self._audit(actor, example, options, crop, status="ok", count=count)
+            audit_id = self._audit(
+                actor, example, options, crop, status="ok", count=count, hits=hits
+            )
         spent = clock.times()
         timings = replace(
             result.timings,
@@ -218,6 +222,7 @@ class AuditedSearch:
         status: str,
         count: int | None = None,
         detail: str | None = None,
+        hits: tuple[tuple[int, float], ...] = (),
     ) -> int:
         return self._access.record(
             NewAuditEntry(
@@ -237,6 +242,7 @@ class AuditedSearch:
                 result_count=count,
                 client=actor.client,
                 detail=detail,
+                hits=hits,
             )
         )
 

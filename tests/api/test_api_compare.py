@@ -98,7 +98,7 @@ def test_cli_compare_json_contract_and_exit_codes(
     s = api_world.settings
     env = {
         "SURVEIL_STORAGE__ROOT": str(s.storage.root),
-        "SURVEIL_DATABASE__URL": s.database.url,
+        "SURVEIL_DATABASE__URL": s.database_url,
         "SURVEIL_MODEL_DIR": str(s.model_dir),
         "SURVEIL_DETECTOR__WEIGHTS": str(s.detector.weights),
     }
