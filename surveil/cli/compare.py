@@ -53,9 +53,9 @@ def compare(
 ) -> None:
     """Compare two crops: their similarity, the space used, and a verdict with its threshold.
 
-    The verdict is "same object likely" when the similarity reaches the floor a search of
-    that space applies (search.min_score / min_score_by_space). Exits 0 whatever the
-    verdict; audited like a search, as `cli:<os user>`.
+    "Same object likely" when the similarity reaches the search floor of that space.
+
+    Exits 0 whatever the verdict; audited like a search, as `cli:<os user>`.
     """
     from surveil.search.audited import Actor
     from surveil.search.compare import AuditedCompare, Comparison
