@@ -21,20 +21,19 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import cv2
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_ingest import _settings, _warm_up
 
 from surveil.config import LoggingSettings
 from surveil.container import Services, build_services
-from surveil.domain import SearchFilters
+from surveil.domain import Image, SearchFilters
 from surveil.evidence.archive import verify_archive
 from surveil.ingest.pipeline import IngestOptions
 from surveil.logs import configure_logging
 from surveil.search.audited import Actor, AuditedSearch, Example, SearchOptions
 from surveil.search.compare import compare_crops
 from surveil.storage.migrate import upgrade
+from surveil.vision.crops import read_image
 
 MOT09 = Path("mot/MOT17-mini/train/MOT17-09-FRCNN")
 MARKET = Path("reid/market1501_person_search_demo/query")
@@ -53,16 +52,24 @@ def _ms(fn: Callable[[], object], repeats: int) -> tuple[float, float]:
 
 
 def bench_compare(services: Services, data: Path, repeats: int) -> None:
-    a, b = (cv2.imread(str(p)) for p in sorted((data / MARKET).glob("0001_*.jpg")))
+    a, b = (read_image(p) for p in sorted((data / MARKET).glob("0001_*.jpg")))
     line = (data / MOT09 / "gt" / "gt.txt").read_text().split("\n")[0].split(",")
     frame, _, x, y, w, h = (int(float(v)) for v in line[:6])
-    image = cv2.imread(str(data / MOT09 / "img1" / f"{frame:06d}.jpg"))
+    image = read_image(data / MOT09 / "img1" / f"{frame:06d}.jpg")
     other = image[y : y + h, x : x + w]
     search = services.search()
-    for name, pair in (("Market 0001 c1 vs c6", (a, b)), ("Market 0001 vs MOT17-09", (a, other))):
+    pairs: list[tuple[str, Image, Image]] = [
+        ("Market 0001 c1 vs c6", a, b),
+        ("Market 0001 vs MOT17-09", a, other),
+    ]
+    for name, one, two in pairs:
         for label in ("person", None):
-            found = compare_crops(search, *pair, label=label)
-            med, worst = _ms(lambda p=pair, lb=label: compare_crops(search, *p, label=lb), repeats)
+            found = compare_crops(search, one, two, label=label)
+
+            def run(one: Image = one, two: Image = two, label: str | None = label) -> object:
+                return compare_crops(search, one, two, label=label)
+
+            med, worst = _ms(run, repeats)
             print(
                 f"compare {name:26s} label={label or 'detector':8s} similarity "
                 f"{found.similarity:.3f} threshold {found.threshold:.2f} same={found.same!s:5s} "

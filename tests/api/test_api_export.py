@@ -140,7 +140,7 @@ def alert_id(api_world: ApiWorld) -> Iterator[int]:
         assert evaluate_rule(services.alerts, rule.id, batch=1000, notify=False).new_alerts >= 1
         yield services.alerts.list_alerts(rule_id=rule.id)[0].id
     finally:
-        services.alerts.delete_rule(rule.id)
+        services.rules().delete(rule.id)  # its alerts and (unshared) example files too
 
 
 def test_api_alert_export_needs_an_operator_verifies_and_is_audited(
