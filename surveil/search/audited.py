@@ -268,11 +268,12 @@ def record_refusal(
     given: Mapping[str, Any],
     kind: str | None = None,
     status: str = "refused",
+    action: str = "search",
 ) -> int:
     """Audit a search that ended before it ran (role, input, size, type): who, why, given."""
     return access.record(
         NewAuditEntry(
-            action="search",
+            action=action,
             key_id=actor.key_id,
             key_name=actor.name,
             role=actor.role,

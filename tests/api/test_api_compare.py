@@ -81,6 +81,11 @@ def test_api_compare_needs_the_operator_role_and_audits_bad_uploads(
     client: TestClient, api_world: ApiWorld, crops: dict[str, Path]
 ) -> None:
     assert _post(client, api_world, crops["a"], crops["b"], role="viewer").status_code == 403
+    [denied] = api_world.services.access.audit_entries(action="compare", limit=1)
+    assert (denied.entry.status, denied.entry.key_name) == ("refused", "test-viewer")
+    assert "HTTP 403" in (denied.entry.detail or "")
+    assert str(denied.entry.filters["b"]).startswith(f"file '{crops['b'].name}' image/jpeg")
+    assert denied.entry.query_kind == "compare"
     files = {
         "a": ("a.jpg", crops["a"].read_bytes(), "image/jpeg"),
         "b": ("b.jpg", b"not an image at all", "image/jpeg"),

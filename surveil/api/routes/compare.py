@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from surveil.api.deps import Operator, ServicesDep, actor_of
 from surveil.api.schemas import AUTH_ERRORS, ErrorBody
-from surveil.api.search_audit import describe_refusal
+from surveil.api.search_audit import attempt_of, describe_refusal
 from surveil.api.views import API
 from surveil.domain import InputError, NewAuditEntry, SurveilError
 from surveil.search.compare import AuditedCompare, CropInput
@@ -68,6 +68,9 @@ def compare(
     """
     settings = services.settings
     actor = actor_of(caller, request)
+    attempt = attempt_of(request)
+    if attempt is not None:
+        attempt.audited = True  # from here on this route audits every way it ends
     try:
         if label is not None and not (0 < len(label) <= 64 and label.isprintable()):
             raise InputError("label must be 1-64 printable characters")
