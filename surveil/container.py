@@ -16,6 +16,7 @@ from surveil.alerts.rules import RuleService
 from surveil.alerts.targets import WebhookPolicy
 from surveil.config import Settings
 from surveil.domain import SPACES, IngestStats, Space
+from surveil.evidence.service import EvidenceExporter
 from surveil.index.reconcile import ReconcileReport, rebuild, reconcile
 from surveil.index.sharded import ShardedFaissIndex
 from surveil.ingest.backfill import Backfill
@@ -181,6 +182,17 @@ class Services:
             settings=self.settings.search,
             person_labels=self.settings.embedders.person_labels,
             warnings=self.warnings,
+        )
+
+    def exporter(self) -> EvidenceExporter:
+        """Evidence archives of sightings, searches and alerts (signed when a key is set)."""
+        key = self.settings.export.hmac_key
+        return EvidenceExporter(
+            catalog=self.catalog,
+            blobs=self.blobs,
+            access=self.access,
+            alerts=self.alerts,
+            hmac_key=None if key is None else key.get_secret_value().encode(),
         )
 
     def rules(self) -> RuleService:

@@ -480,6 +480,8 @@ class NewAuditEntry:
     result_count: int | None = None
     client: str | None = None
     detail: str | None = None
+    #: A search's sightings as returned, in rank order: (track id, best score) each.
+    hits: tuple[tuple[int, float], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

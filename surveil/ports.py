@@ -421,6 +421,8 @@ class AccessStore(Protocol):
 
     def audit_entry(self, entry_id: int) -> AuditEntry: ...
 
+    def audit_hits(self, entry_id: int) -> list[tuple[int, float]]: ...
+
 
 class BlobStat(Protocol):
     """What retention reads of a stored blob (os.stat_result fits, as do S3 listings)."""

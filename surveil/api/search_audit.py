@@ -29,6 +29,8 @@ from surveil.search.audited import Actor, record_refusal
 log = structlog.get_logger(__name__)
 
 SEARCH_PATH = f"{API}/search"
+#: Routes audited however they end, and the audit action each records.
+AUDITED_PATHS = {SEARCH_PATH: "search", f"{API}/compare": "compare"}
 _STATE_KEY = "search_attempt"
 _MAX_ERROR_BODY = 8192
 
@@ -41,6 +43,8 @@ class SearchAttempt:
     given: dict[str, Any] = field(default_factory=dict)
     kind: str | None = None
     audited: bool = False
+    action: str = "search"
+    path: str = SEARCH_PATH
 
 
 def attempt_of(conn: HTTPConnection) -> SearchAttempt | None:
@@ -77,20 +81,22 @@ def _reason(status: int, body: bytes) -> str:
 
 
 class SearchAuditMiddleware:
-    """Audits each POST /api/v1/search that ended in an error the route did not audit."""
+    """Audits each POST /api/v1/search (and /compare) that ended in an error its route did not."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = str(scope.get("path", "")).rstrip("/")
         if not (
-            scope["type"] == "http"
-            and scope.get("method") == "POST"
-            and str(scope.get("path", "")).rstrip("/") == SEARCH_PATH
+            scope["type"] == "http" and scope.get("method") == "POST" and path in AUDITED_PATHS
         ):
             await self.app(scope, receive, send)
             return
-        attempt = SearchAttempt()
+        action = AUDITED_PATHS[path]
+        attempt = SearchAttempt(
+            action=action, path=path, kind=None if action == "search" else action
+        )
         scope.setdefault("state", {})[_STATE_KEY] = attempt
         status = 500
         body = bytearray()
@@ -122,8 +128,8 @@ class SearchAuditMiddleware:
         caller = attempt.caller or _key_of(conn, services)
         if caller is None:
             # Refused before any key was checked, and none valid was sent: unauthenticated.
-            scope["app"].state.metrics.unauthenticated.labels(SEARCH_PATH).inc()
-            log.warning("api.unauthenticated", client=client, path=SEARCH_PATH, status=status)
+            scope["app"].state.metrics.unauthenticated.labels(attempt.path).inc()
+            log.warning("api.unauthenticated", client=client, path=attempt.path, status=status)
             return
         actor = Actor(key_id=caller.id, name=caller.name, role=caller.role, client=client)
         record_refusal(
@@ -133,6 +139,7 @@ class SearchAuditMiddleware:
             given=attempt.given,
             kind=attempt.kind,
             status="refused" if status < 500 else "error",
+            action=attempt.action,
         )
 
 

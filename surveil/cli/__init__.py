@@ -9,6 +9,8 @@ from surveil.cli import (  # noqa: F401  (registers)
     access,
     alerts,
     catalog,
+    compare,
+    export,
     live,
     retention,
     serve,

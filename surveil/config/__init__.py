@@ -22,6 +22,7 @@ import yaml
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from surveil.config.export import ExportSettings
 from surveil.config.index import IndexSettings, MilvusSettings
 from surveil.config.live import CameraSettings, LiveSettings
 from surveil.config.models import (
@@ -65,6 +66,7 @@ __all__ = [
     "DetectorSettings",
     "EmbedderSettings",
     "EmbeddersSettings",
+    "ExportSettings",
     "GeneralEmbedderSettings",
     "IndexSettings",
     "IngestSettings",
@@ -189,6 +191,11 @@ class Settings(BaseSettings):
         default_factory=LiveSettings,
         title="Live ingest",
         description="Batching, buffers, reconnects and health of `surveil run`.",
+    )
+    export: ExportSettings = Field(
+        default_factory=ExportSettings,
+        title="Evidence export",
+        description="How `surveil export` archives are signed.",
     )
     cameras: list[CameraSettings] = Field(
         default_factory=list,

@@ -139,8 +139,12 @@ class AuditedSearch:
             self._audit(actor, example, options, crop, status="error", detail=type(exc).__name__)
             raise
         count = sum(len(s.hits) for s in result.sightings)
+        # Which sightings came back, so an evidence export shows what the operator saw.
+        hits = tuple((s.track_id, s.best_score) for s in result.sightings if s.track_id)
         with clock.stage("audit"):
-            audit_id = self._audit(actor, example, options, crop, status="ok", count=count)
+            audit_id = self._audit(
+                actor, example, options, crop, status="ok", count=count, hits=hits
+            )
         spent = clock.times()
         timings = replace(
             result.timings,
@@ -222,6 +226,7 @@ class AuditedSearch:
         status: str,
         count: int | None = None,
         detail: str | None = None,
+        hits: tuple[tuple[int, float], ...] = (),
     ) -> int:
         return self._access.record(
             NewAuditEntry(
@@ -241,6 +246,7 @@ class AuditedSearch:
                 result_count=count,
                 client=actor.client,
                 detail=detail,
+                hits=hits,
             )
         )
 
@@ -266,11 +272,12 @@ def record_refusal(
     given: Mapping[str, Any],
     kind: str | None = None,
     status: str = "refused",
+    action: str = "search",
 ) -> int:
     """Audit a search that ended before it ran (role, input, size, type): who, why, given."""
     return access.record(
         NewAuditEntry(
-            action="search",
+            action=action,
             key_id=actor.key_id,
             key_name=actor.name,
             role=actor.role,

@@ -23,6 +23,7 @@ from surveil.domain import (
 from surveil.ports import BlobStore, Catalog, Detector, Embedder, VectorIndex
 from surveil.search.by_example import (
     MIN_QUERY_SIDE,
+    QueryEmbedding,
     SearchResult,
     embed_example,
     search_by_example,
@@ -89,6 +90,20 @@ class SearchService:
                 "--label mixes persons with other objects, which live in different "
                 "embedding spaces; search them separately"
             )
+
+    def default_floor(self, space: Space) -> float:
+        """The similarity a match in `space` must reach when the operator gives no floor."""
+        return self._settings.floor(space)
+
+    def embed(self, image: Image, *, label: str | None = None) -> QueryEmbedding:
+        """One crop as a query vector, its space chosen as a search by this crop would."""
+        return embed_example(
+            image,
+            label=label,
+            person_labels=self._person_labels,
+            embedder_for=self._embedder_for,
+            detector=self._detector,
+        )
 
     def by_image(
         self,

@@ -24,7 +24,7 @@ from surveil.domain import (
     hash_api_key,
     new_api_key,
 )
-from surveil.storage.tables import ApiKeyRow, AuditRow, utcnow
+from surveil.storage.tables import ApiKeyRow, AuditHitRow, AuditRow, utcnow
 
 #: Characters of a key kept in clear for listings ("svk_AbCd…"): enough to tell keys apart.
 SHOWN_PREFIX = 8
@@ -134,7 +134,24 @@ class SqlAccess:
         }
         with self._sessions.begin() as session:
             new_id = session.execute(insert(AuditRow).values(**values).returning(AuditRow.id))
-            return int(new_id.scalar_one())
+            audit_id = int(new_id.scalar_one())
+            if entry.hits:
+                hits = [
+                    {"audit_id": audit_id, "rank": rank, "track_id": track, "score": score}
+                    for rank, (track, score) in enumerate(entry.hits, start=1)
+                ]
+                session.execute(insert(AuditHitRow), hits)
+            return audit_id
+
+    def audit_hits(self, entry_id: int) -> list[tuple[int, float]]:
+        """The sightings (track id, best score) a search returned, in rank order."""
+        stmt = (
+            select(AuditHitRow.track_id, AuditHitRow.score)
+            .where(AuditHitRow.audit_id == entry_id)
+            .order_by(AuditHitRow.rank)
+        )
+        with self._sessions() as session:
+            return [(int(t), float(s)) for t, s in session.execute(stmt).all()]
 
     def audit_entries(
         self,

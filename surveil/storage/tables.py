@@ -264,6 +264,21 @@ class AuditRow(Base):
     detail: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
+class AuditHitRow(Base):
+    """One sighting (track) a search returned, in rank order: what evidence exports rely on.
+
+    Kept beside the audit row, never updated, so an export of a past search shows exactly
+    what the operator saw then, not what a re-run would find today.
+    """
+
+    __tablename__ = "audit_hits"
+
+    audit_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("audit_log.id"), primary_key=True)
+    rank: Mapped[int] = mapped_column(Integer, primary_key=True)
+    track_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    score: Mapped[float] = mapped_column(Float, nullable=False)
+
+
 class AlertRuleRow(Base):
     """A watchlist rule: examples (rule_examples) scored against every new appearance."""
 

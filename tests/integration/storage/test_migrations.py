@@ -41,7 +41,7 @@ def test_models_and_migrations_agree(database_url: str) -> None:
 def test_require_current_refuses_an_empty_database(database_url: str) -> None:
     engine = make_engine(database_url)
     try:
-        with pytest.raises(ConfigError, match=r"not migrated \(at nothing, need 0007\)") as info:
+        with pytest.raises(ConfigError, match=r"not migrated \(at nothing, need 0008\)") as info:
             require_current(engine)
         assert "surveil db upgrade" in str(info.value)
     finally:
@@ -87,7 +87,7 @@ def test_0001_catalog_upgrades_to_head_keeping_its_rows(database_url: str) -> No
         with engine.connect() as conn:
             row = conn.execute(text("SELECT id, name, url, legal_hold FROM cameras")).one()
         assert tuple(row) == ("lobby", "Lobby", None, False)
-        assert current_revision(engine) == head_revision() == "0007"
+        assert current_revision(engine) == head_revision() == "0008"
     finally:
         engine.dispose()
 

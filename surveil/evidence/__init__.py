@@ -1,0 +1,1 @@
+"""Evidence export: archives of sightings, searches and alerts that verify later."""
