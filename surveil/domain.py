@@ -520,9 +520,13 @@ class FeedbackTarget:
     appearance_id: int | None = None
 
     def __post_init__(self) -> None:
-        if (self.audit_id is None) == (self.rule_id is None):
-            raise InputError("feedback needs exactly one query: a search's audit id or a rule")
-        if (self.track_id is None) == (self.appearance_id is None):
+        # An alert names its rule and its own hit, so it may stand alone.
+        if self.audit_id is not None and (self.rule_id, self.alert_id) != (None, None):
+            raise InputError("feedback is for a search or for a rule's alert, not both")
+        if self.audit_id is None and self.rule_id is None and self.alert_id is None:
+            raise InputError("feedback needs a query: a search's audit id, a rule or an alert")
+        hits = (self.track_id is not None) + (self.appearance_id is not None)
+        if hits > 1 or (hits == 0 and self.alert_id is None):
             raise InputError("feedback needs exactly one hit: a track (sighting) or an appearance")
 
     @property
