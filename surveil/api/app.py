@@ -13,7 +13,7 @@ from surveil.api.access_log import AccessLogMiddleware
 from surveil.api.errors import install_error_handlers
 from surveil.api.limits import BodyLimitMiddleware, SecurityHeadersMiddleware
 from surveil.api.metrics import Metrics, MetricsMiddleware
-from surveil.api.routes import admin, alerts, cameras, health, holds, media, search
+from surveil.api.routes import admin, alerts, cameras, feedback, health, holds, media, search
 from surveil.api.search_audit import SearchAuditMiddleware
 from surveil.api.spec import install_spec
 from surveil.container import Services
@@ -46,7 +46,7 @@ def create_app(services: Services) -> FastAPI:
     install_spec(app)
 
     # Each router carries the /api/v1 prefix itself, so metrics see full route templates.
-    routers = (search, media, cameras, alerts, holds, admin)
+    routers = (search, media, cameras, alerts, holds, admin, feedback)
     for router in (*(r.router for r in routers), health.api):
         app.include_router(router)
     app.include_router(health.public)

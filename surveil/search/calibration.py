@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from surveil.alerts.calibrate import Labelled, Proposal, propose
 from surveil.alerts.model import Rule, RuleSpec
 from surveil.config import FeedbackSettings
-from surveil.domain import Feedback, NewAuditEntry, Space
+from surveil.domain import Feedback, InputError, NewAuditEntry, Space
 from surveil.ports import AccessStore, FeedbackStore
 from surveil.search.audited import Actor
 from surveil.search.feedback import FeedbackService
@@ -102,6 +102,8 @@ class Calibrator:
         self._default_floor = default_floor
 
     def _propose(self, labelled: list[Labelled], precision: float | None) -> Proposal:
+        if precision is not None and not 0.0 < precision <= 1.0:
+            raise InputError(f"precision {precision} must be above 0 and at most 1")
         return propose(
             labelled,
             precision=self._settings.precision if precision is None else precision,
