@@ -153,8 +153,11 @@ def feedback_rerun(
     limit: Annotated[int | None, typer.Option(min=1, help="Most sightings shown.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Search again, "more like the confirmed ones": confirmed hits join the query, rejected
-    ones and their near-duplicates drop. Audited as a search linked to the original."""
+    """Search again, more like the confirmed hits, without the rejected ones.
+
+    Confirmed hits join the query; rejected ones never come back and their
+    near-duplicates drop. Audited as a search linked to the original.
+    """
     from surveil.search.render import result_table, result_to_dict
 
     def act(s: Services) -> Any:

@@ -41,7 +41,7 @@ def test_models_and_migrations_agree(database_url: str) -> None:
 def test_require_current_refuses_an_empty_database(database_url: str) -> None:
     engine = make_engine(database_url)
     try:
-        with pytest.raises(ConfigError, match=r"not migrated \(at nothing, need 0007\)") as info:
+        with pytest.raises(ConfigError, match=r"not migrated \(at nothing, need 0008\)") as info:
             require_current(engine)
         assert "surveil db upgrade" in str(info.value)
     finally:
@@ -87,7 +87,7 @@ def test_0001_catalog_upgrades_to_head_keeping_its_rows(database_url: str) -> No
         with engine.connect() as conn:
             row = conn.execute(text("SELECT id, name, url, legal_hold FROM cameras")).one()
         assert tuple(row) == ("lobby", "Lobby", None, False)
-        assert current_revision(engine) == head_revision() == "0007"
+        assert current_revision(engine) == head_revision() == "0008"
     finally:
         engine.dispose()
 
@@ -173,5 +173,46 @@ def test_0006_catalog_upgrades_to_camera_leases_keeping_its_cameras(database_url
             workers = conn.execute(text("SELECT count(*) FROM live_workers")).scalar_one()
         assert tuple(row) == ("gate", "Gate", "rtsp://cam/1", True, "")
         assert (leases, workers) == (0, 0)
+    finally:
+        engine.dispose()
+
+
+def test_0007_catalog_upgrades_to_feedback_keeping_its_audit_trail(database_url: str) -> None:
+    """Feedback arrives empty beside an existing trail; one verdict per (query, hit)."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import IntegrityError
+
+    upgrade(database_url, "0007")
+    engine = make_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO audit_log (ts, key_name, role, action, status, filters)"
+                    " VALUES (:t, 'cli:op', 'cli', 'search', 'ok', '{}')"
+                ),
+                {"t": "2026-01-01 00:00:00+00:00"},
+            )
+        upgrade(database_url)
+        row = "(ts, key_name, query_key, hit_key, space, verdict) VALUES (:t, 'op', 'search:1', 'track:2', 'person', :v)"
+        with engine.connect() as conn:
+            trail = conn.execute(text("SELECT count(*) FROM audit_log")).scalar_one()
+            empty = conn.execute(text("SELECT count(*) FROM feedback")).scalar_one()
+        assert (trail, empty) == (1, 0)
+        with engine.begin() as conn:
+            conn.execute(
+                text(f"INSERT INTO feedback {row}"),
+                {"t": "2026-01-02 00:00:00+00:00", "v": "confirmed"},
+            )
+        with pytest.raises(IntegrityError), engine.begin() as conn:
+            conn.execute(
+                text(f"INSERT INTO feedback {row}"),
+                {"t": "2026-01-02 00:00:00+00:00", "v": "rejected"},
+            )
+        with pytest.raises(IntegrityError), engine.begin() as conn:
+            conn.execute(
+                text(f"INSERT INTO feedback {row.replace('track:2', 'track:3')}"),
+                {"t": "2026-01-02 00:00:00+00:00", "v": "maybe"},
+            )
     finally:
         engine.dispose()
