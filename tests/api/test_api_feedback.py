@@ -62,6 +62,7 @@ def test_confirmed_track_brings_its_neighbours_up(client: TestClient, api_world:
     services = api_world.services
     audit_id, first = _search(client, api_world)
     own = services.catalog.appearances([api_world.example.id])[0].track_id
+    assert own is not None
     ranks = _rank(first)
     # Confirm the lowest-ranked track of another camera: another person, far down the list.
     others = [t for t in first if t != own and _camera(api_world, t) != api_world.example.camera_id]
@@ -76,7 +77,8 @@ def test_confirmed_track_brings_its_neighbours_up(client: TestClient, api_world:
         (
             s
             for s in near.sightings
-            if s.track_id not in (confirmed, own) and s.best_score > first.get(s.track_id, 0) + 1e-3
+            if s.track_id not in (None, confirmed, own)
+            and s.best_score > first.get(s.track_id or 0, 0) + 1e-3
         ),
         key=lambda s: -s.best_score,
     )

@@ -194,7 +194,10 @@ def test_0007_catalog_upgrades_to_feedback_keeping_its_audit_trail(database_url:
                 {"t": "2026-01-01 00:00:00+00:00"},
             )
         upgrade(database_url)
-        row = "(ts, key_name, query_key, hit_key, space, verdict) VALUES (:t, 'op', 'search:1', 'track:2', 'person', :v)"
+        row = (
+            "(ts, key_name, query_key, hit_key, space, verdict)"
+            " VALUES (:t, 'op', 'search:1', 'track:2', 'person', :v)"
+        )
         with engine.connect() as conn:
             trail = conn.execute(text("SELECT count(*) FROM audit_log")).scalar_one()
             empty = conn.execute(text("SELECT count(*) FROM feedback")).scalar_one()

@@ -1,0 +1,71 @@
+"""Feedback and calibration as an operator types them: `surveil feedback ...` and
+`surveil rules calibrate`, as processes, on a catalog whose hits have known scores."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from cli_process import cli_env, cli_json, run_cli
+from synthetic import TARGET, make_rule, near, store_persons
+
+from surveil.config import load_settings
+from surveil.container import build_services
+from surveil.domain import FeedbackTarget
+from surveil.search.audited import Actor
+
+CONFIRMED = [0.95, 0.9, 0.85, 0.8, 0.75]
+REJECTED = [0.7, 0.65, 0.6, 0.5, 0.45]
+
+
+def test_marks_then_calibrates_a_rule_and_the_space_only_when_applied(tmp_path: Path) -> None:
+    url = f"sqlite:///{(tmp_path / 'catalog.db').as_posix()}"
+    env = cli_env(tmp_path / "data", url)
+    services = build_services(
+        load_settings(overrides={"storage.root": str(tmp_path / "data"), "database.url": url})
+    )
+    try:
+        rule_id = make_rule(services, name="suspect")
+        scores = CONFIRMED + REJECTED
+        ids = store_persons(
+            services, "gate", [(i, near(TARGET, s, i)) for i, s in enumerate(scores)]
+        )
+        tracks = [a.track_id for a in services.catalog.appearances(ids)]
+    finally:
+        services.close()
+
+    few = run_cli(env, "rules", "calibrate", "suspect")
+    assert "too few labels" in few.stdout and "5 more confirmed and 5 more rejected" in few.stdout
+    # One verdict as typed (the rest through the same service, to keep the test short).
+    args = ("feedback", "mark", "confirmed", "--rule", str(rule_id), "--track", str(tracks[0]))
+    marked = cli_json(env, *args)
+    assert abs(marked["score"] - scores[0]) < 1e-3 and marked["by"].startswith("cli:")
+    services = build_services(
+        load_settings(overrides={"storage.root": str(tmp_path / "data"), "database.url": url})
+    )
+    try:
+        actor = Actor(key_id=None, name="cli:test", role="cli")
+        for track, score in list(zip(tracks, scores, strict=True))[1:]:
+            verdict = "confirmed" if score in CONFIRMED else "rejected"
+            target = FeedbackTarget(rule_id=rule_id, track_id=track)
+            services.feedback().mark(actor, target, verdict)  # type: ignore[arg-type]
+    finally:
+        services.close()
+
+    proposed = run_cli(env, "rules", "calibrate", "suspect", "--precision", "1.0").stdout
+    assert re.search(r"now 0\.8000; proposed 0\.7(499|500) ", proposed), proposed
+    assert "would miss 0" in proposed and "not applied" in proposed
+    applied = cli_json(env, "rules", "calibrate", "suspect", "--precision", "1", "--apply")
+    assert applied["applied"] is True and applied["missed"] == []
+    space = cli_json(env, "feedback", "calibrate", "--space", "person", "--precision", "1")
+    assert space["threshold"] == applied["threshold"] and space["applied"] is False
+    none = run_cli(env, "feedback", "rerun", "last", code=2)
+    assert "no search by cli:" in none.stderr
+    services = build_services(
+        load_settings(overrides={"storage.root": str(tmp_path / "data"), "database.url": url})
+    )
+    try:
+        assert services.alerts.get_rule(rule_id).spec.threshold == applied["threshold"]
+        assert services.search().default_floor("person") != space["threshold"]  # not applied
+    finally:
+        services.close()
