@@ -107,3 +107,68 @@ async function rerunSearch() {
     renderBar();
   }
 }
+
+// ---------------------------------------------------------------------------------------
+// Alerts: was this alert right? Rules: calibrate the threshold from those verdicts.
+
+/** "Right alert" / "Wrong alert" next to the alert detail's Acknowledge button. */
+export function alertVerdict(alert) {
+  let box = $("fb-alert");
+  if (!box) {
+    box = el("span", "fb-buttons");
+    box.id = "fb-alert";
+    box.setAttribute("role", "group");
+    box.setAttribute("aria-label", "Was this alert right?");
+    $("alert-similar").after(box);
+  }
+  const buttons = [
+    ["confirmed", "✓ Right alert", "It is the person or object the rule watches for"],
+    ["rejected", "✗ Wrong alert", "Someone or something else: a label for calibrating the rule"],
+  ].map(([verdict, text, title]) => {
+    const b = button(text, `btn btn-small fb-${verdict}`, { title });
+    b.disabled = !canWrite();
+    b.setAttribute("aria-pressed", "false");
+    b.addEventListener("click", guarded(async () => {
+      await request(`${API}/alerts/${alert.id}/feedback`, { method: "PUT", json: { verdict } });
+      for (const other of box.querySelectorAll(".btn")) other.setAttribute("aria-pressed", String(other === b));
+    }));
+    return b;
+  });
+  box.replaceChildren(...buttons);
+}
+
+/** A "Calibrate" button on a rule card: propose a threshold, apply it only when confirmed. */
+export function ruleCalibrate(actions, rule, reload) {
+  const b = button("Calibrate", "btn btn-small calibrate", {
+    title: canWrite() ? "Threshold from the alerts marked right or wrong" : "Needs the operator role",
+    label: `Calibrate rule ${rule.name}`,
+  });
+  b.disabled = !canWrite();
+  b.addEventListener("click", (event) => {
+    event.stopPropagation();
+    guarded(calibrate)(rule, reload);
+  });
+  actions.append(b);
+}
+
+async function calibrate(rule, reload) {
+  const path = `${API}/rules/${rule.id}/calibration`;
+  const answer = await (await request(path, { method: "POST", json: {} })).json();
+  if (!answer.enough_labels) {
+    window.alert(`Too few labels to calibrate “${rule.name}”: mark ${answer.needed.confirmed} more `
+      + `alerts right and ${answer.needed.rejected} more wrong first.`);
+    return;
+  }
+  if (answer.threshold == null) {
+    window.alert(`No threshold reaches precision ${answer.precision_target} on these labels.`);
+    return;
+  }
+  const text = `Rule “${rule.name}”: threshold now ${answer.current.toFixed(3)}, `
+    + `proposed ${answer.threshold.toFixed(4)} (precision ${answer.precision.toFixed(2)}, `
+    + `recall ${answer.recall.toFixed(2)}).\n\nOn the labelled hits it would catch `
+    + `${answer.caught.length}, miss ${answer.missed.length} and raise `
+    + `${plural(answer.false_alarms.length, "false alarm")}.\n\nApply this threshold?`;
+  if (!window.confirm(text)) return;
+  await request(withQuery(path, { apply: true }), { method: "POST", json: {} });
+  await reload();
+}
