@@ -365,8 +365,8 @@ async function runSearch() {
     if (state.searching !== ctl) return;
     const timing = /total;dur=([\d.]+)/.exec(response.headers.get("Server-Timing") || "");
     const ms = timing ? Number(timing[1]) : performance.now() - started;
+    feedback.searched(response.headers.get("X-Surveil-Audit-Id")); // before the cards are drawn
     showResults(body, ms);
-    feedback.searched(response.headers.get("X-Surveil-Audit-Id"));
   } finally {
     if (state.searching === ctl) {
       state.searching = null;
