@@ -213,6 +213,7 @@ class Services:
             rule_examples=self._rule_examples,
             alert_hit=self._alert_hit,
             settings=self.settings.feedback,
+            default_limit=self.settings.search.limit,
         )
 
     def calibrator(self) -> Calibrator:

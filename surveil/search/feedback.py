@@ -90,7 +90,9 @@ class FeedbackService:
         rule_examples: RuleExamples,
         alert_hit: AlertHit,
         settings: FeedbackSettings,
+        default_limit: int = 50,
     ) -> None:
+        self._default_limit = default_limit  # search.limit: a re-run of a search given none
         self._store = store
         self._search = search
         self._access = access
@@ -289,11 +291,11 @@ class FeedbackService:
         pos = self._pooled(query.space, confirmed)
         neg = self._pooled(query.space, rejected)
         examples = np.concatenate([query.vectors, pos]) if len(pos) else query.vectors
-        limit = limit or query.limit or None
+        limit = limit or query.limit or self._default_limit
         floor = query.filters.min_score
         floor = self._search.default_floor(query.space) if floor is None else floor
         # Search deeper than the limit: rejected tracks leave, others may fall below it.
-        deep = (limit or 50) + len(rejected)
+        deep = limit + len(rejected)
         if self._settings.fusion == "mean":
             vectors: Sequence[Vectors] = [mean_query(examples)]
         else:
@@ -313,7 +315,7 @@ class FeedbackService:
             rejected_tracks=gone,
             floor=floor,
             weight=self._settings.reject_weight,
-            limit=limit or deep,
+            limit=limit,
         )
         result = SearchResult(
             sightings=sightings,

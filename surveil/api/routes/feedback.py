@@ -18,7 +18,7 @@ from surveil.api.feedback_schemas import (
 from surveil.api.routes.search import server_timing
 from surveil.api.schemas import AUTH_ERRORS, ErrorBody, SearchResponse
 from surveil.api.views import API, search_view
-from surveil.domain import Feedback, FeedbackTarget, Space
+from surveil.domain import Feedback, FeedbackTarget, InputError, Space
 from surveil.search.render import iso
 
 router = APIRouter(prefix=API, tags=["feedback"])
@@ -105,6 +105,9 @@ def rerun(
     limit: Annotated[int | None, Query(ge=1, le=10_000)] = None,
 ) -> dict[str, Any]:
     """ "More like the confirmed ones": audited as a search; X-Surveil-Audit-Id is the re-run's."""
+    most = services.settings.api.max_results
+    if limit is not None and limit > most:
+        raise InputError(f"limit must be between 1 and {most} (setting api.max_results)")
     services.refresh_index(every=services.settings.api.index_refresh_seconds)
     done = services.feedback().rerun(actor_of(caller, request), audit_id, limit=limit)
     response.headers["X-Surveil-Audit-Id"] = str(done.audit_id)
