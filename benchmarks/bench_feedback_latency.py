@@ -81,9 +81,8 @@ def main() -> None:
         fb, aid = s.feedback(), done.audit_id
         rerun = lambda: fb.rerun(actor, aid, limit=200)  # noqa: E731
         print(f"{len(tracks)} person tracks found; median of {args.repeat}, ms:")
-        print(
-            f"  audited search                  {median_ms(lambda: audited.run(actor, ask, how), args.repeat):7.1f}"
-        )
+        plain = median_ms(lambda: audited.run(actor, ask, how), args.repeat)
+        print(f"  audited search                  {plain:7.1f}")
         print(f"  re-run, no verdicts             {median_ms(rerun, args.repeat):7.1f}")
         for track in tracks[-2:]:
             fb.mark(actor, FeedbackTarget(audit_id=aid, track_id=track), "confirmed")
@@ -91,9 +90,8 @@ def main() -> None:
         mark = FeedbackTarget(audit_id=aid, track_id=tracks[1])
         fb.mark(actor, mark, "rejected")
         print(f"  re-run, 2 confirmed, 1 rejected {median_ms(rerun, args.repeat):7.1f}")
-        print(
-            f"  mark one hit                    {median_ms(lambda: fb.mark(actor, mark, 'rejected'), args.repeat):7.1f}"
-        )
+        marking = median_ms(lambda: fb.mark(actor, mark, "rejected"), args.repeat)
+        print(f"  mark one hit                    {marking:7.1f}")
         s.close()
 
 
