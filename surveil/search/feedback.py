@@ -259,7 +259,7 @@ class FeedbackService:
         """The search again, with its confirmed hits joining the query and rejected ones out.
 
         Audited like a search (query_kind "feedback_rerun", filters naming the original);
-        a refused re-run is audited with its error.
+        once the original is found, a refused re-run is audited with its error too.
         """
         started = time.perf_counter()
         origin = self.origin(audit_id)

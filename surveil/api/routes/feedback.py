@@ -18,7 +18,7 @@ from surveil.api.feedback_schemas import (
 from surveil.api.routes.search import server_timing
 from surveil.api.schemas import AUTH_ERRORS, ErrorBody, SearchResponse
 from surveil.api.views import API, search_view
-from surveil.domain import Feedback, FeedbackTarget, InputError, Space
+from surveil.domain import Feedback, FeedbackTarget, InputError, NotFoundError, Space
 from surveil.search.render import iso
 
 router = APIRouter(prefix=API, tags=["feedback"])
@@ -81,8 +81,6 @@ def clear(
     appearance_id: OptId = None,
 ) -> Response:
     """Forget the verdict on one hit of a search (404 when there was none)."""
-    from surveil.domain import NotFoundError
-
     target = FeedbackTarget(audit_id=audit_id, track_id=track_id, appearance_id=appearance_id)
     if not services.feedback().clear(actor_of(caller, request), target):
         raise NotFoundError(f"no verdict on that hit of search {audit_id}")
