@@ -12,10 +12,11 @@ from pathlib import Path
 import structlog
 from sqlalchemy import Engine
 
+from surveil.alerts.model import Rule, RuleSpec
 from surveil.alerts.rules import RuleService
 from surveil.alerts.targets import WebhookPolicy
 from surveil.config import Settings
-from surveil.domain import SPACES, IngestStats, Space
+from surveil.domain import SPACES, IngestStats, Space, Vectors
 from surveil.evidence.service import EvidenceExporter
 from surveil.index.reconcile import ReconcileReport, rebuild, reconcile
 from surveil.index.sharded import ShardedFaissIndex
@@ -23,13 +24,24 @@ from surveil.ingest.backfill import Backfill
 from surveil.ingest.pipeline import IngestOptions, IngestPipeline
 from surveil.ingest.sources import open_source
 from surveil.jobs.retention_notice import retention_warnings
-from surveil.ports import AccessStore, BlobStore, Catalog, Detector, Embedder, VectorIndex
+from surveil.ports import (
+    AccessStore,
+    BlobStore,
+    Catalog,
+    Detector,
+    Embedder,
+    FeedbackStore,
+    VectorIndex,
+)
+from surveil.search.calibration import Calibrator
+from surveil.search.feedback import FeedbackService
 from surveil.search.service import SearchService
 from surveil.storage.access import SqlAccess
 from surveil.storage.alerts import SqlAlerts
 from surveil.storage.blobs import CLAIMS, FileBlobStore, FlockClaims, PgClaims
 from surveil.storage.blobs.claims import Claims
 from surveil.storage.db import check_connection, make_engine, make_session_factory
+from surveil.storage.feedback import SqlFeedback
 from surveil.storage.health import SqlHealth
 from surveil.storage.jobs import SqlJobs
 from surveil.storage.leases import SqlLeases
@@ -66,6 +78,7 @@ class Services:
     retention: SqlRetention
     health: SqlHealth
     leases: SqlLeases
+    feedback_store: FeedbackStore
     blobs: BlobStore
     index: VectorIndex
     device: DevicePlan
@@ -182,6 +195,7 @@ class Services:
             settings=self.settings.search,
             person_labels=self.settings.embedders.person_labels,
             warnings=self.warnings,
+            floors=self._calibrated_floor,
         )
 
     def exporter(self) -> EvidenceExporter:
@@ -194,6 +208,43 @@ class Services:
             alerts=self.alerts,
             hmac_key=None if key is None else key.get_secret_value().encode(),
         )
+
+    def _calibrated_floor(self, space: Space) -> float | None:
+        """A space's min_score calibrated from feedback (`surveil feedback calibrate --apply`)."""
+        found = self.feedback_store.floor(space)
+        return None if found is None else found.min_score
+
+    def feedback(self) -> FeedbackService:
+        """Operators' verdicts on hits, and searches re-run with them."""
+        return FeedbackService(
+            store=self.feedback_store,
+            search=self.search(),
+            access=self.access,
+            catalog=self.catalog,
+            blobs=self.blobs,
+            rule_examples=self._rule_examples,
+            alert_hit=self._alert_hit,
+            settings=self.settings.feedback,
+            default_limit=self.settings.search.limit,
+        )
+
+    def calibrator(self) -> Calibrator:
+        """Thresholds (a rule's, a space's min_score) measured on operators' verdicts."""
+        return Calibrator(
+            feedback=self.feedback(),
+            store=self.feedback_store,
+            rules=_Rules(self.alerts, self.rules()),
+            access=self.access,
+            settings=self.settings.feedback,
+            default_floor=self.search().default_floor,
+        )
+
+    def _rule_examples(self, rule_id: int) -> tuple[Space, Vectors]:
+        return self.alerts.get_rule(rule_id).space, self.alerts.example_vectors(rule_id)
+
+    def _alert_hit(self, alert_id: int) -> tuple[int, int]:
+        alert = self.alerts.get_alert(alert_id)
+        return alert.rule_id, alert.appearance_id
 
     def rules(self) -> RuleService:
         """Alert rules: create (embedding their examples) and delete."""
@@ -273,6 +324,20 @@ class Services:
         if callable(close):
             close()
         self.engine.dispose()
+
+
+@dataclass(frozen=True)
+class _Rules:
+    """Rules as calibration sees them: read from the catalog, saved through RuleService."""
+
+    alerts: SqlAlerts
+    service: RuleService
+
+    def get_rule(self, rule_id: int) -> Rule:
+        return self.alerts.get_rule(rule_id)
+
+    def update(self, rule_id: int, spec: RuleSpec) -> Rule:
+        return self.service.update(rule_id, spec)
 
 
 def _load_now(model: object, method: str = "load") -> None:
@@ -360,6 +425,7 @@ def build_services(settings: Settings, *, reconcile_index: bool = True) -> Servi
         retention=SqlRetention(sessions),
         health=SqlHealth(sessions),
         leases=SqlLeases(sessions),
+        feedback_store=SqlFeedback(sessions),
         blobs=open_blobs(settings),
         index=open_index(settings),
         device=choose_device(settings.device, settings.half),

@@ -504,3 +504,67 @@ class CameraInfo:
     created_at: datetime
     #: Labels that pin the camera to workers asking for them (`live.camera_tags`).
     tags: tuple[str, ...] = ()
+
+
+#: An operator's verdict on one hit of a query.
+Verdict = Literal["confirmed", "rejected"]
+VERDICTS: tuple[Verdict, ...] = ("confirmed", "rejected")
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackTarget:
+    """Which query (a search's audit id, or an alert rule) and which hit (track or appearance)."""
+
+    audit_id: int | None = None
+    rule_id: int | None = None
+    alert_id: int | None = None
+    track_id: int | None = None
+    appearance_id: int | None = None
+
+    def __post_init__(self) -> None:
+        # An alert names its rule and its own hit, so it may stand alone.
+        if self.audit_id is not None and (self.rule_id, self.alert_id) != (None, None):
+            raise InputError("feedback is for a search or for a rule's alert, not both")
+        if self.audit_id is None and self.rule_id is None and self.alert_id is None:
+            raise InputError("feedback needs a query: a search's audit id, a rule or an alert")
+        hits = (self.track_id is not None) + (self.appearance_id is not None)
+        if hits > 1 or (hits == 0 and self.alert_id is None):
+            raise InputError("feedback needs exactly one hit: a track (sighting) or an appearance")
+
+    @property
+    def query_key(self) -> str:
+        """The query as one key ("search:12" or "rule:3")."""
+        return f"search:{self.audit_id}" if self.audit_id is not None else f"rule:{self.rule_id}"
+
+    @property
+    def hit_key(self) -> str:
+        """The hit as one key ("track:7" or "appearance:9")."""
+        if self.track_id is not None:
+            return f"track:{self.track_id}"
+        return f"appearance:{self.appearance_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class Feedback:
+    """A stored verdict: who gave it, when, on what, and the hit's score for that query."""
+
+    id: int
+    ts: datetime
+    key_id: int | None
+    key_name: str
+    target: FeedbackTarget
+    space: Space
+    verdict: Verdict
+    score: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class SpaceFloor:
+    """A space's min_score calibrated from feedback, and what it was calibrated on."""
+
+    space: Space
+    min_score: float
+    precision: float
+    labels: int
+    set_at: datetime
+    set_by: str

@@ -22,6 +22,8 @@ from surveil.domain import (
     CameraInfo,
     CameraStats,
     Detections,
+    Feedback,
+    FeedbackTarget,
     Frame,
     Image,
     KeyframeRecord,
@@ -30,10 +32,12 @@ from surveil.domain import (
     Role,
     SearchFilters,
     Space,
+    SpaceFloor,
     StoredAppearance,
     StoredTrack,
     TrackUpdate,
     Vectors,
+    Verdict,
 )
 
 Ids = npt.NDArray[np.int64]
@@ -422,6 +426,35 @@ class AccessStore(Protocol):
     def audit_entry(self, entry_id: int) -> AuditEntry: ...
 
     def audit_hits(self, entry_id: int) -> list[tuple[int, float]]: ...
+
+
+class FeedbackStore(Protocol):
+    """Operators' verdicts on hits, one per (query, hit), and calibrated space floors."""
+
+    def mark(
+        self,
+        target: FeedbackTarget,
+        *,
+        verdict: Verdict,
+        space: Space,
+        score: float | None,
+        key_id: int | None,
+        key_name: str,
+    ) -> Feedback: ...
+
+    def clear(self, target: FeedbackTarget) -> bool: ...
+
+    def for_search(self, audit_id: int) -> list[Feedback]: ...
+
+    def for_rule(self, rule_id: int) -> list[Feedback]: ...
+
+    def for_space(self, space: Space) -> list[Feedback]: ...
+
+    def floor(self, space: Space) -> SpaceFloor | None: ...
+
+    def set_floor(
+        self, space: Space, *, min_score: float, precision: float, labels: int, by: str
+    ) -> SpaceFloor: ...
 
 
 class BlobStat(Protocol):

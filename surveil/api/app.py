@@ -19,6 +19,7 @@ from surveil.api.routes import (
     cameras,
     compare,
     export,
+    feedback,
     health,
     holds,
     media,
@@ -56,7 +57,7 @@ def create_app(services: Services) -> FastAPI:
     install_spec(app)
 
     # Each router carries the /api/v1 prefix itself, so metrics see full route templates.
-    routers = (search, compare, export, media, cameras, alerts, holds, admin)
+    routers = (search, compare, export, media, cameras, alerts, holds, admin, feedback)
     for router in (*(r.router for r in routers), health.api):
         app.include_router(router)
     app.include_router(health.public)

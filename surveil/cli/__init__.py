@@ -11,6 +11,7 @@ from surveil.cli import (  # noqa: F401  (registers)
     catalog,
     compare,
     export,
+    feedback,
     live,
     retention,
     serve,

@@ -23,6 +23,7 @@ from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from surveil.config.export import ExportSettings
+from surveil.config.feedback import FeedbackSettings
 from surveil.config.index import IndexSettings, MilvusSettings
 from surveil.config.live import CameraSettings, LiveSettings
 from surveil.config.models import (
@@ -67,6 +68,7 @@ __all__ = [
     "EmbedderSettings",
     "EmbeddersSettings",
     "ExportSettings",
+    "FeedbackSettings",
     "GeneralEmbedderSettings",
     "IndexSettings",
     "IngestSettings",
@@ -186,6 +188,11 @@ class Settings(BaseSettings):
         default_factory=LoggingSettings,
         title="Logging",
         description="Level and format of the logs on stderr.",
+    )
+    feedback: FeedbackSettings = Field(
+        default_factory=FeedbackSettings,
+        title="Operator feedback",
+        description="Re-running a search with its confirmed and rejected hits; calibration.",
     )
     live: LiveSettings = Field(
         default_factory=LiveSettings,

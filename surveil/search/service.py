@@ -53,6 +53,7 @@ class SearchService:
         settings: SearchSettings,
         person_labels: Sequence[str],
         warnings: Callable[[], tuple[str, ...]] = tuple,
+        floors: Callable[[Space], float | None] | None = None,
     ) -> None:
         self._index = index
         self._catalog = catalog
@@ -62,6 +63,35 @@ class SearchService:
         self._settings = settings
         self._person_labels = person_labels
         self._warnings = warnings
+        self._floors = floors  # a site's min_score calibrated from feedback, if applied
+
+    def default_floor(self, space: Space) -> float:
+        """The min_score a search of `space` uses when given none: calibrated, else configured."""
+        calibrated = self._floors(space) if self._floors is not None else None
+        return self._settings.floor(space) if calibrated is None else calibrated
+
+    def embed(self, image: Image, *, label: str | None = None) -> QueryEmbedding:
+        """An example crop as a query vector, in the space its label (or the detector) picks."""
+        return embed_example(
+            image,
+            label=label,
+            person_labels=self._person_labels,
+            embedder_for=self._embedder_for,
+            detector=self._detector,
+        )
+
+    def by_vector(
+        self,
+        space: Space,
+        vector: Vectors,
+        *,
+        filters: SearchFilters | None = None,
+        limit: int | None = None,
+    ) -> SearchResult:
+        """Search `space` by a vector already in hand (a re-run's fused or extra examples)."""
+        filters = filters or SearchFilters()
+        self.check_filters(filters)
+        return self._run(space, vector, filters, limit, None, 0.0)
 
     def rerank_params(self, asked: bool | None) -> RerankParams | None:
         """Re-ranking for one search: as asked, else as search.rerank.mode says."""
@@ -90,20 +120,6 @@ class SearchService:
                 "--label mixes persons with other objects, which live in different "
                 "embedding spaces; search them separately"
             )
-
-    def default_floor(self, space: Space) -> float:
-        """The similarity a match in `space` must reach when the operator gives no floor."""
-        return self._settings.floor(space)
-
-    def embed(self, image: Image, *, label: str | None = None) -> QueryEmbedding:
-        """One crop as a query vector, its space chosen as a search by this crop would."""
-        return embed_example(
-            image,
-            label=label,
-            person_labels=self._person_labels,
-            embedder_for=self._embedder_for,
-            detector=self._detector,
-        )
 
     def by_image(
         self,
@@ -198,7 +214,7 @@ class SearchService:
         rerank: bool | None = None,
     ) -> SearchResult:
         if filters.min_score is None:
-            filters = replace(filters, min_score=self._settings.floor(space))
+            filters = replace(filters, min_score=self.default_floor(space))
         query = SearchQuery(
             space=space,
             vector=np.asarray(vector, dtype=np.float32),

@@ -492,3 +492,51 @@ class LiveWorkerRow(Base):
 
 
 metadata = Base.metadata
+
+
+class FeedbackRow(Base):
+    """An operator's current verdict on one hit of one query (a search or an alert rule).
+
+    `query_key` ("search:<audit id>" or "rule:<rule id>") and `hit_key` ("track:<id>" or
+    "appearance:<id>") make one row per (query, hit): a changed mind replaces the row,
+    and the audit trail keeps each action.
+    """
+
+    __tablename__ = "feedback"
+    __table_args__ = (
+        CheckConstraint("verdict IN ('confirmed', 'rejected')", name="verdict"),
+        CheckConstraint("space IN ('person', 'general')", name="space"),
+        UniqueConstraint("query_key", "hit_key"),
+        Index("ix_feedback_audit_id", "audit_id"),
+        Index("ix_feedback_rule_id", "rule_id"),
+        Index("ix_feedback_space_ts", "space", "ts"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    ts: Mapped[datetime] = mapped_column(UtcDateTime(), nullable=False, default=utcnow)
+    key_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    key_name: Mapped[str] = mapped_column(Text, nullable=False)
+    query_key: Mapped[str] = mapped_column(Text, nullable=False)
+    hit_key: Mapped[str] = mapped_column(Text, nullable=False)
+    audit_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    rule_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    alert_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    track_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    appearance_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    space: Mapped[str] = mapped_column(Text, nullable=False)
+    verdict: Mapped[str] = mapped_column(Text, nullable=False)
+    score: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class SpaceFloorRow(Base):
+    """A space's min_score calibrated from feedback: searches giving none use it."""
+
+    __tablename__ = "space_floors"
+    __table_args__ = (CheckConstraint("space IN ('person', 'general')", name="space"),)
+
+    space: Mapped[str] = mapped_column(Text, primary_key=True)
+    min_score: Mapped[float] = mapped_column(Float, nullable=False)
+    precision: Mapped[float] = mapped_column(Float, nullable=False)
+    labels: Mapped[int] = mapped_column(Integer, nullable=False)
+    set_at: Mapped[datetime] = mapped_column(UtcDateTime(), nullable=False, default=utcnow)
+    set_by: Mapped[str] = mapped_column(Text, nullable=False)

@@ -7,6 +7,7 @@ import {
   fmtDuration, fmtRange, formatTime, getJson, guarded, inputToIso, isoToInput, lazyImage, loadInto,
   plural, refreshZoneTags, request, sameDay, scoreClass, state, withQuery,
 } from "./core.js";
+import { alertVerdict, ruleCalibrate } from "./feedback.js";
 
 const BADGE_POLL_MS = 15_000;
 const BADGE_LIMIT = 100; // enough to count; more shows as "99+"
@@ -400,6 +401,7 @@ function renderAlertFacts(a) {
   ack.disabled = a.acknowledged || !write;
   ack.textContent = a.acknowledged ? "Acknowledged" : "Acknowledge";
   ack.title = write ? "" : NEEDS_OPERATOR;
+  alertVerdict(a);
   const similar = $("alert-similar");
   similar.dataset.id = String(a.id);
   similar.disabled = !A.ctx.canSearch();
@@ -554,6 +556,7 @@ function renderRules({ focus } = {}) {
     });
     for (const b of [toggle, test, del]) b.disabled = !write;
     actions.append(toggle, test, show, del);
+    ruleCalibrate(actions, r, loadRules);
     li.append(head, meta, examples, actions);
     frag.append(li);
   }

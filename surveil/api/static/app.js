@@ -12,6 +12,7 @@ import {
 } from "./core.js";
 import * as alerts from "./alerts.js";
 import * as cameras from "./cameras.js";
+import * as feedback from "./feedback.js";
 
 const KEY_STORAGE = "surveil.key";
 const KEYFRAME_PAGE = 24;
@@ -365,6 +366,7 @@ async function runSearch() {
     if (state.searching !== ctl) return;
     const timing = /total;dur=([\d.]+)/.exec(response.headers.get("Server-Timing") || "");
     const ms = timing ? Number(timing[1]) : performance.now() - started;
+    feedback.searched(response.headers.get("X-Surveil-Audit-Id")); // before the cards are drawn
     showResults(body, ms);
   } finally {
     if (state.searching === ctl) {
@@ -891,6 +893,7 @@ function renderList() {
     });
     watch.disabled = !canSearch();
     li.append(open, similar, watch);
+    feedback.decorate(li, s);
     frag.append(li);
   }
   list.replaceChildren(frag);
@@ -1449,6 +1452,7 @@ function start() {
   hooks.unauthorized = sessionExpired;
   alerts.init({ currentQuery: () => state.query, searchAppearance, canSearch });
   cameras.init();
+  feedback.init({ showResults, limit: () => $("limit").value });
   wire();
   const saved = sessionStorage.getItem(KEY_STORAGE);
   if (saved) login(saved);

@@ -175,3 +175,47 @@ def test_0006_catalog_upgrades_to_camera_leases_keeping_its_cameras(database_url
         assert (leases, workers) == (0, 0)
     finally:
         engine.dispose()
+
+
+def test_0007_catalog_upgrades_to_feedback_keeping_its_audit_trail(database_url: str) -> None:
+    """Feedback arrives empty beside an existing trail; one verdict per (query, hit)."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import IntegrityError
+
+    upgrade(database_url, "0007")
+    engine = make_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO audit_log (ts, key_name, role, action, status, filters)"
+                    " VALUES (:t, 'cli:op', 'cli', 'search', 'ok', '{}')"
+                ),
+                {"t": "2026-01-01 00:00:00+00:00"},
+            )
+        upgrade(database_url)
+        row = (
+            "(ts, key_name, query_key, hit_key, space, verdict)"
+            " VALUES (:t, 'op', 'search:1', 'track:2', 'person', :v)"
+        )
+        with engine.connect() as conn:
+            trail = conn.execute(text("SELECT count(*) FROM audit_log")).scalar_one()
+            empty = conn.execute(text("SELECT count(*) FROM feedback")).scalar_one()
+        assert (trail, empty) == (1, 0)
+        with engine.begin() as conn:
+            conn.execute(
+                text(f"INSERT INTO feedback {row}"),
+                {"t": "2026-01-02 00:00:00+00:00", "v": "confirmed"},
+            )
+        with pytest.raises(IntegrityError), engine.begin() as conn:
+            conn.execute(
+                text(f"INSERT INTO feedback {row}"),
+                {"t": "2026-01-02 00:00:00+00:00", "v": "rejected"},
+            )
+        with pytest.raises(IntegrityError), engine.begin() as conn:
+            conn.execute(
+                text(f"INSERT INTO feedback {row.replace('track:2', 'track:3')}"),
+                {"t": "2026-01-02 00:00:00+00:00", "v": "maybe"},
+            )
+    finally:
+        engine.dispose()
