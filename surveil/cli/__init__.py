@@ -10,6 +10,7 @@ from surveil.cli import (  # noqa: F401  (registers)
     alerts,
     catalog,
     live,
+    reembed,
     retention,
     serve,
     settings,

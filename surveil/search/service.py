@@ -119,6 +119,7 @@ class SearchService:
         self.check_filters(filters)
         start = time.perf_counter()
         space, vector = self._catalog.appearance_embedding(appearance_id)
+        self._embedder_for(space)  # the model guard: the index must be on this model
         embed = time.perf_counter() - start  # a stored vector: "embed" is reading it
         return self._run(space, vector, filters, limit, gap_seconds, embed)
 
@@ -135,6 +136,7 @@ class SearchService:
         self.check_filters(filters)
         start = time.perf_counter()
         space, vector = self._catalog.track_embedding(track_id)
+        self._embedder_for(space)  # the model guard: the index must be on this model
         embed = time.perf_counter() - start
         return self._run(space, vector, filters, limit, gap_seconds, embed)
 

@@ -78,6 +78,11 @@ class _LazyEmbedder(ABC):
         return self._space
 
     @property
+    def weights(self) -> Path:
+        """The model file (recorded with a space, so a re-embed can keep serving with it)."""
+        return self._weights
+
+    @property
     def dim(self) -> int:
         """Embedding length, known once the model is loaded."""
         self.load()
