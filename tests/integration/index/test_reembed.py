@@ -182,3 +182,28 @@ def test_with_since_older_appearances_block_the_swap_and_the_work_is_kept(
         assert _person_models(new) == {world_copy_old_model(world_copy)}
         # The space stays on the old model, and searches keep using it.
         assert _found(new, world_copy.example)
+
+
+def test_reembed_help_documents_the_command() -> None:
+    """The issue's Contract: `surveil index reembed --help` documents the command."""
+    from typer.testing import CliRunner
+
+    from surveil.cli import app
+
+    result = CliRunner().invoke(app, ["index", "reembed", "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    for option in ("--space", "--since", "--batch", "--drop-missing", "--json"):
+        assert option in text
+    assert "Re-embed the stored crops with the configured embedder" in text
+    assert "continues where it stopped" in text
+
+
+def test_reembed_refuses_an_unknown_space() -> None:
+    from typer.testing import CliRunner
+
+    from surveil.cli import app
+
+    result = CliRunner().invoke(app, ["index", "reembed", "--space", "vehicle"])
+    assert result.exit_code == 2
+    assert "unknown space 'vehicle'" in " ".join(result.output.split())
