@@ -50,6 +50,10 @@ class ReembedReport:
     dropped: int = 0
     indexed: int = 0
     seconds: float = 0.0
+    #: Where the time went: embedding crops (and examples), the swap transaction, the index.
+    embed_seconds: float = 0.0
+    swap_seconds: float = 0.0
+    index_seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values for --json."""
@@ -114,8 +118,10 @@ class Reembedder:
             self._embed_all(space, embedder, options, report, progress)
             self._require_all(space, target, options)
             self._swap(space, embedder, options, report, progress)
+        mark = time.perf_counter()
         report.indexed = self._rebuild(space)
         self._models.index_rebuilt(space)
+        report.index_seconds = time.perf_counter() - mark
         report.seconds = time.perf_counter() - started
         log.info(
             "reembed.done", **{k: v for k, v in report.to_dict().items() if k != "missing_ids"}
@@ -130,6 +136,7 @@ class Reembedder:
         report: ReembedReport,
         progress: Callable[[int], object],
     ) -> None:
+        mark = time.perf_counter()
         for batch in self._store.batches(space, embedder.model_id, options.since, options.batch):
             images = [self._crop(item.crop_path) for item in batch]
             present = [img for img in images if img is not None]
@@ -145,6 +152,7 @@ class Reembedder:
             )
             progress(len(batch))
         report.missing, report.missing_ids = self._store.missing(space, embedder.model_id)
+        report.embed_seconds += time.perf_counter() - mark
 
     def _require_all(self, space: Space, target: str, options: ReembedOptions) -> None:
         """With --since, older appearances may still be on the old model: no swap then."""
@@ -167,7 +175,10 @@ class Reembedder:
         progress: Callable[[int], object],
     ) -> None:
         for attempt in range(1, SWAP_ATTEMPTS + 1):
+            mark = time.perf_counter()
             examples = self._examples(space, embedder)
+            report.embed_seconds += time.perf_counter() - mark
+            mark = time.perf_counter()
             try:
                 counts = self._store.swap(
                     space,
@@ -184,6 +195,7 @@ class Reembedder:
                 self._embed_all(space, embedder, options, report, progress)
                 continue
             report.swapped = True
+            report.swap_seconds = time.perf_counter() - mark
             report.appearances, report.tracks = counts["appearances"], counts["tracks"]
             report.examples, report.dropped = counts["examples"], counts["dropped"]
             return

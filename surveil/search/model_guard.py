@@ -74,13 +74,35 @@ class ModelGuard:
         )
 
     def require(self, space: Space, model_ids: Collection[str], what: str) -> None:
-        """Refuse stored vectors (e.g. a rule's examples) of another model than the space's."""
-        serving = self.embedder(space).model_id
-        other = sorted(set(model_ids) - {serving})
+        """Refuse stored vectors (a rule's examples) that cannot be scored against the space.
+
+        They must be on the space's model; and, unless a re-embed is under way, the
+        configured embedder must be that model too (a changed model is refused until
+        `reembed`). A configured model file that cannot be found is the embedder's own
+        error at the next search or ingest: stored vectors that agree are still scored.
+        """
+        record = self._models.get(space)
+        if record is None:
+            return
+        other = sorted(set(model_ids) - {record.model_id})
         if other:
             raise ModelMismatchError(
                 f"{what} holds vectors of model {', '.join(other)} but the {space!r} space "
-                f"is on {serving}; run `{reembed_command(space)}` to re-embed them"
+                f"is on {record.model_id}; run `{reembed_command(space)}` to re-embed them"
+            )
+        if record.pending_model_id is not None:
+            return
+        try:
+            configured = self._configured(space).model_id
+        except (OSError, SurveilError) as exc:
+            if isinstance(exc, ModelMismatchError):
+                raise
+            return
+        if configured != record.model_id:
+            raise ModelMismatchError(
+                f"the {space!r} space holds vectors of model {record.model_id} but the "
+                f"configured {space} embedder is {configured}; run `{reembed_command(space)}` "
+                f"before {what} is evaluated again"
             )
 
     def _old_model(self, space: Space, record: SpaceModel) -> Embedder | None:

@@ -70,7 +70,7 @@ def test_a_changed_model_is_refused_naming_reembed(files: tuple[Path, Path]) -> 
     models.rows["person"] = SpaceModel("person", _embedder(old).model_id, 512, _spec(old))
     with pytest.raises(ModelMismatchError, match=r"run `surveil index reembed --space person`"):
         _guard(models, new).embedder("person")
-    with pytest.raises(ModelMismatchError, match="alert rule 'x' holds vectors of model"):
+    with pytest.raises(ModelMismatchError, match=r"alert rule .x. holds vectors of model other@1"):
         _guard(models, old).require("person", {"other@1"}, "alert rule 'x'")
 
 
@@ -93,3 +93,18 @@ def test_between_swap_and_index_rebuild_searches_wait(files: tuple[Path, Path]) 
     models.rows["person"] = SpaceModel("person", _embedder(new).model_id, 512, index_stale=True)
     with pytest.raises(ModelMismatchError, match="being rebuilt"):
         _guard(models, new).embedder("person")
+
+
+def test_a_rule_is_refused_after_a_model_change_but_scored_during_a_reembed(
+    files: tuple[Path, Path],
+) -> None:
+    old, new = files
+    old_id, new_id = _embedder(old).model_id, _embedder(new).model_id
+    models = Models()
+    models.rows["person"] = SpaceModel("person", old_id, 512)
+    with pytest.raises(ModelMismatchError, match=r"before alert rule 'x' is evaluated again"):
+        _guard(models, new).require("person", {old_id}, "alert rule 'x'")
+    # Under way, its examples and the stored vectors agree: scored even with the file gone.
+    models.rows["person"] = SpaceModel("person", old_id, 512, pending_model_id=new_id)
+    old.unlink()
+    _guard(models, new).require("person", {old_id}, "alert rule 'x'")
