@@ -241,6 +241,7 @@ class Services:
             settings=self.settings.search,
             person_labels=self.settings.embedders.person_labels,
             warnings=self.warnings,
+            check_stored=self.model_guard().check_stored,
         )
 
     def rules(self) -> RuleService:

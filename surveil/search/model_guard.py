@@ -73,6 +73,13 @@ class ModelGuard:
             "re-embed the stored crops (or configure the old model back)"
         )
 
+    def check_stored(self, space: Space) -> None:
+        """Before a search from a stored vector: refuse a space mid-swap or on a changed model."""
+        record = self._models.get(space)
+        if record is not None and record.index_stale:
+            self.embedder(space)  # raises the "being rebuilt" error
+        self.require(space, (), "this search")
+
     def require(self, space: Space, model_ids: Collection[str], what: str) -> None:
         """Refuse stored vectors (a rule's examples) that cannot be scored against the space.
 

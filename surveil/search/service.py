@@ -51,6 +51,7 @@ class SearchService:
         settings: SearchSettings,
         person_labels: Sequence[str],
         warnings: Callable[[], tuple[str, ...]] = tuple,
+        check_stored: Callable[[Space], None] = lambda space: None,
     ) -> None:
         self._index = index
         self._catalog = catalog
@@ -60,6 +61,8 @@ class SearchService:
         self._settings = settings
         self._person_labels = person_labels
         self._warnings = warnings
+        # The model guard for searches from stored vectors (the query's model is theirs).
+        self._check_stored = check_stored
 
     def check_filters(self, filters: SearchFilters) -> None:
         """Refuse filters naming cameras the catalog has never seen (likely a typo)."""
@@ -119,7 +122,7 @@ class SearchService:
         self.check_filters(filters)
         start = time.perf_counter()
         space, vector = self._catalog.appearance_embedding(appearance_id)
-        self._embedder_for(space)  # the model guard: the index must be on this model
+        self._check_stored(space)
         embed = time.perf_counter() - start  # a stored vector: "embed" is reading it
         return self._run(space, vector, filters, limit, gap_seconds, embed)
 
@@ -136,7 +139,7 @@ class SearchService:
         self.check_filters(filters)
         start = time.perf_counter()
         space, vector = self._catalog.track_embedding(track_id)
-        self._embedder_for(space)  # the model guard: the index must be on this model
+        self._check_stored(space)
         embed = time.perf_counter() - start
         return self._run(space, vector, filters, limit, gap_seconds, embed)
 

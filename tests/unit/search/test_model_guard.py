@@ -47,12 +47,12 @@ def files(models_dir: Path, tmp_path: Path) -> tuple[Path, Path]:
     return old, new
 
 
+def _spec_embedder(space: Space, spec: str) -> Embedder:
+    return _embedder(Path(json.loads(spec)["weights"]))
+
+
 def _guard(models: Models, configured: Path) -> ModelGuard:
-    return ModelGuard(
-        models,
-        lambda space: _embedder(configured),
-        lambda s, spec: _embedder(Path(json.loads(spec)["weights"])),
-    )
+    return ModelGuard(models, lambda space: _embedder(configured), _spec_embedder)
 
 
 def test_the_configured_model_serves_its_own_space_and_a_new_one(files: tuple[Path, Path]) -> None:
@@ -108,3 +108,19 @@ def test_a_rule_is_refused_after_a_model_change_but_scored_during_a_reembed(
     models.rows["person"] = SpaceModel("person", old_id, 512, pending_model_id=new_id)
     old.unlink()
     _guard(models, new).require("person", {old_id}, "alert rule 'x'")
+
+
+def test_a_search_from_stored_vectors_needs_no_model_file_but_waits_for_a_rebuild(
+    files: tuple[Path, Path], tmp_path: Path
+) -> None:
+    old, new = files
+    models = Models()
+    models.rows["person"] = SpaceModel("person", _embedder(old).model_id, 512)
+    _guard(models, old).check_stored("person")
+    with pytest.raises(ModelMismatchError, match=r"run `surveil index reembed --space person`"):
+        _guard(models, new).check_stored("person")
+    gone = ModelGuard(models, lambda space: _embedder(tmp_path / "nowhere.onnx"), _spec_embedder)
+    gone.check_stored("person")  # the stored vectors and the index agree
+    models.rows["person"] = SpaceModel("person", _embedder(new).model_id, 512, index_stale=True)
+    with pytest.raises(ModelMismatchError, match="being rebuilt"):
+        _guard(models, new).check_stored("person")
