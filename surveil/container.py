@@ -45,7 +45,7 @@ from surveil.storage.space_models import SqlSpaceModels
 from surveil.vision.degraded import degraded_modes
 from surveil.vision.detector import build_detector
 from surveil.vision.device import DevicePlan, choose_device
-from surveil.vision.embedder import build_embedder
+from surveil.vision.embedder import build_embedder, embedder_spec
 
 log = structlog.get_logger(__name__)
 
@@ -145,12 +145,8 @@ class Services:
         return self.model_guard().embedder(space)
 
     def embedder_spec(self, space: Space) -> str:
-        """The configured embedder's settings as JSON, its weights an absolute path."""
-        section = getattr(self.settings.embedders, space)
-        weights = getattr(self.embedder(space), "weights", None)
-        if not isinstance(weights, Path):
-            raise TypeError(f"the {space} embedder does not say which file it runs")
-        return json.dumps({**section.model_dump(mode="json"), "weights": str(weights.resolve())})
+        """The configured embedder's settings as JSON (recorded with the space's model)."""
+        return embedder_spec(getattr(self.settings.embedders, space), self.embedder(space))
 
     def _embedder_from(self, space: Space, spec: str) -> Embedder:
         """An embedder built from recorded settings (the old model during a re-embed)."""

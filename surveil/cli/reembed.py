@@ -10,7 +10,7 @@ from tqdm import tqdm
 
 from surveil.cli.common import JsonOpt, handle_errors, index_app, print_json, with_services
 from surveil.container import Services
-from surveil.domain import SPACES, InputError, Space, parse_time
+from surveil.domain import SPACES, Space, parse_time
 
 
 @index_app.command(
@@ -113,6 +113,3 @@ def _summary(r: dict[str, Any]) -> str:
         f"swapped {r['appearances']} appearances, {r['tracks']} tracks, {r['examples']} rule "
         f"examples; index rebuilt with {r['indexed']} tracks in {r['seconds']:.1f} s{missing}"
     )
-
-
-__all__ = ["InputError", "index_reembed"]

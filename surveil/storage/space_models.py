@@ -103,7 +103,7 @@ class SqlSpaceModels:
             if row is None:
                 row = _M(space=space, model_id=target, dim=dim, updated_at=utcnow())
                 session.add(row)
-            elif row.model_id != target or row.index_stale:
+            else:  # back on its own model (config reverted, or after a swap): nothing pends
                 row.pending_model_id = None if row.model_id == target else target
                 row.updated_at = utcnow()
             session.flush()
