@@ -207,3 +207,26 @@ def test_reembed_refuses_an_unknown_space() -> None:
     result = CliRunner().invoke(app, ["index", "reembed", "--space", "vehicle"])
     assert result.exit_code == 2
     assert "unknown space 'vehicle'" in " ".join(result.output.split())
+
+
+def test_a_missing_crop_stops_the_swap_until_dropped(world_copy: Copy) -> None:
+    """A crop that cannot be re-embedded is reported, not skipped; --drop-missing deletes it."""
+    with services_for(world_copy.new) as new:
+        with new.engine.connect() as conn:
+            lost_id, crop = conn.execute(
+                select(AppearanceRow.id, AppearanceRow.crop_path)
+                .where(AppearanceRow.space == "person")
+                .order_by(AppearanceRow.id.desc())
+                .limit(1)
+            ).one()
+        assert new.blobs.delete(crop)
+        with pytest.raises(SwapIncompleteError, match=rf"1 appearances .*first ids: {lost_id}\)"):
+            new.reembedder().run("person", ReembedOptions(batch=128))
+        assert _person_models(new) == {world_copy_old_model(world_copy)}
+
+        report = new.reembedder().run("person", ReembedOptions(batch=128, drop_missing=True))
+        assert report.swapped and report.dropped == 1 and report.embedded == 0
+        assert report.missing_ids == [lost_id]
+        assert new.catalog.appearances([lost_id]) == []
+        assert _person_models(new) == {new.embedder("person").model_id}
+        assert _found(new, world_copy.example)
