@@ -75,7 +75,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     if args.build:
         build(args.dir, args.data)
-    run = len(list(args.dir.glob("model-v*"))) + 1
+    run = len(list(args.dir.glob("model-v*-osnet.onnx"))) + 1
     person = args.dir / f"model-v{run}-osnet.onnx"
     general = args.dir / f"model-v{run}-mobilenet.pt"
     shutil.copy(args.data / "models" / "osnet_x0_25_msmt17.onnx", person)
