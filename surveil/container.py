@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 import structlog
 from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
 
 from surveil.alerts.model import Rule, RuleSpec
 from surveil.alerts.rules import RuleService
@@ -19,6 +21,7 @@ from surveil.config import Settings
 from surveil.domain import SPACES, IngestStats, Space, Vectors
 from surveil.evidence.service import EvidenceExporter
 from surveil.index.reconcile import ReconcileReport, rebuild, reconcile
+from surveil.index.reembed import Reembedder
 from surveil.index.sharded import ShardedFaissIndex
 from surveil.ingest.backfill import Backfill
 from surveil.ingest.pipeline import IngestOptions, IngestPipeline
@@ -35,6 +38,7 @@ from surveil.ports import (
 )
 from surveil.search.calibration import Calibrator
 from surveil.search.feedback import FeedbackService
+from surveil.search.model_guard import ModelGuard
 from surveil.search.service import SearchService
 from surveil.storage.access import SqlAccess
 from surveil.storage.alerts import SqlAlerts
@@ -46,12 +50,14 @@ from surveil.storage.health import SqlHealth
 from surveil.storage.jobs import SqlJobs
 from surveil.storage.leases import SqlLeases
 from surveil.storage.migrate import require_current, upgrade
+from surveil.storage.reembed import SqlReembed
 from surveil.storage.repositories import SqlCatalog
 from surveil.storage.retention import SqlRetention
+from surveil.storage.space_models import SqlSpaceModels
 from surveil.vision.degraded import degraded_modes
 from surveil.vision.detector import build_detector
 from surveil.vision.device import DevicePlan, choose_device
-from surveil.vision.embedder import build_embedder
+from surveil.vision.embedder import build_embedder, embedder_spec
 
 log = structlog.get_logger(__name__)
 
@@ -79,6 +85,7 @@ class Services:
     health: SqlHealth
     leases: SqlLeases
     feedback_store: FeedbackStore
+    space_models: SqlSpaceModels
     blobs: BlobStore
     index: VectorIndex
     device: DevicePlan
@@ -87,6 +94,7 @@ class Services:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _refreshed_at: float = 0.0
     _models_ready: bool = False
+    _guard: ModelGuard | None = None
 
     def load_models(self) -> None:
         """Load the detector and every embedder now, so a bad model stops start-up.
@@ -138,6 +146,47 @@ class Services:
         """Both embedders, built (and their files checked) up front for ingest."""
         return {space: self.embedder(space) for space in SPACES}
 
+    def model_guard(self) -> ModelGuard:
+        """Which embedder agrees with each space's stored vectors (search/model_guard.py)."""
+        with self._lock:
+            if self._guard is None:
+                self._guard = ModelGuard(self.space_models, self.embedder, self._embedder_from)
+            return self._guard
+
+    def serving_embedder(self, space: Space) -> Embedder:
+        """The embedder for queries, rules and ingest: the space's own model, or refused."""
+        return self.model_guard().embedder(space)
+
+    def embedder_spec(self, space: Space) -> str:
+        """The configured embedder's settings as JSON (recorded with the space's model)."""
+        return embedder_spec(getattr(self.settings.embedders, space), self.embedder(space))
+
+    def _embedder_from(self, space: Space, spec: str) -> Embedder:
+        """An embedder built from recorded settings (the old model during a re-embed)."""
+        section = type(getattr(self.settings.embedders, space)).model_validate(json.loads(spec))
+        return build_embedder(
+            space, section, model_dir=self.settings.models_path, device=self.device
+        )
+
+    def check_rule_models(self, rule: Rule) -> None:
+        """Refuse to evaluate a rule whose examples are not on its space's serving model."""
+        models = self.alerts.example_models(rule.id)
+        self.model_guard().require(rule.space, models, f"alert rule {rule.spec.name!r}")
+
+    def reembedder(self) -> Reembedder:
+        """The re-embedding of stored crops with the configured models (index reembed)."""
+        return Reembedder(
+            models=self.space_models,
+            store=SqlReembed(self._sessions()),
+            blobs=self.blobs,
+            embedder=self.embedder,
+            embedder_spec=self.embedder_spec,
+            rebuild=lambda space: self.rebuild_index((space,))[space],
+        )
+
+    def _sessions(self) -> sessionmaker[Session]:
+        return make_session_factory(self.engine)
+
     def ingest(
         self,
         path: str,
@@ -167,13 +216,19 @@ class Services:
         """An ingest pipeline wired to these services; its models load first (errors early)."""
         if not self._models_ready:
             self.load_models()
+        embedders = {space: self.serving_embedder(space) for space in SPACES}
+        for space, embedder in embedders.items():
+            if embedder is self.embedder(space):  # not while a re-embed serves the old one
+                self.space_models.record(
+                    space, embedder.model_id, embedder.dim, self.embedder_spec(space)
+                )
         s = self.settings
         return IngestPipeline(
             catalog=self.catalog,
             index=self.index,
             blobs=self.blobs,
             detector=self.detector(),
-            embedders=self.embedders(),
+            embedders=embedders,
             person_labels=s.embedders.person_labels,
             keyframes=s.keyframes,
             crops=s.crops,
@@ -190,12 +245,13 @@ class Services:
             index=self.index,
             catalog=self.catalog,
             blobs=self.blobs,
-            embedder_for=self.embedder,
+            embedder_for=self.serving_embedder,
             detector=self.detector,
             settings=self.settings.search,
             person_labels=self.settings.embedders.person_labels,
             warnings=self.warnings,
             floors=self._calibrated_floor,
+            check_stored=self.model_guard().check_stored,
         )
 
     def exporter(self) -> EvidenceExporter:
@@ -251,7 +307,7 @@ class Services:
         return RuleService(
             alerts=self.alerts,
             blobs=self.blobs,
-            embedder_for=self.embedder,
+            embedder_for=self.serving_embedder,
             detector=self.detector,
             person_labels=self.settings.embedders.person_labels,
             jpeg_quality=self.settings.storage.jpeg_quality,
@@ -280,10 +336,13 @@ class Services:
         By default only days whose counts differ are compared id by id; `full` compares
         every id (catches an add and a delete on one day cancelling out).
         """
-        return reconcile(self.index, self.catalog, SPACES, full=full)
+        # A space between a re-embed's swap and its index rebuild is left to the rebuild.
+        stale = {m.space for m in self.space_models.all().values() if m.index_stale}
+        spaces = [space for space in SPACES if space not in stale]
+        return reconcile(self.index, self.catalog, spaces, full=full)
 
-    def rebuild_index(self) -> dict[Space, int]:
-        """Rebuild every space's index from the catalog's stored vectors; vectors per space.
+    def rebuild_index(self, spaces: Sequence[Space] = SPACES) -> dict[Space, int]:
+        """Rebuild the spaces' indexes from the catalog's stored vectors; vectors per space.
 
         FAISS: built in a staging folder and swapped in by renames (live index objects
         over it must be re-opened). Milvus: a new collection per space, filled, then the
@@ -294,19 +353,20 @@ class Services:
             report = rebuild(
                 index_root(settings),
                 self.catalog,
-                SPACES,
+                spaces,
                 factory=settings.index.factory,
                 shard_by=settings.index.shard_by,
                 open_index=lambda root: open_faiss_index(settings, root),
             )
-            return {space: report.vectors.get(space, 0) for space in SPACES}
+            self.index.refresh()  # this process's own index object sees the new files
+            return {space: report.vectors.get(space, 0) for space in spaces}
         from surveil.index.milvus import MilvusIndex
 
         if not isinstance(self.index, MilvusIndex):
             raise TypeError(f"no rebuild for index {type(self.index).__name__}")
         return {
             space: self.index.rebuild_space(space, self.catalog.iter_vectors(space))
-            for space in SPACES
+            for space in spaces
         }
 
     def warm_index(self) -> None:
@@ -426,6 +486,7 @@ def build_services(settings: Settings, *, reconcile_index: bool = True) -> Servi
         health=SqlHealth(sessions),
         leases=SqlLeases(sessions),
         feedback_store=SqlFeedback(sessions),
+        space_models=SqlSpaceModels(sessions),
         blobs=open_blobs(settings),
         index=open_index(settings),
         device=choose_device(settings.device, settings.half),

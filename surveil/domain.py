@@ -51,6 +51,10 @@ class BlobStoreUnavailableError(ConfigError):
     """
 
 
+class ModelMismatchError(ConfigError):
+    """The configured embedder is not the model a space's stored vectors came from."""
+
+
 class NotFoundError(InputError):
     """The named thing (appearance, keyframe, camera, key) does not exist."""
 
@@ -568,3 +572,18 @@ class SpaceFloor:
     labels: int
     set_at: datetime
     set_by: str
+
+
+@dataclass(frozen=True, slots=True)
+class SpaceModel:
+    """The embedding model a vector space's stored vectors (and its index) come from."""
+
+    space: Space
+    model_id: str
+    dim: int
+    #: How that model was configured (JSON of its embedder settings), if known.
+    embedder: str | None = None
+    #: A re-embed to this model has started and not yet swapped.
+    pending_model_id: str | None = None
+    #: The catalog has swapped to `model_id` but the index is not rebuilt yet.
+    index_stale: bool = False

@@ -15,7 +15,7 @@ import numpy as np
 
 from surveil.alerts.model import RuleSpec
 from surveil.container import Services
-from surveil.domain import NewAppearance, NewKeyframe
+from surveil.domain import NewAppearance, NewKeyframe, Space, SurveilError
 from surveil.storage.alerts import NewExample
 
 T0 = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
@@ -38,6 +38,15 @@ def near(target: np.ndarray, score: float, seed: int) -> np.ndarray:
     noise /= np.linalg.norm(noise)
     mixed: np.ndarray = score * target + np.sqrt(1 - score**2) * noise
     return mixed.astype(np.float32)
+
+
+def model_id(services: Services, space: Space = "person") -> str:
+    """The configured embedder's model id, so planted vectors agree with the model guard;
+    "test@1" where no model file is configured (nothing is embedded there)."""
+    try:
+        return services.embedder(space).model_id
+    except SurveilError:
+        return "test@1"
 
 
 def store_persons(
@@ -67,7 +76,7 @@ def store_persons(
                     confidence=0.9,
                     space="person",
                     embedding=vec,
-                    model_id="test@1",
+                    model_id=model_id(services),
                     crop_path=f"crops/{camera}/{i}.jpg",
                 ),
             ),
@@ -81,5 +90,5 @@ def make_rule(services: Services, **changes: Any) -> int:
     """A person rule with TARGET as its one example (threshold 0.8, gap 10 s, cooldown 60 s)."""
     spec = RuleSpec(name=changes.pop("name", "suspect"), threshold=0.8, gap_s=10, cooldown_s=60)
     spec = RuleSpec(**{**spec.__dict__, **changes})
-    example = NewExample("rules/aa/x.jpg", "x" * 64, "test@1", TARGET)
+    example = NewExample("rules/aa/x.jpg", "x" * 64, model_id(services), TARGET)
     return services.alerts.create_rule(spec, space="person", examples=[example], created_by="t").id

@@ -13,6 +13,7 @@ from surveil.cli import (  # noqa: F401  (registers)
     export,
     feedback,
     live,
+    reembed,
     retention,
     serve,
     settings,

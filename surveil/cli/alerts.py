@@ -229,7 +229,9 @@ def rules_test(
                 assert start is not None
                 found = s.alerts.find_rule(rule)
                 batch = s.settings.alerts.evaluate_batch
-                done = dry_run_rule(s.alerts, found.id, since=start, batch=batch)
+                done = dry_run_rule(
+                    s.alerts, found.id, since=start, batch=batch, check=s.check_rule_models
+                )
             except SurveilError as exc:
                 audit_rule_test(s.access, actor, given, status="refused", detail=str(exc))
                 raise

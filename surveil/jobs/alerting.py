@@ -57,11 +57,22 @@ def _keep_top(report: EvaluationReport, scores: list[float], n: int = 10) -> Non
     report.top_scores = sorted(report.top_scores + scores, reverse=True)[:n]
 
 
+#: Raises when a rule's example vectors and its space are not on one model (model guard).
+ModelCheck = Callable[[Rule], None]
+
+
 def evaluate_rule(
-    alerts: SqlAlerts, rule_id: int, *, batch: int, notify: bool = True
+    alerts: SqlAlerts,
+    rule_id: int,
+    *,
+    batch: int,
+    notify: bool = True,
+    check: ModelCheck | None = None,
 ) -> EvaluationReport:
     """Score every appearance stored since the rule's watermark; commit alerts per batch."""
     rule = alerts.get_rule(rule_id)
+    if check is not None:
+        check(rule)
     examples = alerts.example_vectors(rule.id)
     upto = alerts.newest_appearance_id()
     report = EvaluationReport(rule.id, watermark=rule.watermark)
@@ -102,10 +113,17 @@ def evaluate_rule(
 
 
 def dry_run_rule(
-    alerts: SqlAlerts, rule_id: int, *, since: datetime, batch: int
+    alerts: SqlAlerts,
+    rule_id: int,
+    *,
+    since: datetime,
+    batch: int,
+    check: ModelCheck | None = None,
 ) -> EvaluationReport:
     """What the rule would have alerted on since `since`: nothing stored, nobody notified."""
     rule = alerts.get_rule(rule_id)
+    if check is not None:
+        check(rule)
     examples = alerts.example_vectors(rule.id)
     upto = alerts.newest_appearance_id()
     report = EvaluationReport(rule.id, watermark=rule.watermark)

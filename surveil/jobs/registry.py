@@ -28,7 +28,9 @@ def rule_job(services: Services, rule: Rule) -> Job:
     batch = services.settings.alerts.evaluate_batch
 
     def run() -> dict[str, object]:
-        report = evaluate_rule(services.alerts, rule.id, batch=batch)
+        report = evaluate_rule(
+            services.alerts, rule.id, batch=batch, check=services.check_rule_models
+        )
         return {k: v for k, v in report.to_dict().items() if k not in ("alerts", "top_scores")}
 
     return Job(

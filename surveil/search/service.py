@@ -54,6 +54,7 @@ class SearchService:
         person_labels: Sequence[str],
         warnings: Callable[[], tuple[str, ...]] = tuple,
         floors: Callable[[Space], float | None] | None = None,
+        check_stored: Callable[[Space], None] = lambda space: None,
     ) -> None:
         self._index = index
         self._catalog = catalog
@@ -63,6 +64,8 @@ class SearchService:
         self._settings = settings
         self._person_labels = person_labels
         self._warnings = warnings
+        # The model guard for searches from stored vectors (the query's model is theirs).
+        self._check_stored = check_stored
         self._floors = floors  # a site's min_score calibrated from feedback, if applied
 
     def default_floor(self, space: Space) -> float:
@@ -160,6 +163,7 @@ class SearchService:
         self.check_filters(filters)
         start = time.perf_counter()
         space, vector = self._catalog.appearance_embedding(appearance_id)
+        self._check_stored(space)
         embed = time.perf_counter() - start  # a stored vector: "embed" is reading it
         return self._run(space, vector, filters, limit, gap_seconds, embed, rerank)
 
@@ -177,6 +181,7 @@ class SearchService:
         self.check_filters(filters)
         start = time.perf_counter()
         space, vector = self._catalog.track_embedding(track_id)
+        self._check_stored(space)
         embed = time.perf_counter() - start
         return self._run(space, vector, filters, limit, gap_seconds, embed, rerank)
 

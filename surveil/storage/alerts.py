@@ -235,6 +235,12 @@ class SqlAlerts(OutboxQueries):
             raise NotFoundError(f"alert rule {rule_id} has no examples")
         return vectors_from_blobs(rows[0][0], [r[1] for r in rows], [r[2] for r in rows])
 
+    def example_models(self, rule_id: int) -> set[str]:
+        """The model ids of the rule's example vectors (checked against its space's model)."""
+        with self._sessions() as session:
+            stmt = select(RuleExampleRow.model_id).where(RuleExampleRow.rule_id == rule_id)
+            return set(session.scalars(stmt.distinct()))
+
     def example_blob(self, rule_id: int, example_id: int) -> str:
         """The blob key of one example crop."""
         with self._sessions() as session:

@@ -51,6 +51,7 @@ from surveil.storage.index_feed import (
     chunked,
     vectors_from_blobs,
 )
+from surveil.storage.space_models import batch_models, require_models
 from surveil.storage.tables import AppearanceRow, CameraRow, KeyframeRow, SourceRow, utcnow
 from surveil.storage.tracks import (
     BackfillQueries,
@@ -250,6 +251,9 @@ class SqlCatalog(IndexFeedQueries, TrackQueries, BackfillQueries, BrowseQueries,
             ]
             app_ids: Sequence[int] = []
             if app_rows:
+                # After the first insert: SQLite's write lock is held, so a re-embed's swap
+                # cannot change the space's model between this check and the commit.
+                require_models(session, batch_models(app_rows))
                 app_ids = (
                     session.execute(
                         insert(_appearances).returning(

@@ -540,3 +540,44 @@ class SpaceFloorRow(Base):
     labels: Mapped[int] = mapped_column(Integer, nullable=False)
     set_at: Mapped[datetime] = mapped_column(UtcDateTime(), nullable=False, default=utcnow)
     set_by: Mapped[str] = mapped_column(Text, nullable=False)
+
+
+class SpaceModelRow(Base):
+    """The embedding model whose vectors a space holds: what searches and rules check against.
+
+    One row per space, so the guard reads one primary key instead of scanning vectors.
+    `embedder` (JSON) is how that model was configured, so searches can keep using it
+    while `surveil index reembed` moves the space to `pending_model_id`; `index_stale`
+    marks the moment between the catalog's swap and the index rebuild.
+    """
+
+    __tablename__ = "space_models"
+    __table_args__ = (CheckConstraint("space IN ('person', 'general')", name="space"),)
+
+    space: Mapped[str] = mapped_column(Text, primary_key=True)
+    model_id: Mapped[str] = mapped_column(Text, nullable=False)
+    dim: Mapped[int] = mapped_column(Integer, nullable=False)
+    embedder: Mapped[str | None] = mapped_column(Text, nullable=True)
+    pending_model_id: Mapped[str | None] = mapped_column(Text, nullable=True)
+    index_stale: Mapped[bool] = mapped_column(
+        Boolean, nullable=False, default=False, server_default=false()
+    )
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), nullable=False, default=utcnow)
+
+
+class ReembedVectorRow(Base):
+    """An appearance's vector under the model a re-embed moves to, kept aside until the swap.
+
+    A NULL embedding records that the appearance's crop blob was missing.
+    """
+
+    __tablename__ = "reembed_vectors"
+    __table_args__ = (Index("ix_reembed_vectors_space_model_id", "space", "model_id"),)
+
+    appearance_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("appearances.id", ondelete="CASCADE"), primary_key=True
+    )
+    space: Mapped[str] = mapped_column(Text, nullable=False)
+    model_id: Mapped[str] = mapped_column(Text, nullable=False)
+    embedding: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    dim: Mapped[int] = mapped_column(Integer, nullable=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -76,6 +77,11 @@ class _LazyEmbedder(ABC):
     def space(self) -> Space:
         """The vector space (and index) these embeddings belong to."""
         return self._space
+
+    @property
+    def weights(self) -> Path:
+        """The model file (recorded with a space, so a re-embed can keep serving with it)."""
+        return self._weights
 
     @property
     def dim(self) -> int:
@@ -198,6 +204,14 @@ def build_embedder(
             f"set {_env(space, 'ARCH')} to e.g. mobilenet_v2 or resnet50"
         )
     return TorchvisionEmbedder(space, settings, weights=weights, device=device)
+
+
+def embedder_spec(settings: EmbedderSettings, embedder: Embedder) -> str:
+    """An embedder's settings as JSON, its weights an absolute path: enough to rebuild it."""
+    weights = getattr(embedder, "weights", None)
+    if not isinstance(weights, Path):
+        raise TypeError(f"the {embedder.space} embedder does not say which file it runs")
+    return json.dumps({**settings.model_dump(mode="json"), "weights": str(weights.resolve())})
 
 
 _HEADS = ("fc", "classifier", "heads")  # where torchvision classifiers keep their last layer

@@ -32,7 +32,7 @@ from playwright.sync_api import (
     Page,
     expect,
 )
-from synthetic import T0, near
+from synthetic import T0, model_id, near
 
 from surveil.alerts.model import RuleSpec
 from surveil.alerts.notify import WebhookSender
@@ -139,7 +139,7 @@ def store_sightings(
             confidence=0.9,
             space="person",
             embedding=vec,
-            model_id="test@1",
+            model_id=model_id(services),
             crop_path=crop_key,
         )
         batch.append(

@@ -169,7 +169,13 @@ def try_rule(
         since = parse_time(body.since, "since")
         assert since is not None
         batch = services.settings.alerts.evaluate_batch
-        report = dry_run_rule(services.alerts, rule_id, since=since, batch=batch)
+        report = dry_run_rule(
+            services.alerts,
+            rule_id,
+            since=since,
+            batch=batch,
+            check=services.check_rule_models,
+        )
     except SurveilError as exc:
         audit_rule_test(services.access, actor, given, status="refused", detail=str(exc))
         raise

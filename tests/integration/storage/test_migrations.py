@@ -41,7 +41,7 @@ def test_models_and_migrations_agree(database_url: str) -> None:
 def test_require_current_refuses_an_empty_database(database_url: str) -> None:
     engine = make_engine(database_url)
     try:
-        with pytest.raises(ConfigError, match=r"not migrated \(at nothing, need 0008\)") as info:
+        with pytest.raises(ConfigError, match=r"not migrated \(at nothing, need 0010\)") as info:
             require_current(engine)
         assert "surveil db upgrade" in str(info.value)
     finally:
@@ -87,7 +87,7 @@ def test_0001_catalog_upgrades_to_head_keeping_its_rows(database_url: str) -> No
         with engine.connect() as conn:
             row = conn.execute(text("SELECT id, name, url, legal_hold FROM cameras")).one()
         assert tuple(row) == ("lobby", "Lobby", None, False)
-        assert current_revision(engine) == head_revision() == "0008"
+        assert current_revision(engine) == head_revision() == "0010"
     finally:
         engine.dispose()
 
@@ -217,5 +217,59 @@ def test_0007_catalog_upgrades_to_feedback_keeping_its_audit_trail(database_url:
                 text(f"INSERT INTO feedback {row.replace('track:2', 'track:3')}"),
                 {"t": "2026-01-02 00:00:00+00:00", "v": "maybe"},
             )
+    finally:
+        engine.dispose()
+
+
+def test_0007_catalog_upgrades_to_space_models_from_its_newest_tracks(database_url: str) -> None:
+    """Each space keeps the model of its newest track: searches go on, a changed model is
+    refused until `index reembed`."""
+    from sqlalchemy import text
+
+    upgrade(database_url, "0007")
+    engine = make_engine(database_url)
+    insert = text(
+        "INSERT INTO tracks (key, camera_id, space, label, label_group, first_ts, last_ts,"
+        " appearances, best_quality, embedding, dim, model_id, closed, updated_at)"
+        " VALUES (:key, 'gate', :space, 'person', 'persons', :t, :t, 1, 1.0, :e, 2, :model,"
+        " :closed, :t)"
+    )
+    t = "2026-01-01 00:00:00+00:00"
+    try:
+        with engine.begin() as conn:
+            for key, space, model in [
+                ("a", "person", "osnet-old@1"),
+                ("b", "person", "osnet-new@2"),
+                ("c", "general", "mobilenet@3"),
+            ]:
+                row = {"key": key, "space": space, "model": model, "t": t, "closed": True}
+                conn.execute(insert, {**row, "e": b"\0" * 8})
+        upgrade(database_url)
+        with engine.connect() as conn:
+            rows = conn.execute(
+                text(
+                    "SELECT space, model_id, dim, embedder, pending_model_id, index_stale"
+                    " FROM space_models ORDER BY space"
+                )
+            ).all()
+            aside = conn.execute(text("SELECT count(*) FROM reembed_vectors")).scalar_one()
+        assert [tuple(r) for r in rows] == [
+            ("general", "mobilenet@3", 2, None, None, False),
+            ("person", "osnet-new@2", 2, None, None, False),
+        ]
+        assert aside == 0
+    finally:
+        engine.dispose()
+
+
+def test_0010_on_an_empty_catalog_records_no_model(database_url: str) -> None:
+    """A fresh catalog's first ingest records each space's model, not the migration."""
+    from sqlalchemy import text
+
+    upgrade(database_url)
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM space_models")).scalar_one() == 0
     finally:
         engine.dispose()
