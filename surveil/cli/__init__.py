@@ -9,6 +9,7 @@ from surveil.cli import (  # noqa: F401  (registers)
     access,
     alerts,
     catalog,
+    embedder,
     live,
     retention,
     serve,
