@@ -211,10 +211,13 @@ def train(
         optimiser.zero_grad()
         loss.backward()  # type: ignore[no-untyped-call]
         optimiser.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
         if step % per_epoch == 0:
             log.info(
-                "tune.step", step=step, loss=round(losses[-1], 4), triplet=round(float(triplet), 4)
+                "tune.step",
+                step=step,
+                loss=round(losses[-1], 4),
+                triplet=round(float(triplet.detach()), 4),
             )
         if progress is not None:
             progress(1)
