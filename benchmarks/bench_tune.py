@@ -56,6 +56,7 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=TuneOptions.lr)
     parser.add_argument("--keep-weight", type=float, default=TuneOptions.keep_weight)
     parser.add_argument("--train-from", default=TuneOptions.train_from)
+    parser.add_argument("--margin", type=float, default=TuneOptions.margin)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     settings = EmbeddersSettings().person
@@ -66,7 +67,7 @@ def main() -> None:
     print(f"held out: {len(held_out.crops)} crops, {held_out.identities} identities ({HELD_OUT})")
     options = TuneOptions(
         epochs=args.epochs, lr=args.lr, keep_weight=args.keep_weight,
-        train_from=args.train_from, seed=args.seed,
+        train_from=args.train_from, seed=args.seed, margin=args.margin,
     )  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "osnet_tuned.onnx"

@@ -48,7 +48,7 @@ def tune(
     train_from: Annotated[
         str, typer.Option(help="First layer that learns (conv1..conv5, fc); earlier stay frozen.")
     ] = "conv4",
-    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-4,
+    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 3e-4,
     seed: Annotated[int, typer.Option(help="Random seed (sampling, flips, init order).")] = 0,
     as_json: JsonOpt = False,
 ) -> None:
@@ -78,6 +78,8 @@ def tune(
             height=emb.input_height, width=emb.input_width,
         )  # fmt: skip
         holdout = read_dir(held_out) if held_out else None
+        if since is not None and since.tzinfo is None:
+            since = since.replace(tzinfo=UTC)  # the option says UTC; the catalog stores UTC
         bar = tqdm(unit="step", desc="tune", disable=as_json or not sys.stderr.isatty())
 
         def step(n: int) -> None:

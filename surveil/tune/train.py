@@ -42,7 +42,7 @@ class TuneOptions:
     minutes: float | None = None
     ids_per_batch: int = 8
     crops_per_id: int = 4
-    lr: float = 1e-4
+    lr: float = 3e-4
     margin: float = 0.3
     keep_weight: float = 1.0
     train_from: str = "conv4"
