@@ -158,6 +158,65 @@ def _stem_cache(
     return out
 
 
+@dataclass(frozen=True)
+class _Views:
+    """Each crop as the learning layers see it (cached stem output) and its keep-close target.
+
+    View 0 is the crop as is, view 1 its mirror image; a batch picks one view per crop.
+    """
+
+    cache: list[dict[str, torch.Tensor]]
+    targets: torch.Tensor  # (2, crops, dim): the original model's vectors of both views
+    cut: int
+
+    def inputs(
+        self, index: npt.NDArray[np.int64], flips: npt.NDArray[np.bool_]
+    ) -> dict[str, torch.Tensor]:
+        """The head's inputs for a batch, mirrored where `flips` says."""
+        pick = torch.from_numpy(flips)
+        return {
+            name: torch.where(
+                pick.view(-1, *[1] * (plain.dim() - 1)), self.cache[1][name][index], plain[index]
+            )
+            for name, plain in self.cache[0].items()
+        }
+
+    def target(self, index: npt.NDArray[np.int64], flips: npt.NDArray[np.bool_]) -> torch.Tensor:
+        """The original model's vectors for a batch."""
+        return self.targets[torch.from_numpy(flips.astype(np.int64)), torch.from_numpy(index)]
+
+
+def _views(
+    net: OnnxNet,
+    data: TrainingSet,
+    options: TuneOptions,
+    reference: Callable[[Sequence[Image]], npt.NDArray[np.float32]],
+) -> _Views:
+    sized = list(resize_batch(data.crops, options.height, options.width))
+    flipped = [crop[:, ::-1].copy() for crop in sized]
+    targets = torch.from_numpy(np.stack([reference(sized), reference(flipped)]))
+    cut = net.cut_before(options.train_from)
+    return _Views(_stem_cache(net, [sized, flipped], cut, options), targets, cut)
+
+
+def _batch_loss(
+    net: OnnxNet,
+    views: _Views,
+    data: TrainingSet,
+    options: TuneOptions,
+    rng: np.random.Generator,
+    index: npt.NDArray[np.int64],
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(total loss, triplet part) of one batch of crop indices."""
+    flips = rng.random(len(index)) < 0.5
+    labels = data.labels[index]
+    emb = F.normalize(net.head(views.inputs(index, flips), cut=views.cut), dim=1)
+    negatives = _distinct_matrix(labels, data)
+    triplet = batch_hard_loss(emb, torch.from_numpy(labels), negatives, options.margin)
+    keep = ((emb - views.target(index, flips)) ** 2).sum(dim=1).mean()
+    return triplet + options.keep_weight * keep, triplet
+
+
 def train(
     net: OnnxNet,
     data: TrainingSet,
@@ -168,46 +227,25 @@ def train(
 ) -> TuneResult:
     """Fine-tune `net` in place; `reference` embeds crops with the original model."""
     torch.manual_seed(options.seed)
-    sized = list(resize_batch(data.crops, options.height, options.width))
-    flipped = [crop[:, ::-1].copy() for crop in sized]
-    # The keep-close targets: the original model's vector of each crop and of its mirror.
-    targets = torch.from_numpy(np.stack([reference(sized), reference(flipped)]))
     trainable = _set_trainable(net, options.train_from)
-    cut = net.cut_before(options.train_from)
-    cache = _stem_cache(net, [sized, flipped], cut, options)
+    views = _views(net, data, options, reference)
     params = [w for w in net.weights if w.requires_grad]
     optimiser = torch.optim.Adam(params, lr=options.lr, weight_decay=5e-4)
     sampler = _Sampler(data, options)
-    batch_size = options.ids_per_batch * options.crops_per_id
-    per_epoch = max(1, math.ceil(len(sized) / batch_size))
+    per_epoch = max(1, math.ceil(len(data.crops) / (options.ids_per_batch * options.crops_per_id)))
     total = per_epoch * options.epochs
     rng = np.random.default_rng(options.seed + 1)
     deadline = None if options.minutes is None else time.monotonic() + options.minutes * 60
     started, losses, stopped_by = time.monotonic(), [], "epochs"
-    log.info("tune.start", crops=len(sized), steps=total, trainable=trainable, source=data.source)
+    log.info(
+        "tune.start", crops=len(data.crops), steps=total, trainable=trainable, source=data.source
+    )
     net.train()
     for step in range(total):
         if deadline is not None and time.monotonic() > deadline:
             stopped_by = "minutes"
             break
-        index = sampler.batch()
-        flips = rng.random(len(index)) < 0.5
-        labels = data.labels[index]
-        inputs = {
-            name: torch.where(
-                torch.from_numpy(flips).view(-1, *[1] * (value.dim() - 1)),
-                cache[1][name][index],
-                value[index],
-            )
-            for name, value in cache[0].items()
-        }
-        emb = F.normalize(net.head(inputs, cut=cut), dim=1)
-        target = targets[torch.from_numpy(flips.astype(np.int64)), torch.from_numpy(index)]
-        triplet = batch_hard_loss(
-            emb, torch.from_numpy(labels), _distinct_matrix(labels, data), options.margin
-        )
-        keep = ((emb - target) ** 2).sum(dim=1).mean()
-        loss = triplet + options.keep_weight * keep
+        loss, triplet = _batch_loss(net, views, data, options, rng, sampler.batch())
         optimiser.zero_grad()
         loss.backward()  # type: ignore[no-untyped-call]
         optimiser.step()
