@@ -48,11 +48,13 @@ def test_tune_on_the_catalog_writes_a_new_model_the_product_loads(
 ) -> None:
     out = tmp_path / "osnet_site.onnx"
     env = cli_env(api_world.root / "data", api_world.settings.database_url, shared_data / "models")
-    args = ["embedder", "tune", "--minutes", "0.02", "--per-track", "3", "--out", str(out)]
+    args = ["embedder", "tune", "--epochs", "1", "--per-track", "3", "--out", str(out)]
     report = json.loads(run_cli(env, *args, "--json").stdout)
     assert report["path"] == str(out) and out.is_file()
-    assert report["identities"] >= 2 and report["result"]["steps"] >= 1
-    assert report["result"]["stopped_by"] == "minutes"
+    assert report["identities"] >= 2
+    # One epoch: one batch of 8 identities x 4 crops per 32 crops, rounded up.
+    assert report["result"]["steps"] == -(-report["crops"] // 32)
+    assert report["result"]["stopped_by"] == "epochs"
     assert "surveil index reembed --space person" in report["adopt"]
     plan = choose_device("cpu", None)
     settings = EmbeddersSettings().person
