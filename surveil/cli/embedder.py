@@ -45,6 +45,9 @@ def tune(
         datetime | None, typer.Option(help="Only tracks seen from this UTC time on.")
     ] = None,
     per_track: Annotated[int, typer.Option(min=2, help="Crops used per track at most.")] = 16,
+    max_tracks: Annotated[
+        int, typer.Option(min=2, help="Newest tracks used at most (bounds memory).")
+    ] = 2000,
     train_from: Annotated[
         str, typer.Option(help="First layer that learns (conv1..conv5, fc); earlier stay frozen.")
     ] = "conv4",
@@ -95,19 +98,21 @@ def tune(
             if from_dir is not None:
                 report = run(read_dir(from_dir))
             else:
-                report = _from_catalog(settings, name, since, per_track, run)
+                report = _from_catalog(settings, name, since, (per_track, max_tracks), run)
         finally:
             bar.close()
     _print(report.to_dict(), as_json)
 
 
-def _from_catalog(settings: Any, space: Any, since: Any, per_track: int, run: Any) -> Any:
+def _from_catalog(settings: Any, space: Any, since: Any, limits: tuple[int, int], run: Any) -> Any:
     """Train on the catalog's tracks; the run is audited like other administrative actions."""
     from surveil.cli.common import with_services
     from surveil.tune.site import from_catalog
 
     def act(s: Any) -> Any:
-        data = from_catalog(s.engine, s.blobs, space=space, since=since, per_track=per_track)
+        data = from_catalog(
+            s.engine, s.blobs, space=space, since=since, per_track=limits[0], max_tracks=limits[1]
+        )
         report = run(data)
         audit_cli(s, "embedder.tune", f"{space}: {report.model} from {len(data.crops)} crops")
         return report

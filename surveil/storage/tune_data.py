@@ -38,9 +38,17 @@ def _thin(items: list[tuple[int, str]], keep: int) -> list[tuple[int, str]]:
 
 
 def track_crops(
-    engine: Engine, *, space: Space, since: datetime | None = None, per_track: int = 16
+    engine: Engine,
+    *,
+    space: Space,
+    since: datetime | None = None,
+    per_track: int = 16,
+    max_tracks: int = 2000,
 ) -> TrackCrops:
-    """Every tracked appearance of `space` (since `since`), grouped by track."""
+    """Tracked appearances of `space` (since `since`), grouped by track, newest tracks first.
+
+    `max_tracks` and `per_track` bound what a run holds in memory on a large archive.
+    """
     a = AppearanceRow
     query = (
         select(a.id, a.track_id, a.keyframe_id, a.crop_path)
@@ -57,8 +65,15 @@ def track_crops(
                 continue
             members[int(track_id)].append((int(appearance_id), str(crop_path)))
             in_keyframe[int(keyframe_id)].add(int(track_id))
-    together = {(x, y) for tracks in in_keyframe.values() for x in tracks for y in tracks if x < y}
-    return TrackCrops({t: _thin(m, per_track) for t, m in members.items()}, together)
+    kept = set(sorted(members)[-max_tracks:])  # ids grow with time: the newest tracks
+    together = {
+        (x, y)
+        for tracks in in_keyframe.values()
+        for x in tracks & kept
+        for y in tracks & kept
+        if x < y
+    }
+    return TrackCrops({t: _thin(members[t], per_track) for t in sorted(kept)}, together)
 
 
 def confirmed_matches(engine: Engine) -> list[tuple[int, int]]:

@@ -39,9 +39,12 @@ def from_catalog(
     space: Space = "person",
     since: datetime | None = None,
     per_track: int = 16,
+    max_tracks: int = 2000,
 ) -> TrainingSet:
     """Tracks as identities (joined by confirmed matches); tracks seen together differ."""
-    found = track_crops(engine, space=space, since=since, per_track=per_track)
+    found = track_crops(
+        engine, space=space, since=since, per_track=per_track, max_tracks=max_tracks
+    )
     joined = _Joined()
     track_of = {aid: t for t, members in found.members.items() for aid, _ in members}
     for a, b in confirmed_matches(engine):

@@ -100,3 +100,18 @@ def test_one_labelled_identity_is_too_few(tmp_path: Path, shared_data: Path) -> 
     assert result.exit_code == 2
     assert "error: too few identities" in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+def test_catalog_tracks_are_bounded_and_negatives_are_tracks_seen_together(
+    api_world: ApiWorld,
+) -> None:
+    from surveil.storage.tune_data import track_crops
+
+    everything = track_crops(api_world.services.engine, space="person", per_track=100)
+    assert everything.together, "MOT17-09 shows several people in one keyframe"
+    bounded = track_crops(api_world.services.engine, space="person", per_track=2, max_tracks=3)
+    assert list(bounded.members) == sorted(everything.members)[-3:]
+    assert all(1 <= len(m) <= 2 for m in bounded.members.values())
+    assert bounded.together == {
+        (x, y) for x, y in everything.together if {x, y} <= set(bounded.members)
+    }
