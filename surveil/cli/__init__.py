@@ -10,6 +10,7 @@ from surveil.cli import (  # noqa: F401  (registers)
     alerts,
     catalog,
     compare,
+    embedder,
     export,
     feedback,
     live,

@@ -22,7 +22,7 @@ from surveil.ports import Embedder
 from surveil.vision.cpu_runtime import onnx_session_for
 from surveil.vision.device import DevicePlan, cpu_threads
 
-__all__ = ["OnnxEmbedder", "TorchvisionEmbedder", "build_embedder", "preprocess"]
+__all__ = ["OnnxEmbedder", "TorchvisionEmbedder", "build_embedder", "preprocess", "resolve_weights"]
 
 log = structlog.get_logger(__name__)
 
@@ -334,3 +334,8 @@ class TorchvisionEmbedder(_LazyEmbedder):
             x = (batch.permute(0, 3, 1, 2).to(dtype) - mean) / std
             out = self._model(x).flatten(1).float().cpu().numpy()
         return np.asarray(out, dtype=np.float32)
+
+
+def resolve_weights(space: Space, settings: EmbedderSettings, model_dir: Path) -> Path:
+    """The weights file a space's embedder loads (ConfigError naming the setting if missing)."""
+    return _resolve(space, settings, model_dir)
