@@ -94,6 +94,7 @@ class SearchService:
         """Search `space` by a vector already in hand (a re-run's fused or extra examples)."""
         filters = filters or SearchFilters()
         self.check_filters(filters)
+        self._check_stored(space)  # stored vectors join these queries: one model per space
         return self._run(space, vector, filters, limit, None, 0.0)
 
     def rerank_params(self, asked: bool | None) -> RerankParams | None:

@@ -2,7 +2,7 @@
 
 - a track's appearances are one person (the tracker followed them frame to frame);
 - two tracks with appearances in one keyframe are two people (seen side by side);
-- an operator's confirmed match joins two tracks into one identity.
+- an operator's confirmed hits of one query join their tracks into one identity.
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine, func, select
 
 from surveil.domain import Space
-from surveil.storage.tables import AppearanceRow
+from surveil.storage.tables import AppearanceRow, AuditRow, FeedbackRow
 
 __all__ = ["TrackCrops", "confirmed_matches", "track_crops"]
 
@@ -76,12 +76,50 @@ def track_crops(
     return TrackCrops({t: _thin(members[t], per_track) for t in sorted(kept)}, together)
 
 
-def confirmed_matches(engine: Engine) -> list[tuple[int, int]]:
-    """Appearance-id pairs an operator confirmed as one person (operator feedback).
+def _one_member(conn: Connection, track_ids: set[int]) -> dict[int, int]:
+    """One appearance id per track (its first), standing for the track in a match."""
+    if not track_ids:
+        return {}
+    a = AppearanceRow
+    query = (
+        select(a.track_id, func.min(a.id))
+        .where(a.track_id.in_(sorted(track_ids)))
+        .group_by(a.track_id)
+    )
+    return {int(t): int(aid) for t, aid in conn.execute(query) if t is not None}
 
-    HOOK for the operator-feedback table (issue 13, item 2): until it exists there are
-    none, and tuning learns from tracks alone. At merge, select (query appearance,
-    confirmed hit appearance) pairs of the person space from the feedback table here.
+
+def confirmed_matches(engine: Engine, *, space: Space = "person") -> list[tuple[int, int]]:
+    """Appearance-id pairs an operator confirmed as one object (operator feedback).
+
+    Every hit confirmed for one query (a search or an alert rule) is the query's object,
+    so the confirmed hits of a query are one identity, and so is the stored appearance or
+    track a search was made from. Each group is returned as pairs chained to its first.
     """
-    del engine
-    return []
+    f, audit = FeedbackRow, AuditRow
+    query = (
+        select(f.query_key, f.track_id, f.appearance_id, audit.track_id, audit.appearance_id)
+        .outerjoin(audit, audit.id == f.audit_id)
+        .where(f.space == space, f.verdict == "confirmed")
+        .order_by(f.query_key, f.id)
+    )
+    groups: dict[str, list[tuple[str, int]]] = defaultdict(list)
+    with engine.connect() as conn:
+        for key, hit_track, hit_app, asked_track, asked_app in conn.execute(query):
+            group = groups[str(key)]
+            if not group and asked_app is not None:
+                group.append(("appearance", int(asked_app)))
+            elif not group and asked_track is not None:
+                group.append(("track", int(asked_track)))
+            if hit_app is not None:
+                group.append(("appearance", int(hit_app)))
+            elif hit_track is not None:
+                group.append(("track", int(hit_track)))
+        tracks = {i for g in groups.values() for kind, i in g if kind == "track"}
+        member = _one_member(conn, tracks)
+    pairs: list[tuple[int, int]] = []
+    for group in groups.values():
+        ids = [i if kind == "appearance" else member.get(i) for kind, i in group]
+        known = [i for i in ids if i is not None]
+        pairs.extend((known[0], other) for other in known[1:])
+    return pairs

@@ -47,7 +47,7 @@ def from_catalog(
     )
     joined = _Joined()
     track_of = {aid: t for t, members in found.members.items() for aid, _ in members}
-    for a, b in confirmed_matches(engine):
+    for a, b in confirmed_matches(engine, space=space):
         if a in track_of and b in track_of:
             joined.join(track_of[a], track_of[b])
     identity: dict[int, int] = {}

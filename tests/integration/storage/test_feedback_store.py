@@ -66,3 +66,28 @@ def test_a_target_must_name_one_query_and_one_hit() -> None:
     with pytest.raises(InputError, match="not both"):
         FeedbackTarget(audit_id=1, rule_id=2, track_id=2)
     assert FeedbackTarget(alert_id=3).alert_id == 3  # an alert names its rule and hit itself
+
+
+def test_confirmed_hits_of_one_query_are_one_identity_for_tuning(
+    store: SqlFeedback, database_url: str
+) -> None:
+    """`embedder tune` learns from feedback: a query's confirmed hits pair up, nothing else."""
+    from surveil.storage.tune_data import confirmed_matches
+
+    def mark(target: FeedbackTarget, verdict: str, space: str = "person") -> None:
+        store.mark(target, verdict=verdict, space=space, score=0.8, key_id=1, key_name="a")  # type: ignore[arg-type]
+
+    mark(FeedbackTarget(audit_id=7, appearance_id=9), "confirmed")
+    mark(FeedbackTarget(audit_id=7, appearance_id=12), "confirmed")
+    mark(FeedbackTarget(audit_id=7, appearance_id=15), "confirmed")
+    mark(FeedbackTarget(audit_id=7, appearance_id=13), "rejected")
+    mark(FeedbackTarget(audit_id=8, appearance_id=30), "confirmed")  # alone: no pair
+    mark(FeedbackTarget(audit_id=8, track_id=99), "confirmed")  # a track with no rows left
+    mark(FeedbackTarget(rule_id=4, appearance_id=20), "confirmed", "general")
+    mark(FeedbackTarget(rule_id=4, appearance_id=21), "confirmed", "general")
+    engine = make_engine(database_url)
+    try:
+        assert sorted(confirmed_matches(engine)) == [(9, 12), (9, 15)]
+        assert confirmed_matches(engine, space="general") == [(20, 21)]
+    finally:
+        engine.dispose()
