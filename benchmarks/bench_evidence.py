@@ -27,11 +27,11 @@ from bench_ingest import _settings, _warm_up
 from surveil.config import LoggingSettings
 from surveil.container import Services, build_services
 from surveil.domain import Image, SearchFilters
-from surveil.evidence.archive import verify_archive
 from surveil.ingest.pipeline import IngestOptions
 from surveil.logs import configure_logging
 from surveil.search.audited import Actor, AuditedSearch, Example, SearchOptions
 from surveil.search.compare import compare_crops
+from surveil.search.evidence.archive import verify_archive
 from surveil.storage.migrate import upgrade
 from surveil.vision.crops import read_image
 

@@ -19,12 +19,12 @@ from pathlib import Path
 import numpy as np
 
 from surveil.config import EmbeddersSettings
-from surveil.tune.data import TrainingSet, from_mot
-from surveil.tune.run import tune_embedder
-from surveil.tune.train import TuneOptions
 from surveil.vision.crops import read_image
 from surveil.vision.device import choose_device
 from surveil.vision.embedder import OnnxEmbedder
+from surveil.vision.tune.data import TrainingSet, from_mot
+from surveil.vision.tune.run import tune_embedder
+from surveil.vision.tune.train import TuneOptions
 
 MOT = "mot/MOT17-mini/train"
 MARKET = "reid/market1501_person_search_demo/query"

@@ -19,7 +19,6 @@ from surveil.alerts.rules import RuleService
 from surveil.alerts.targets import WebhookPolicy
 from surveil.config import Settings
 from surveil.domain import SPACES, IngestStats, Space, Vectors
-from surveil.evidence.service import EvidenceExporter
 from surveil.index.reconcile import ReconcileReport, rebuild, reconcile
 from surveil.index.reembed import Reembedder
 from surveil.index.sharded import ShardedFaissIndex
@@ -37,6 +36,7 @@ from surveil.ports import (
     VectorIndex,
 )
 from surveil.search.calibration import Calibrator
+from surveil.search.evidence.service import EvidenceExporter
 from surveil.search.feedback import FeedbackService
 from surveil.search.model_guard import ModelGuard
 from surveil.search.service import SearchService

@@ -62,10 +62,10 @@ def tune(
     id): nothing changes until the space's weights point at it and `surveil index reembed`
     has re-embedded the archive. Only ONNX embedders (the person space's OSNet) can be tuned.
     """
-    from surveil.tune.data import from_dir as read_dir
-    from surveil.tune.run import tune_embedder
-    from surveil.tune.train import TuneOptions
     from surveil.vision.embedder import resolve_weights
+    from surveil.vision.tune.data import from_dir as read_dir
+    from surveil.vision.tune.run import tune_embedder
+    from surveil.vision.tune.train import TuneOptions
 
     with handle_errors():
         settings = cli_settings()
@@ -107,7 +107,7 @@ def tune(
 def _from_catalog(settings: Any, space: Any, since: Any, limits: tuple[int, int], run: Any) -> Any:
     """Train on the catalog's tracks; the run is audited like other administrative actions."""
     from surveil.cli.common import with_services
-    from surveil.tune.site import from_catalog
+    from surveil.vision.tune.site import from_catalog
 
     def act(s: Any) -> Any:
         data = from_catalog(

@@ -19,7 +19,7 @@ from surveil.cli.common import (
 from surveil.container import Services
 
 if TYPE_CHECKING:
-    from surveil.evidence.service import Exported
+    from surveil.search.evidence.service import Exported
 
 export_app = typer.Typer(
     help="Evidence archives (zip: files as stored, manifest, SHA-256 of every file, report).",
@@ -103,7 +103,7 @@ def export_verify(
 
     Exits 0 when the archive is intact; otherwise prints the first bad file and exits 1.
     """
-    from surveil.evidence.archive import verify_archive
+    from surveil.search.evidence.archive import verify_archive
 
     with handle_errors():
         key = cli_settings().export.hmac_key

@@ -18,11 +18,11 @@ import structlog
 from surveil import __version__
 from surveil.alerts.model import Alert, Rule
 from surveil.domain import InputError, NewAuditEntry, NotFoundError, SearchFilters, SurveilError
-from surveil.evidence.archive import sha256, write_archive
-from surveil.evidence.collect import Bundle, audit_record, extension
-from surveil.evidence.report import render_report
 from surveil.ports import AccessStore, BlobStore, Catalog
 from surveil.search.audited import Actor
+from surveil.search.evidence.archive import sha256, write_archive
+from surveil.search.evidence.collect import Bundle, audit_record, extension
+from surveil.search.evidence.report import render_report
 
 log = structlog.get_logger(__name__)
 

@@ -9,8 +9,8 @@ from sqlalchemy import Engine
 from surveil.domain import Image, Space
 from surveil.ports import BlobStore
 from surveil.storage.tune_data import confirmed_matches, track_crops
-from surveil.tune.data import TrainingSet, from_groups
 from surveil.vision.crops import decode_image
+from surveil.vision.tune.data import TrainingSet, from_groups
 
 __all__ = ["from_catalog"]
 

@@ -19,10 +19,10 @@ from typer.testing import CliRunner
 
 from surveil.cli import app
 from surveil.config import EmbeddersSettings
-from surveil.tune.data import from_mot
-from surveil.tune.graph import load_onnx_net
 from surveil.vision.device import choose_device
 from surveil.vision.embedder import OnnxEmbedder, preprocess
+from surveil.vision.tune.data import from_mot
+from surveil.vision.tune.graph import load_onnx_net
 
 MOT09 = "mot/MOT17-mini/train/MOT17-09-FRCNN"
 OSNET = "osnet_x0_25_msmt17.onnx"

@@ -14,12 +14,12 @@ from typing import Any
 
 from surveil.config import EmbedderSettings
 from surveil.domain import ConfigError, Space
-from surveil.tune.data import TrainingSet, require_trainable
-from surveil.tune.graph import export_onnx, load_onnx_net
-from surveil.tune.metrics import Retrieval, retrieval
-from surveil.tune.train import TuneOptions, TuneResult, train
 from surveil.vision.device import choose_device, configure_torch_threads
 from surveil.vision.embedder import OnnxEmbedder
+from surveil.vision.tune.data import TrainingSet, require_trainable
+from surveil.vision.tune.graph import export_onnx, load_onnx_net
+from surveil.vision.tune.metrics import Retrieval, retrieval
+from surveil.vision.tune.train import TuneOptions, TuneResult, train
 
 __all__ = ["TuneReport", "adopt_hint", "tune_embedder"]
 

@@ -22,9 +22,9 @@ import torch
 import torch.nn.functional as F  # noqa: N812  (the usual name)
 
 from surveil.domain import Image, InputError
-from surveil.tune.data import TrainingSet
-from surveil.tune.graph import OnnxNet
 from surveil.vision.embedder import preprocess, resize_batch
+from surveil.vision.tune.data import TrainingSet
+from surveil.vision.tune.graph import OnnxNet
 
 __all__ = ["TuneOptions", "TuneResult", "train"]
 

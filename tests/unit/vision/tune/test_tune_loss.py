@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from surveil.domain import InputError
-from surveil.tune.data import from_groups, require_trainable
-from surveil.tune.metrics import retrieval
-from surveil.tune.train import TuneOptions, _Sampler, batch_hard_loss
+from surveil.vision.tune.data import from_groups, require_trainable
+from surveil.vision.tune.metrics import retrieval
+from surveil.vision.tune.train import TuneOptions, _Sampler, batch_hard_loss
 
 
 def _unit(*angles_deg: float) -> torch.Tensor:

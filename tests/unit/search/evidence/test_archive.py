@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from surveil.evidence.archive import SUMS, TamperedError, verify_archive, write_archive
-from surveil.evidence.report import render_report
+from surveil.search.evidence.archive import SUMS, TamperedError, verify_archive, write_archive
+from surveil.search.evidence.report import render_report
 
 KEY = b"0123456789abcdef-site-key"
 HOSTILE = '<script>alert("x")</script>'
