@@ -134,11 +134,11 @@ def search(
     from surveil.domain import InputError, SurveilError
     from surveil.search.audited import (
         Actor,
+        AuditedResult,
         AuditedSearch,
         SearchOptions,
         record_refusal,
     )
-    from surveil.search.by_example import SearchResult
     from surveil.search.render import result_table, result_to_dict
 
     given = {
@@ -158,7 +158,7 @@ def search(
     def outcome(exc: SurveilError) -> str:
         return f"exit {2 if isinstance(exc, InputError) else 1}: {exc}"
 
-    def act(s: Services) -> SearchResult:
+    def act(s: Services) -> AuditedResult:
         actor = Actor(key_id=None, name=cli_actor(), role="cli")
         try:
             filters = SearchFilters(
@@ -189,14 +189,19 @@ def search(
             gap_seconds=gap,
             rerank=rerank,
         )
-        return audited.run(actor, example, options).result
+        return audited.run(actor, example, options)
 
     with handle_errors():
-        result = with_services(act, settings=cli_settings())
+        done = with_services(act, settings=cli_settings())
     if as_json:
-        print_json(result_to_dict(result, path=path))
+        print_json(result_to_dict(done.result, path=path))
     else:
-        typer.echo(result_table(result, path=path))
+        typer.echo(result_table(done.result, path=path))
+        # The audit id names this search for feedback, re-runs and evidence export.
+        typer.echo(
+            f"search {done.audit_id} (audit id): surveil feedback mark confirmed "
+            f"--search {done.audit_id} --track T · surveil export search {done.audit_id} -o F.zip"
+        )
 
 
 def _cli_example(crop: Path | None, track: int | None, appearance: int | None) -> Example:

@@ -149,6 +149,9 @@ def test_a_cut_search_says_why_in_json_and_table(env: dict[str, str], shared_dat
     assert (out["truncated"], out["truncated_reason"], len(out["sightings"])) == (True, "limit", 2)
     table = _run(env, "search", *query, "--limit", "2").stdout
     assert "raise --limit or narrow the time window" in table
+    # The table names the search's audit id: feedback and evidence export refer to it.
+    audit_id = int(table.rsplit("\nsearch ", 1)[1].split(" ", 1)[0])
+    assert f"surveil export search {audit_id} -o" in table
 
     shallow = {**env, "SURVEIL_SEARCH__MAX_CANDIDATES": "10"}  # the least it takes
     out = json.loads(_run(shallow, "search", *query, "--json").stdout)
