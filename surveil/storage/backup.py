@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from sqlalchemy import func, select
+from sqlalchemy import func, inspect, select
 
 from surveil import __version__
 from surveil.config import Settings
@@ -109,24 +109,22 @@ def sha256_of(path: Path) -> str:
 
 
 def catalog_facts(url: str) -> tuple[str | None, dict[str, int], dict[str, Any]]:
-    """The catalog's Alembic revision, row counts and each space's model."""
+    """The catalog's Alembic revision, row counts and each space's model (the tables an
+    older release's catalog has; it may predate some)."""
     engine = make_engine(url)
     try:
         revision = current_revision(engine)
         with engine.connect() as conn:
+            present = set(inspect(conn).get_table_names())
             counts = {
-                name: int(
-                    conn.execute(
-                        select(func.count()).select_from(metadata.tables[name])
-                    ).scalar_one()
-                )
-                for name in COUNTED
+                name: int(conn.execute(select(func.count()).select_from(table)).scalar_one())
+                for name, table in metadata.tables.items()
+                if name in COUNTED and name in present
             }
-            models_table = metadata.tables["space_models"]
-            models = {
-                str(r.space): {"model_id": r.model_id, "dim": r.dim}
-                for r in conn.execute(select(models_table))
-            }
+            models = {}
+            if "space_models" in present:
+                rows = conn.execute(select(metadata.tables["space_models"]))
+                models = {str(r.space): {"model_id": r.model_id, "dim": r.dim} for r in rows}
     finally:
         engine.dispose()
     return revision, counts, models
