@@ -17,7 +17,9 @@ backup_app = typer.Typer(
 )
 app.add_typer(backup_app, name="backup")
 
-FolderArg = Annotated[Path, typer.Argument(help="The backup folder.", show_default=False)]
+FolderArg = Annotated[
+    Path, typer.Argument(help="The backup folder.", metavar="FOLDER", show_default=False)
+]
 
 
 def _bar(desc: str, as_json: bool) -> Any:
@@ -29,11 +31,13 @@ def _bar(desc: str, as_json: bool) -> Any:
     epilog="Example:  surveil backup create /srv/backups/surveil-$(date +%F)",
 )
 def backup_create(out_dir: FolderArg, as_json: JsonOpt = False) -> None:
-    """Copy the catalog (SQLite backup API or pg_dump), the media and the FAISS shards
-    into a new folder with a manifest.json of versions, models, counts and SHA-256s.
+    """Back up the catalog, the media and the FAISS shards into a new, empty folder.
 
-    Safe while serve, run and the scheduler keep working; local files are hard-linked
-    where OUT_DIR is on the same file system (copy the folder off the host afterwards).
+    The catalog goes through SQLite's online backup API or `pg_dump --format=custom`;
+    manifest.json records versions, the schema revision, each space's model, row counts
+    and every file's SHA-256. Safe while serve, run and the scheduler keep working; local
+    files are hard-linked where FOLDER is on the same file system, so copy the folder to
+    another disk or host afterwards.
     """
     from surveil.storage.backup import create_backup
 
@@ -67,8 +71,10 @@ def backup_restore(
     ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Verify every file's SHA-256, then restore catalog, media and index and run the
-    migrations forward. Stop serve, run and the scheduler first.
+    """Verify a backup, restore catalog, media and index, and migrate forward.
+
+    Nothing changes unless every file matches the manifest's SHA-256 and the catalog,
+    media and index are empty (or --force). Stop serve, run and the scheduler first.
     """
     from surveil.storage.restore import restore_backup
 

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 from conftest import SettingsFactory
+from s3_server import S3Endpoint
 from sqlalchemy import text
 
+from surveil.container import open_blobs
 from surveil.domain import ConfigError, InputError
 from surveil.storage.backup import create_backup, read_manifest
 from surveil.storage.db import make_engine
@@ -79,3 +81,31 @@ def test_without_pg_dump_the_error_names_the_package(
     monkeypatch.setenv("PATH", str(tmp_path / "no-tools"))
     with pytest.raises(ConfigError, match=r"pg_dump not found.*postgresql-client"):
         create_backup(make_settings(**{"database.url": pg_url}), tmp_path / "backup")
+
+
+def test_s3_media_goes_through_the_bucket_and_back(
+    make_settings: SettingsFactory, s3_bucket: S3Endpoint, tmp_path: Path
+) -> None:
+    """With storage.blobs s3 the media are read from the bucket and restored into another
+    (an empty one: the old bucket is lost), the catalog beside them."""
+    settings = make_settings(**s3_bucket.overrides())
+    upgrade(settings.database_url)
+    blobs = open_blobs(settings)
+    stored = {"crops/door/1.jpg": b"crop one", "keyframes/door/1/00000001.jpg": b"frame one"}
+    try:
+        blobs.put_many(list(stored.items()))
+    finally:
+        blobs.close()
+    manifest = create_backup(settings, tmp_path / "backup")
+    assert manifest["blobs"] == "s3" and manifest["files"] == 3  # the catalog and two blobs
+
+    shutil.rmtree(settings.storage.root)  # the SQLite catalog lives there
+    other = S3Endpoint(s3_bucket.url, f"{s3_bucket.bucket}-new")
+    target = make_settings(**other.overrides())
+    done = restore_backup(target, tmp_path / "backup")
+    assert done["media_files"] == 2
+    blobs = open_blobs(target)
+    try:
+        assert {key: blobs.get(key) for key in stored} == stored
+    finally:
+        blobs.close()
