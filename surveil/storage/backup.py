@@ -99,6 +99,15 @@ def place(source: Path, target: Path, *, link: bool) -> None:
     shutil.copy2(source, target)
 
 
+def outside_root(settings: Settings, folder: Path) -> None:
+    """Refuse a backup folder inside storage.root: it would back up (or wipe) itself."""
+    root = settings.storage.root.resolve()
+    if folder.resolve().is_relative_to(root):
+        raise InputError(
+            f"backup folder {folder} is inside storage.root ({root}): choose one outside it"
+        )
+
+
 def sha256_of(path: Path) -> str:
     """The file's SHA-256, read in chunks."""
     digest = hashlib.sha256()
@@ -157,6 +166,7 @@ def create_backup(settings: Settings, out: Path, progress: Progress = quiet) -> 
     dialect = dialect_of(url)
     if out.exists() and any(out.iterdir()):
         raise InputError(f"backup folder {out} is not empty: give a new or empty folder")
+    outside_root(settings, out)
     revision, counts, models = catalog_facts(url)
     if revision is None:
         raise ConfigError("backup: the catalog was never migrated; nothing to back up")

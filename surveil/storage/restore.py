@@ -27,6 +27,7 @@ from surveil.storage.backup import (
     Progress,
     catalog_facts,
     not_media,
+    outside_root,
     place,
     quiet,
     read_manifest,
@@ -117,6 +118,7 @@ def restore_backup(
             f"backup {folder} holds a {manifest['catalog']['dialect']} catalog; "
             f"database.url is {dialect}: restore it into a catalog of the same kind"
         )
+    outside_root(settings, folder)
     verified = verify_backup(folder, manifest, progress)
     if (occupied := _occupied(settings)) and not force:
         raise InputError(

@@ -63,7 +63,7 @@ def test_an_older_release_backup_restores_into_this_one(
     assert crop.read_bytes() == b"\xff\xd8 a crop \xff\xd9"
 
 
-def test_a_backup_into_a_used_folder_is_refused(
+def test_a_backup_into_a_used_folder_or_the_store_is_refused(
     make_settings: SettingsFactory, tmp_path: Path
 ) -> None:
     settings = make_settings()
@@ -72,6 +72,8 @@ def test_a_backup_into_a_used_folder_is_refused(
     (tmp_path / "used" / "something").write_text("x")
     with pytest.raises(InputError, match="is not empty"):
         create_backup(settings, tmp_path / "used")
+    with pytest.raises(InputError, match=r"inside storage\.root"):
+        create_backup(settings, settings.storage.root / "backups" / "today")
 
 
 def test_without_pg_dump_the_error_names_the_package(
