@@ -1,7 +1,7 @@
 """The catalog half of a backup: SQLite's online backup API, or pg_dump/pg_restore.
 
-SQLite is copied page by page through `sqlite3.Connection.backup`, which gives a
-consistent snapshot while ingest keeps writing (WAL). PostgreSQL is dumped with
+SQLite is copied through `sqlite3.Connection.backup` in one step, a consistent snapshot
+while ingest keeps writing (WAL). PostgreSQL is dumped with
 `pg_dump --format=custom` (one consistent snapshot, restorable into a newer server) and
 read back with `pg_restore`; both tools come with the PostgreSQL client package.
 """
@@ -22,8 +22,9 @@ from surveil.storage.db import make_engine, mask_url
 
 #: The catalog file's name inside a backup, by dialect.
 CATALOG_FILES = {"sqlite": "catalog.sqlite3", "postgresql": "catalog.pgdump"}
-#: SQLite pages copied per step of the online backup (the writer may go on in between).
-SQLITE_PAGES_PER_STEP = 4096
+#: SQLite pages per step of the online backup: all in one step, under one read
+#: transaction, so a writer's commits (WAL) cannot restart it; writers are not blocked.
+SQLITE_PAGES_PER_STEP = -1
 #: Longest a dump or restore may run before it is called stuck, in seconds.
 PG_TOOL_TIMEOUT_S = 6 * 3600
 

@@ -165,7 +165,13 @@ def _index_after(settings: Settings, rebuild: bool) -> dict[str, Any]:
         if rebuild:
             counts = services.rebuild_index()
             return {"action": "rebuilt", "vectors": {str(k): v for k, v in counts.items()}}
-        done = services.reconcile_index()
+        try:
+            done = services.reconcile_index()
+        except Exception as exc:  # any unreadable shard: the catalog is the truth
+            # Shards linked while `run` was saving may come from two saves; rebuild instead.
+            log.warning("backup.index_unusable", error=str(exc))
+            counts = services.rebuild_index()
+            return {"action": "rebuilt", "vectors": {str(k): v for k, v in counts.items()}}
         added = {str(k): v for k, v in done.added.items()}
         removed = {str(k): v for k, v in done.removed.items()}
         return {"action": "restored", "added": added, "removed": removed}

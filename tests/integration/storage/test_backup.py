@@ -111,3 +111,21 @@ def test_s3_media_goes_through_the_bucket_and_back(
         assert {key: blobs.get(key) for key in stored} == stored
     finally:
         blobs.close()
+
+
+def test_an_unreadable_shard_is_rebuilt_from_the_catalog(
+    make_settings: SettingsFactory, tmp_path: Path
+) -> None:
+    """Shards linked while `run` was saving may not load: restore rebuilds them instead."""
+    settings = make_settings()
+    upgrade(settings.database_url)
+    shard = settings.storage.root / "index" / "person" / "2026-01-01.faiss"
+    shard.parent.mkdir(parents=True)
+    shard.write_bytes(b"not a FAISS index")
+    create_backup(settings, tmp_path / "backup")
+    assert "index/person/2026-01-01.faiss" in read_manifest(tmp_path / "backup")["files"]
+    shutil.rmtree(settings.storage.root)
+
+    done = restore_backup(settings, tmp_path / "backup")
+    assert done["index"] == {"action": "rebuilt", "vectors": {"person": 0, "general": 0}}
+    assert not shard.exists()
