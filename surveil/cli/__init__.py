@@ -8,6 +8,7 @@ from __future__ import annotations
 from surveil.cli import (  # noqa: F401  (registers)
     access,
     alerts,
+    backup,
     catalog,
     compare,
     embedder,
