@@ -7,6 +7,7 @@ the separate process-metrics listener that `surveil run` / `surveil scheduler` s
 
 from __future__ import annotations
 
+import re
 import threading
 import urllib.request
 from collections.abc import Iterator
@@ -51,6 +52,14 @@ def parse(body: str) -> Samples:
 def value(samples: Samples, name: str, **labels: str) -> float:
     """One sample's value; 0 when absent (a counter never touched)."""
     return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+def undocumented(*scrapes: Samples) -> set[str]:
+    """Series names scraped that deploy/README.md's Monitoring table does not list."""
+    readme = (Path(__file__).parents[2] / "deploy" / "README.md").read_text()
+    names = {n for samples in scrapes for n, _ in samples if n.startswith("surveil_")}
+    bases = {re.sub(r"_(bucket|count|sum|created)$", "", n) for n in names}
+    return {b for b in bases if f"`{b}`" not in readme and f"`{b}_total`" not in readme}
 
 
 def total(samples: Samples, name: str) -> float:
@@ -184,6 +193,7 @@ def test_jobs_alerts_webhooks_retention_and_catalog_series_move(
     for name, n in (("files", report.files), ("bytes", report.bytes)):
         series = f"surveil_retention_{name}_removed_total"
         assert value(m4, series) - value(m3, series) == n
+    assert undocumented(m0, m1, m2, m3, m4) == set()
 
 
 def test_pool_query_errors_and_disk(ops: Ops) -> None:
@@ -238,3 +248,4 @@ def test_ingest_and_model_series_move_on_both_endpoints(tmp_path: Path, shared_d
     assert value(after, "surveil_disk_free_bytes") > 0
     # `serve` exports the same process series beside its own.
     assert value(api, "surveil_ingest_frames_total") == value(after, "surveil_ingest_frames_total")
+    assert undocumented(api, after) == set()
