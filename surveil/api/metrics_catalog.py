@@ -86,11 +86,11 @@ class DeliveriesCollector(Collector):
             return
         states = GaugeMetricFamily(
             "surveil_webhook_deliveries",
-            "Webhook deliveries stored, by state: delivered (sent), failed (gave up), "
-            "pending (owed, includes retrying), retrying (owed after a failed try)",
+            "Webhook deliveries by state: failed (gave up), pending (owed, includes "
+            "retrying), retrying (owed after a failed try)",
             labels=["state"],
         )
-        for name in ("delivered", "failed", "pending", "retrying"):
+        for name in ("failed", "pending", "retrying"):
             states.add_metric([name], float(getattr(d, name)))
         age = GaugeMetricFamily(
             "surveil_webhook_oldest_pending_seconds",

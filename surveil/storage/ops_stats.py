@@ -19,9 +19,12 @@ from surveil.storage.tables import AlertRow, AlertRuleRow, AppearanceRow, Delive
 
 @dataclass(frozen=True)
 class DeliveryCounts:
-    """Webhook deliveries by state; pending ones split into first try and retrying."""
+    """Deliveries still owed (pending, of which retrying) and given up (failed).
 
-    delivered: int = 0
+    Delivered ones are history that only grows: they are not counted at scrape time
+    (`surveil_webhook_attempts_total{state="delivered"}` counts them as they happen).
+    """
+
     failed: int = 0
     pending: int = 0
     retrying: int = 0
@@ -51,11 +54,12 @@ class SqlOpsStats:
             return [_state(r) for r in rows]
 
     def deliveries(self) -> DeliveryCounts:
-        """Deliveries by state (one grouped query) and the oldest pending one's alert time."""
+        """Pending and failed deliveries (through the state index) and the oldest owed."""
         retry = case((DeliveryRow.attempts > 0, 1), else_=0)
         stmt = (
             select(DeliveryRow.state, retry, func.count(), func.min(AlertRow.created_at))
             .join(AlertRow, AlertRow.id == DeliveryRow.alert_id)
+            .where(DeliveryRow.state.in_(("pending", "failed")))
             .group_by(DeliveryRow.state, retry)
         )
         counts: dict[str, int] = {}
@@ -67,7 +71,6 @@ class SqlOpsStats:
                 if state == "pending" and first is not None:
                     oldest = first if oldest is None else min(oldest, first)
         return DeliveryCounts(
-            delivered=counts.get("delivered", 0),
             failed=counts.get("failed", 0),
             pending=counts.get("pending", 0) + counts.get("retrying", 0),
             retrying=counts.get("retrying", 0),

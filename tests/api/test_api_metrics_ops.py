@@ -176,7 +176,6 @@ def test_jobs_alerts_webhooks_retention_and_catalog_series_move(
         sender.close()
     m3 = ops.scrape()
     assert value(m2, "surveil_webhook_deliveries", state="retrying") == 2
-    assert value(m3, "surveil_webhook_deliveries", state="delivered") == 1
     assert value(m3, "surveil_webhook_deliveries", state="failed") == 1
     assert value(m3, "surveil_webhook_deliveries", state="pending") == 0
     assert value(m3, "surveil_webhook_oldest_pending_seconds") == 0
