@@ -36,7 +36,9 @@ SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 #: Jobs run from milliseconds (an idle rule) to many minutes (a big retention run).
 JOB_BUCKETS = (0.01, 0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0)
 
-FRAMES = Counter("surveil_ingest_frames", "Frames decoded by ingest", registry=PROCESS)
+FRAMES = Counter(
+    "surveil_ingest_frames", "Frames decoded by ingest (recorded and live)", registry=PROCESS
+)
 KEYFRAMES = Counter(
     "surveil_ingest_keyframes", "Keyframes committed to the catalog", registry=PROCESS
 )

@@ -202,6 +202,7 @@ def test_a_postgres_restart_pauses_writing_and_loses_nothing(
 ) -> None:
     cameras = {"p-lobby": str(shared_data / LOBBY), "p-lot": str(shared_data / LOT)}
     live = _service(services, cameras)
+    counted = _process_samples()
     live.start()
     try:
         _wait("committed keyframes", lambda: live.totals.keyframes >= 8, timeout=90)
@@ -228,3 +229,12 @@ def test_a_postgres_restart_pauses_writing_and_loses_nothing(
     assert len(after) > len(before)
     assert after <= _index_ids(services)
     assert live.totals.buffer_drops == 0
+    # What `surveil run` serves on live.metrics_port moved with the work.
+    now = _process_samples()
+
+    def moved(name: str) -> float:
+        key = (f"surveil_ingest_{name}_total", "")
+        return now.get(key, 0.0) - counted.get(key, 0.0)
+
+    assert moved("frames") > 0
+    assert moved("keyframes") == live.totals.keyframes
