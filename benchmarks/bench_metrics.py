@@ -7,7 +7,8 @@ deliveries (a tenth pending) and 25 job state rows, then times:
 - `base`: the HTTP, search, index, camera-health and worker series (what /metrics had
   before the catalog collectors) plus the process-wide series;
 - `full`: everything `serve` exports (adds jobs, webhook outbox, rule lag, pool, disk);
-- `http`: a full scrape through the app (`GET /metrics` with a viewer key, TestClient).
+- `http`: a full scrape through the app (`GET /metrics` with a viewer key, TestClient);
+- `jobs`, `deliveries`, `rule_lag`: each catalog collector's query on its own.
 
 Median of `--repeat` scrapes, milliseconds.
 
@@ -39,6 +40,7 @@ from surveil.container import Services, build_services
 from surveil.logs import configure_logging
 from surveil.storage.alerts import NewExample
 from surveil.storage.db import make_session_factory
+from surveil.storage.ops_stats import SqlOpsStats
 from surveil.storage.tables import AlertRow, AlertRuleRow, AppearanceRow, DeliveryRow, JobStateRow
 
 
@@ -116,7 +118,11 @@ def bench(url: str, root: Path, appearances: int, deliveries: int, repeat: int) 
         with TestClient(app) as client:
             headers = {"Authorization": f"Bearer {key}"}
             http = _median_ms(lambda: client.get("/metrics", headers=headers), repeat)
+        stats = SqlOpsStats(make_session_factory(services.engine))
         return {
+            "jobs": _median_ms(stats.jobs, repeat),
+            "deliveries": _median_ms(stats.deliveries, repeat),
+            "rule_lag": _median_ms(stats.rule_lag, repeat),
             "base": _median_ms(base.render, repeat),
             "full": _median_ms(full.render, repeat),
             "http": http,
@@ -136,14 +142,18 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=50)
     args = parser.parse_args()
     configure_logging(LoggingSettings(level="WARNING"))
-    print("| back-end | appearances | deliveries | base | full | GET /metrics |")
-    print("|---|---|---|---|---|---|")
+    print(
+        "| back-end | appearances | deliveries | base | full | GET /metrics "
+        "| jobs | deliveries | rule lag |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
     for backend in args.backends.split(","):
         with tempfile.TemporaryDirectory() as tmp, database(backend, args.pg) as url:
             r = bench(url, Path(tmp), args.appearances, args.deliveries, args.repeat)
         print(
             f"| {backend} | {args.appearances:,} | {args.deliveries:,} | {r['base']:.2f} ms | "
-            f"{r['full']:.2f} ms | {r['http']:.2f} ms |",
+            f"{r['full']:.2f} ms | {r['http']:.2f} ms | {r['jobs']:.2f} ms | "
+            f"{r['deliveries']:.2f} ms | {r['rule_lag']:.2f} ms |",
             flush=True,
         )
 
