@@ -54,6 +54,7 @@ from surveil.storage.reembed import SqlReembed
 from surveil.storage.repositories import SqlCatalog
 from surveil.storage.retention import SqlRetention
 from surveil.storage.space_models import SqlSpaceModels
+from surveil.telemetry import watch_engine
 from surveil.vision.degraded import degraded_modes
 from surveil.vision.detector import build_detector
 from surveil.vision.device import DevicePlan, choose_device
@@ -472,6 +473,7 @@ def build_services(settings: Settings, *, reconcile_index: bool = True) -> Servi
         settings.storage.root.mkdir(parents=True, exist_ok=True)
         upgrade(url)
     engine = make_engine(url, echo=settings.database.echo, pool_size=settings.database.pool_size)
+    watch_engine(engine)  # surveil_catalog_query_errors, in every process
     check_connection(engine)
     require_current(engine)
     sessions = make_session_factory(engine)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -18,6 +18,8 @@ class StageTimer:
     """Wall seconds per stage; a stage can run many times and its seconds add up."""
 
     seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    # Also told each stage's seconds (ingest feeds its Prometheus stage counter).
+    sink: Callable[[str, float], None] | None = None
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
@@ -26,4 +28,7 @@ class StageTimer:
         try:
             yield
         finally:
-            self.seconds[name] += time.perf_counter() - start
+            spent = time.perf_counter() - start
+            self.seconds[name] += spent
+            if self.sink is not None:
+                self.sink(name, spent)

@@ -13,6 +13,7 @@ from surveil.api.access_log import AccessLogMiddleware
 from surveil.api.errors import install_error_handlers
 from surveil.api.limits import BodyLimitMiddleware, SecurityHeadersMiddleware
 from surveil.api.metrics import Metrics, MetricsMiddleware
+from surveil.api.metrics_catalog import catalog_collectors
 from surveil.api.routes import (
     admin,
     alerts,
@@ -52,7 +53,12 @@ def create_app(services: Services) -> FastAPI:
         redoc_url=None,
     )
     app.state.services = services
-    app.state.metrics = Metrics(services.index, health=services.health, leases=services.leases)
+    app.state.metrics = Metrics(
+        services.index,
+        health=services.health,
+        leases=services.leases,
+        extra=catalog_collectors(services),
+    )
     install_error_handlers(app)
     install_spec(app)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 
 import structlog
@@ -17,6 +17,7 @@ from surveil.domain import SPACES
 from surveil.ports import VectorIndex
 from surveil.storage.health import HEALTH_STATES, SqlHealth
 from surveil.storage.leases import SqlLeases
+from surveil.telemetry import ProcessSeries
 
 log = structlog.get_logger(__name__)
 
@@ -123,7 +124,10 @@ class _WorkerCameras(Collector):
 
 
 class Metrics:
-    """Request counts and latencies by route template, search latency, index sizes."""
+    """Request counts and latencies by route template, search latency, index sizes.
+
+    `extra` collectors (catalog jobs, webhooks, rule lag, pool, disk) join the registry.
+    """
 
     def __init__(
         self,
@@ -131,6 +135,7 @@ class Metrics:
         *,
         health: SqlHealth | None = None,
         leases: SqlLeases | None = None,
+        extra: Sequence[Collector] = (),
     ) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
@@ -164,6 +169,10 @@ class Metrics:
             self.registry.register(_CameraHealth(health))
         if leases is not None:
             self.registry.register(_WorkerCameras(leases))
+        # This process's ingest, model, job and alert counters (see surveil.telemetry).
+        self.registry.register(ProcessSeries())
+        for collector in extra:
+            self.registry.register(collector)
 
     def render(self) -> bytes:
         """The text exposition format."""

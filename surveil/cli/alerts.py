@@ -325,6 +325,11 @@ def scheduler(
     with handle_errors():
         services = build_services(cli_settings())
     runner = Scheduler(services)
+    port = services.settings.scheduler.metrics_port
+    if port is not None and not once:
+        from surveil.telemetry import serve_process_metrics
+
+        serve_process_metrics(port, engine=services.engine, root=services.settings.storage.root)
     try:
         if once:
             outcomes = runner.run_once()

@@ -72,6 +72,11 @@ def _run(services: Services, stop: threading.Event) -> bool:
     me = this_worker(services.settings)
     refuse_local_index_sharing(services.leases, me=me, now=me.started_at)
     service = LiveService(services)
+    port = services.settings.live.metrics_port
+    if port is not None:
+        from surveil.telemetry import serve_process_metrics
+
+        serve_process_metrics(port, engine=services.engine, root=services.settings.storage.root)
     if not service.cameras:
         live = services.settings.live
         pins = (

@@ -110,6 +110,16 @@ class LiveSettings(Section):
     in_serve: bool = Field(
         False, title="Ingest in serve", description="`surveil serve` also runs live ingest."
     )
+    metrics_port: int | None = Field(
+        None,
+        ge=1,
+        le=65535,
+        title="Metrics port",
+        description=(
+            "`surveil run` serves its ingest and model metrics on this port at /metrics "
+            "(Prometheus; no key, bind it to a private network). Empty: not served."
+        ),
+    )
     lease_seconds: float = Field(
         15.0,
         ge=1.0,

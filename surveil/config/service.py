@@ -152,6 +152,16 @@ class SchedulerSettings(Section):
     sync_seconds: float = Field(
         10.0, gt=0.0, title="Rule sync", description="How often new or changed rules are scheduled."
     )
+    metrics_port: int | None = Field(
+        None,
+        ge=1,
+        le=65535,
+        title="Metrics port",
+        description=(
+            "`surveil scheduler` serves its job, alert and retention metrics on this port at "
+            "/metrics (Prometheus; no key, bind it to a private network). Empty: not served."
+        ),
+    )
 
 
 class LoggingSettings(Section):

@@ -20,6 +20,7 @@ import numpy as np
 import structlog
 from tqdm import tqdm
 
+from surveil import telemetry
 from surveil.config import CropSettings, IngestSettings, KeyframeSettings, TrackingSettings
 from surveil.domain import (
     AlreadyIngestedError,
@@ -101,7 +102,7 @@ class IngestPipeline:
         self._ingest = ingest
         self._jpeg_quality = jpeg_quality
         self._keep_keyframes = keep_keyframes
-        self.timer = StageTimer()
+        self.timer = StageTimer(sink=telemetry.count_stage)
         self.reused = 0
         self._executor: ThreadPoolExecutor | None = None
         self.tracks = IngestTracks(catalog=catalog, settings=tracking, label_groups=label_groups)
@@ -142,7 +143,7 @@ class IngestPipeline:
         resume_after = record.last_frame_index
         if resume_after is not None:
             log.warning("ingest.resume", source_id=record.id, after_frame=resume_after)
-        self.timer = StageTimer()
+        self.timer = StageTimer(sink=telemetry.count_stage)
         self.reused = 0
         self.tracks.reset()
         selector = KeyframeSelector(self._keyframe_settings, all_frames=options.all_frames)
@@ -209,6 +210,7 @@ class IngestPipeline:
                 frame = next(frames, None)
             if frame is None:
                 return
+            telemetry.FRAMES.inc()
             yield frame
 
     def _save_index(self) -> None:
@@ -244,7 +246,7 @@ class IngestPipeline:
         JPEG encoding and writing (fsync-bound) run on a writer thread while the
         embedder runs; the result waits for both, so no row points at a missing file.
         """
-        with self.timer.stage("detect"):
+        with self.timer.stage("detect"), telemetry.model_call("detector", len(batch)):
             detections = self._detector.detect(
                 [k.frame.image for k in batch], streams=[k.frame.camera_id for k in batch]
             )
@@ -285,6 +287,8 @@ class IngestPipeline:
             committed = self._catalog.add_tracked(prepared.rows, prepared.tracks)
         with self.timer.stage("index_add"):
             index_tracks(self._index, committed.tracks)
+        telemetry.KEYFRAMES.inc(len(committed.appearance_ids))
+        telemetry.APPEARANCES.inc(sum(len(ids) for ids in committed.appearance_ids))
         return committed.appearance_ids
 
     def discard(self, prepared: PreparedBatch) -> None:
@@ -348,7 +352,7 @@ class IngestPipeline:
         out: dict[int, Embedding] = {}
         for space, slots in by_space.items():
             embedder = self._embedders[space]
-            with self.timer.stage(f"embed_{space}"):
+            with self.timer.stage(f"embed_{space}"), telemetry.model_call(space, len(slots)):
                 matrix = embedder.embed([crops[n].image for n in slots])
             for n, vec in zip(slots, matrix, strict=True):
                 out[n] = (space, vec, embedder.model_id)

@@ -16,6 +16,7 @@ from typing import Any
 
 import structlog
 
+from surveil import telemetry
 from surveil.alerts.evaluate import best_scores, fold_hits, hits_over
 from surveil.alerts.model import AlertDraft, Rule
 from surveil.alerts.notify import WebhookSender, backoff, describe, headers, payload, retryable
@@ -109,6 +110,10 @@ def evaluate_rule(
         report.extended += len(folded.extended)
         _keep_top(report, [float(s) for s in scores])
         mark = report.watermark = end
+    telemetry.ALERT_EVALUATIONS.inc()
+    telemetry.ALERT_SCANNED.inc(report.scanned)
+    telemetry.ALERT_HITS.inc(report.hits)
+    telemetry.ALERTS_RAISED.inc(report.new_alerts)
     return report
 
 
@@ -219,7 +224,9 @@ def deliver_due(
             task.id,
             AttemptResult(result.status_code, result.error, result.seconds, state, next_at),
         )
-        counts["retrying" if state == "pending" else state] += 1
+        outcome = "retrying" if state == "pending" else state
+        counts[outcome] += 1
+        telemetry.WEBHOOK_ATTEMPTS.labels(outcome).inc()
         log.info(
             "webhook.attempt",
             delivery_id=task.id,

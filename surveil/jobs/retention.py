@@ -20,6 +20,7 @@ from typing import Any, Literal, cast
 import numpy as np
 import structlog
 
+from surveil import telemetry
 from surveil.config import RetentionSettings
 from surveil.container import Services
 from surveil.domain import Space
@@ -164,6 +165,11 @@ def run_retention(
             )
     report.seconds = time.perf_counter() - started
     _log(report)
+    if not dry_run:
+        telemetry.RETENTION_ROWS.labels("appearance").inc(report.appearances)
+        telemetry.RETENTION_ROWS.labels("keyframe").inc(report.keyframes)
+        telemetry.RETENTION_FILES.inc(report.files)
+        telemetry.RETENTION_BYTES.inc(report.bytes)
     return report
 
 

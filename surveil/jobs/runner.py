@@ -19,6 +19,7 @@ from typing import Any
 
 import structlog
 
+from surveil import telemetry
 from surveil.storage.jobs import SqlJobs
 
 log = structlog.get_logger(__name__)
@@ -182,6 +183,8 @@ class JobRunner:
             renewing.set()
         seconds = time.perf_counter() - started
         status = "ok" if error is None else "error"
+        telemetry.JOB_RUNS.labels(job.name, status).inc()
+        telemetry.JOB_SECONDS.labels(job.name).observe(seconds)
         kept = self._jobs.finish(
             job.name,
             owner=self.owner,

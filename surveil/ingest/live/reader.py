@@ -21,6 +21,7 @@ from typing import cast
 import cv2
 import structlog
 
+from surveil import telemetry
 from surveil.domain import Frame, Image
 from surveil.ingest.keyframes import KeyframeSelector
 from surveil.ingest.live.cameras import LiveCamera
@@ -200,6 +201,7 @@ class CameraReader:
 
     def _offer(self, selector: KeyframeSelector, frame: Frame, source_id: int) -> None:
         self._stats.frame(frame.ts)
+        telemetry.FRAMES.inc()
         kept = selector.consider(frame)
         if kept is None:
             return

@@ -18,6 +18,7 @@ from datetime import datetime
 
 import structlog
 
+from surveil import telemetry
 from surveil.config import LiveSettings
 from surveil.container import Services
 from surveil.ingest.live.batcher import Batcher
@@ -81,6 +82,9 @@ class LiveService:
             retry_seconds=s.write_retry_seconds,
             save_seconds=s.index_save_seconds,
         )
+        # Read at scrape time; the latest service in the process is the one reported.
+        telemetry.QUEUE_DEPTH.labels("pending").set_function(self._queue.__len__)
+        telemetry.QUEUE_DEPTH.labels("write").set_function(self._writer.__len__)
         self._batcher = Batcher(
             self._pipeline,
             queue=self._queue,
@@ -263,6 +267,7 @@ class LiveService:
 
     def _dropped(self, camera_id: str) -> None:
         self.totals.pending_drops += 1
+        telemetry.DROPS.labels("pending").inc()
         self.stats[camera_id].add(drops=1)
 
     def _open_session(

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import structlog
 from sqlalchemy.exc import SQLAlchemyError
 
+from surveil import telemetry
 from surveil.ingest.batches import PreparedBatch
 from surveil.ingest.live.health import CameraStats, safe_error
 from surveil.ingest.pipeline import IngestPipeline
@@ -200,6 +201,7 @@ class BatchWriter:
     def _give_up(self, ready: ReadyBatch, why: str) -> None:
         self._pipeline.discard(ready.prepared)
         self._totals.buffer_drops += len(ready.cameras)
+        telemetry.DROPS.labels("write").inc(len(ready.cameras))
         per_camera = Counter(ready.cameras)
         for camera, n in per_camera.items():
             self._stats[camera].add(drops=n)

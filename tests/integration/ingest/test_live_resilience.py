@@ -25,6 +25,7 @@ from surveil.index.sharded import ShardedFaissIndex
 from surveil.ingest.live.cameras import live_cameras
 from surveil.ingest.live.service import LiveService
 from surveil.storage.migrate import upgrade
+from surveil.telemetry import PROCESS
 
 LOBBY = "videos/intel_sample_videos/one-by-one-person-detection.mp4"
 LOT = "videos/intel_sample_videos/car-detection.mp4"
@@ -170,6 +171,30 @@ def _check_api_and_metrics(services: Services, camera: str) -> None:
     assert f'surveil_camera_reconnects{{camera="{camera}"}}' in metrics
 
 
+def _process_samples() -> dict[tuple[str, str], float]:
+    """This process's series as `surveil run` serves them (surveil.telemetry.PROCESS)."""
+    return {
+        (s.name, s.labels.get("queue", "")): s.value
+        for family in PROCESS.collect()
+        for s in family.samples
+    }
+
+
+def _max_write_queue(seconds: float) -> float:
+    """The highest `surveil_ingest_queue_depth{queue="write"}` seen over `seconds`."""
+    deadline, seen = time.monotonic() + seconds, 0.0
+    while time.monotonic() < deadline:
+        seen = max(seen, _process_samples().get(("surveil_ingest_queue_depth", "write"), 0.0))
+        time.sleep(0.1)
+    return seen
+
+
+def _query_errors() -> float:
+    return sum(
+        v for (n, _), v in _process_samples().items() if n == "surveil_catalog_query_errors_total"
+    )
+
+
 def test_a_postgres_restart_pauses_writing_and_loses_nothing(
     services: Services,
     shared_data: Path,
@@ -177,13 +202,18 @@ def test_a_postgres_restart_pauses_writing_and_loses_nothing(
 ) -> None:
     cameras = {"p-lobby": str(shared_data / LOBBY), "p-lot": str(shared_data / LOT)}
     live = _service(services, cameras)
+    counted = _process_samples()
     live.start()
     try:
         _wait("committed keyframes", lambda: live.totals.keyframes >= 8, timeout=90)
         before = _catalog_ids(services, ["p-lobby", "p-lot"])
         assert before
+        errors_before = _query_errors()
         with postgres_cluster.outage() as outage:
-            time.sleep(4.0)  # the models keep working; commits wait in the buffer
+            # The models keep working; commits wait in the buffer, and /metrics says so.
+            waiting = _max_write_queue(seconds=4.0)
+        assert waiting >= 1
+        assert _query_errors() > errors_before
         committed_at_restart = live.totals.keyframes
         _wait(
             "writing to resume",
@@ -199,3 +229,12 @@ def test_a_postgres_restart_pauses_writing_and_loses_nothing(
     assert len(after) > len(before)
     assert after <= _index_ids(services)
     assert live.totals.buffer_drops == 0
+    # What `surveil run` serves on live.metrics_port moved with the work.
+    now = _process_samples()
+
+    def moved(name: str) -> float:
+        key = (f"surveil_ingest_{name}_total", "")
+        return now.get(key, 0.0) - counted.get(key, 0.0)
+
+    assert moved("frames") > 0
+    assert moved("keyframes") == live.totals.keyframes
