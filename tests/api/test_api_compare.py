@@ -95,6 +95,9 @@ def test_api_compare_needs_the_operator_role_and_audits_bad_uploads(
     assert "crop b" in bad.json()["error"]["message"]
     [last] = api_world.services.access.audit_entries(action="compare", limit=1)
     assert last.entry.status == "refused" and "HTTP 415" in (last.entry.detail or "")
+    files["b"] = ("b.jpg", b"", "image/jpeg")  # an empty part: a missing crop, a 400
+    empty = client.post("/api/v1/compare", files=files, headers=api_world.auth("operator"))
+    assert empty.status_code == 400 and "crop b is empty" in empty.json()["error"]["message"]
 
 
 def test_cli_compare_json_contract_and_exit_codes(

@@ -40,6 +40,8 @@ def _crop(upload: UploadFile, limit: int, max_pixels: int, name: str) -> CropInp
     data = upload.file.read(limit + 1)
     if len(data) > limit:
         raise InputError(f"{name} is larger than {limit:,} bytes")
+    if not data:  # a missing crop, not an unsupported one: 400 like search's rules
+        raise InputError(f"{name} is empty; send a JPEG, PNG, WebP or BMP crop")
     image = decode_untrusted(data, max_pixels=max_pixels, what=name)
     return CropInput(image, data, probe_image(data, what=name).format)
 
