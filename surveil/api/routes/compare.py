@@ -11,7 +11,8 @@ from surveil.api.deps import Operator, ServicesDep, actor_of
 from surveil.api.schemas import AUTH_ERRORS, ErrorBody
 from surveil.api.search_audit import attempt_of, describe_refusal
 from surveil.api.views import API
-from surveil.domain import InputError, NewAuditEntry, SurveilError
+from surveil.domain import InputError, SurveilError
+from surveil.search.audited import record_refusal
 from surveil.search.compare import AuditedCompare, CropInput
 from surveil.vision.images import decode_untrusted, probe_image
 
@@ -80,17 +81,13 @@ def compare(
         crop_a = _crop(a, limit, pixels, "crop a")
         crop_b = _crop(b, limit, pixels, "crop b")
     except SurveilError as exc:
-        services.access.record(
-            NewAuditEntry(
-                action="compare",
-                key_id=actor.key_id,
-                key_name=actor.name,
-                role=actor.role,
-                status="refused",
-                query_kind="compare",
-                client=actor.client,
-                detail=describe_refusal(exc)[:1000],
-            )
+        record_refusal(
+            services.access,
+            actor,
+            reason=describe_refusal(exc),
+            given={},
+            kind="compare",
+            action="compare",
         )
         raise
     audited = AuditedCompare(search=services.search(), access=services.access, blobs=services.blobs)
