@@ -96,7 +96,7 @@ def feedback_mark(
 
     A second verdict on the same hit replaces the first (the audit trail keeps both).
     """
-    from surveil.api.routes.feedback import feedback_view
+    from surveil.search.render import feedback_view
 
     def act(s: Services) -> dict[str, Any]:
         target = _target(s, search, rule, alert, track, appearance)
@@ -110,7 +110,7 @@ def feedback_mark(
 @feedback_app.command("list")
 def feedback_list(search: SearchOpt = None, rule: RuleOpt = None, as_json: JsonOpt = False) -> None:
     """List the verdicts given on a search's hits or on a rule's."""
-    from surveil.api.routes.feedback import feedback_view
+    from surveil.search.render import feedback_view
 
     def act(s: Services) -> list[dict[str, Any]]:
         audit_id = None if search is None else search_id(s, search)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from surveil.domain import SearchHit, Sighting
+from surveil.domain import Feedback, SearchHit, Sighting
 from surveil.search.by_example import SearchResult, TruncatedReason
 from surveil.search.path import camera_path, path_text, path_to_dict
 
@@ -119,3 +119,21 @@ def sightings_table(sightings: Sequence[Sighting]) -> str:
             f"{s.best_score:>6.3f} {len(s.hits):>5}  {best.crop_path}"
         )
     return "\n".join(lines)
+
+
+def feedback_view(f: Feedback) -> dict[str, Any]:
+    """One verdict as the API and `surveil feedback list --json` show it."""
+    t = f.target
+    return {
+        "id": f.id,
+        "ts": iso(f.ts),
+        "by": f.key_name,
+        "audit_id": t.audit_id,
+        "rule_id": t.rule_id,
+        "alert_id": t.alert_id,
+        "track_id": t.track_id,
+        "appearance_id": t.appearance_id,
+        "space": f.space,
+        "verdict": f.verdict,
+        "score": None if f.score is None else round(f.score, 4),
+    }

@@ -18,8 +18,8 @@ from surveil.api.feedback_schemas import (
 from surveil.api.routes.search import server_timing
 from surveil.api.schemas import AUTH_ERRORS, ErrorBody, SearchResponse
 from surveil.api.views import API, search_view
-from surveil.domain import Feedback, FeedbackTarget, InputError, NotFoundError, Space
-from surveil.search.render import iso
+from surveil.domain import FeedbackTarget, InputError, NotFoundError, Space
+from surveil.search.render import feedback_view
 
 router = APIRouter(prefix=API, tags=["feedback"])
 
@@ -33,24 +33,6 @@ _ERRORS = {
     },
     404: {"model": ErrorBody, "description": "Unknown search, hit, alert or rule."},
 }
-
-
-def feedback_view(f: Feedback) -> dict[str, Any]:
-    """One verdict as the API and `surveil feedback list --json` show it."""
-    t = f.target
-    return {
-        "id": f.id,
-        "ts": iso(f.ts),
-        "by": f.key_name,
-        "audit_id": t.audit_id,
-        "rule_id": t.rule_id,
-        "alert_id": t.alert_id,
-        "track_id": t.track_id,
-        "appearance_id": t.appearance_id,
-        "space": f.space,
-        "verdict": f.verdict,
-        "score": None if f.score is None else round(f.score, 4),
-    }
 
 
 @router.get("/searches/{audit_id}/feedback", response_model=FeedbackList, responses=_ERRORS)
