@@ -1,8 +1,10 @@
 """What a retention run costs at 100k and 1M stored appearances (one day of 30 expiring).
 
 --build writes N synthetic appearances spread evenly over 30 UTC days on 8 cameras
-(4 per keyframe), straight into the catalog tables (SQLAlchemy Core, the fastest real
-path), a tiny file per crop and per keyframe, and a day-sharded 512-d FAISS index. The
+(4 per keyframe), each in its own one-member track (as migration 0005 makes of older
+rows: the index holds track ids), straight into the catalog tables (SQLAlchemy Core, the
+fastest real path), a tiny file per crop and per keyframe, and a day-sharded 512-d FAISS
+index. The
 measurement then runs `run_retention` from a fresh process-like state (new engine, new
 index object, as `surveil retention run` does) five times:
 
@@ -46,7 +48,7 @@ from surveil.storage.db import make_engine, make_session_factory
 from surveil.storage.migrate import upgrade
 from surveil.storage.repositories import SqlCatalog
 from surveil.storage.retention import SqlRetention
-from surveil.storage.tables import AppearanceRow, CameraRow, KeyframeRow, SourceRow
+from surveil.storage.tables import AppearanceRow, CameraRow, KeyframeRow, SourceRow, TrackRow
 
 PG_SERVER = os.environ.get("TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 START = datetime(2024, 1, 1, tzinfo=UTC)
@@ -55,6 +57,8 @@ CAMERAS = 8
 PER_KEYFRAME = 4
 DIM = 512
 CHUNK = 20_000
+#: Tracks were last changed before any shard is saved (else reconcile would refresh them).
+BUILT = datetime.now(UTC) - timedelta(hours=1)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -143,7 +147,7 @@ def _write_chunk(
 ) -> None:
     vecs = rng.standard_normal((len(kf_ids) * PER_KEYFRAME, DIM)).astype(np.float32)
     vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
-    kf_rows, app_rows, files = [], [], []
+    kf_rows, app_rows, track_rows, files = [], [], [], []
     for k, ts in zip(kf_ids.tolist(), stamps, strict=True):
         cam, src = _where(k, ts)
         image = f"keyframes/{cam}/{src}/{k:08d}.jpg"
@@ -160,11 +164,19 @@ def _write_chunk(
                 | {"label": "person", "confidence": 0.9, "x1": 0.0, "y1": 0.0, "x2": 8.0}
                 | {"y2": 16.0, "space": "person", "model_id": "bench@1", "crop_path": crop}
                 | {"embedding": vecs[i - 1 - (kf_ids[0] - 1) * PER_KEYFRAME].tobytes()}
-                | {"dim": DIM}
+                | {"dim": DIM, "track_id": i}
+            )
+            track_rows.append(
+                {"id": i, "key": f"bench:{i}", "camera_id": cam, "space": "person"}
+                | {"label": "person", "label_group": "person", "first_ts": ts, "last_ts": ts}
+                | {"appearances": 1, "best_appearance_id": i, "best_quality": 1.0}
+                | {"embedding": app_rows[-1]["embedding"], "dim": DIM, "model_id": "bench@1"}
+                | {"closed": True, "updated_at": BUILT}
             )
             files.append(crop)
     _insert(engine, KeyframeRow, kf_rows)
     _insert(engine, AppearanceRow, app_rows)
+    _insert(engine, TrackRow, track_rows)
     for key in files:
         path = root / key
         path.parent.mkdir(parents=True, exist_ok=True)
