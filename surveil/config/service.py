@@ -135,6 +135,17 @@ class RetentionSettings(Section):
         title="Orphan sweep",
         description="Also remove files and vectors without a row, and report rows without files.",
     )
+    sweep_slices: int = Field(
+        7,
+        ge=1,
+        le=366,
+        title="Orphan sweep slices",
+        description=(
+            "Each run sweeps one slice of the source folders and index days (plus what was "
+            "written since the last sweep): the whole store once every this many runs. "
+            "1 sweeps everything every run (as `surveil retention run --full-sweep`)."
+        ),
+    )
 
 
 class SchedulerSettings(Section):

@@ -15,6 +15,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any, Literal, cast
 
 import numpy as np
@@ -26,7 +27,8 @@ from surveil.container import Services
 from surveil.domain import Space
 from surveil.index.reconcile import CatalogVectors
 from surveil.index.sharded import UNSHARDED_DAY
-from surveil.jobs.retention_sweep import SWEEP_GRACE, SweepReport, sweep
+from surveil.jobs.retention_slices import STATE_NAME, sweep_run
+from surveil.jobs.retention_sweep import SWEEP_GRACE, SweepReport
 from surveil.jobs.runner import Job, utc_now
 from surveil.ports import BlobInventory, Ids, VectorIndex
 from surveil.search.render import iso
@@ -115,12 +117,18 @@ class RetentionParts:
     catalog: CatalogVectors
     index: VectorIndex
     files: BlobInventory
+    #: Where the incremental sweep keeps its rotation (None: every sweep is a full one).
+    sweep_state: Path | None = None
 
 
 def retention_parts(services: Services) -> RetentionParts:
     """The parts of a service container retention uses."""
     return RetentionParts(
-        services.retention, services.catalog, services.index, services.blobs.inventory()
+        services.retention,
+        services.catalog,
+        services.index,
+        services.blobs.inventory(),
+        services.settings.storage.root / STATE_NAME,
     )
 
 
@@ -142,9 +150,14 @@ def run_retention(
     now: datetime,
     dry_run: bool = False,
     sweep_orphans: bool | None = None,
+    full_sweep: bool = False,
     grace: timedelta = SWEEP_GRACE,
 ) -> RetentionReport:
-    """Remove (or, dry, only count) what expired as of `now`, then sweep orphans."""
+    """Remove (or, dry, only count) what expired as of `now`, then sweep orphans.
+
+    The sweep takes this run's slice (`retention.sweep_slices`, see retention_slices);
+    `full_sweep` walks the whole store instead.
+    """
     started = time.perf_counter()
     report = RetentionReport(now=now.astimezone(UTC), dry_run=dry_run)
     policy = policy_for(settings, now)
@@ -160,8 +173,15 @@ def run_retention(
             _delete(parts, policy, settings.batch_size, report, "appearances")
             _delete(parts, policy, settings.batch_size, report, "keyframes")
         if settings.sweep if sweep_orphans is None else sweep_orphans:
-            report.orphans = sweep(
-                parts.store, parts.files, parts.index, parts.catalog, dry_run=dry_run, grace=grace
+            report.orphans = sweep_run(
+                parts.store,
+                parts.files,
+                parts.index,
+                parts.catalog,
+                state_path=parts.sweep_state,
+                slices=1 if full_sweep else settings.sweep_slices,
+                dry_run=dry_run,
+                grace=grace,
             )
     report.seconds = time.perf_counter() - started
     _log(report)

@@ -8,7 +8,7 @@ are gone, so a run killed anywhere is finished by the next (see surveil/jobs/ret
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal, cast
@@ -36,6 +36,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
 
 from surveil.domain import SPACES, NotFoundError
+from surveil.storage.retention_sweep import SweepQueries
 from surveil.storage.tables import (
     AlertRow,
     AppearanceRow,
@@ -55,10 +56,6 @@ _journal = cast(Table, RetentionJournalRow.__table__)
 
 VECTOR: Literal["vector"] = "vector"
 FILE: Literal["file"] = "file"
-#: Rows fetched per round trip when streaming blob keys for the orphan sweep.
-STREAM_CHUNK = 20_000
-
-Kind = Literal["appearances", "keyframes"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,7 +221,7 @@ def _day_range(day: date) -> tuple[datetime, datetime]:
     return start, start + timedelta(days=1)
 
 
-class SqlRetention:
+class SqlRetention(SweepQueries):
     """Retention's queries over the catalog; each public method is one bounded transaction."""
 
     def __init__(self, sessions: sessionmaker[Session]) -> None:
@@ -360,25 +357,3 @@ class SqlRetention:
         if held is None:
             raise NotFoundError(f"no camera {camera_id!r}")
         return bool(held)
-
-    # ---- the orphan sweep --------------------------------------------------------------
-
-    def stored_paths(self, kind: Kind, prefix: str) -> Iterator[str]:
-        """Blob keys under `prefix` that rows of `kind` reference, in code-point order.
-
-        Code-point order (PostgreSQL's "C" collation, SQLite's BINARY) is the order the
-        sweep walks the disk in, so both sides merge in one pass with no set in memory.
-        """
-        column = _A.crop_path if kind == "appearances" else _K.image_path
-        upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
-        with self._sessions() as session:
-            dialect = session.get_bind().dialect.name
-            key = column.collate("C") if dialect == "postgresql" else column
-            stmt = (
-                select(column)
-                .where(key >= prefix, key < upper)
-                .order_by(key)
-                .execution_options(yield_per=STREAM_CHUNK)
-            )
-            for (path,) in session.execute(stmt):
-                yield str(path)

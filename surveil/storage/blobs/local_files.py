@@ -84,6 +84,11 @@ class LocalBlobFiles:
         with ThreadPoolExecutor(max_workers=min(DELETE_THREADS, len(keys))) as pool:
             return list(pool.map(self.delete, keys))
 
+    def folders(self, prefix: str) -> list[str]:
+        """Subfolder keys of a folder key ('crops/' -> ['crops/cam1/', ...]), sorted."""
+        top = self.root / prefix.rstrip("/")
+        return [prefix + name for name, _ in _listing(top) if name.endswith("/")]
+
     def run_lock(self) -> AbstractContextManager[None]:
         """Retention's lock on this data directory (see `run_lock`)."""
         return run_lock(self.root)
