@@ -41,6 +41,7 @@ from sqlalchemy import Engine, Table, insert
 from surveil.config import LoggingSettings, RetentionSettings
 from surveil.index.sharded import ShardedFaissIndex
 from surveil.jobs.retention import RetentionParts, RetentionReport, run_retention
+from surveil.jobs.retention_slices import STATE_NAME
 from surveil.logs import configure_logging
 from surveil.storage.blobs import FileBlobStore
 from surveil.storage.blobs.local_files import LocalBlobFiles
@@ -71,6 +72,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch", type=int, default=2000, help="retention.batch_size")
     parser.add_argument(
         "--first-day", type=int, default=0, help="Expire from this day on (to measure again)."
+    )
+    parser.add_argument(
+        "--full-sweep", action="store_true", help="Sweep the whole store every run (the old way)."
     )
     parser.add_argument(
         "--compare-flat",
@@ -112,6 +116,8 @@ def build(root: Path, n: int, pg: bool) -> None:
     sources = [
         {"id": day * CAMERAS + c + 1, "camera_id": f"cam{c}", "uri": "u", "start_ts": START}
         | {"fingerprint": f"{c}-{day}", "fps": 1.0, "complete": True}
+        # Written on their day, long ago: not "written since the last sweep".
+        | {"created_at": START + timedelta(days=day), "updated_at": START + timedelta(days=day)}
         for day in range(DAYS)
         for c in range(CAMERAS)
     ]
@@ -205,7 +211,9 @@ class Timed:
         setattr(owner, name, timed)
 
 
-def measure(root: Path, url: str, label: str, now: datetime, *, dry: bool, batch: int) -> None:
+def measure(
+    root: Path, url: str, label: str, now: datetime, *, dry: bool, batch: int, full: bool
+) -> None:
     """One run from a cold object state; prints a table row."""
     engine = make_engine(url)
     sessions = make_session_factory(engine)
@@ -214,11 +222,12 @@ def measure(root: Path, url: str, label: str, now: datetime, *, dry: bool, batch
         SqlCatalog(sessions),
         ShardedFaissIndex(root / "index"),
         LocalBlobFiles(FileBlobStore(root)),
+        root / STATE_NAME,
     )
     rows = [Timed(parts.store, "delete_appearances"), Timed(parts.store, "delete_keyframes")]
     files = Timed(parts.files, "delete_many")
     settings = RetentionSettings(days=DAYS, batch_size=batch)
-    report = run_retention(parts, settings, now=now, dry_run=dry)
+    report = run_retention(parts, settings, now=now, dry_run=dry, full_sweep=full)
     engine.dispose()
     _print_row(label, report, sum(t.seconds for t in rows), files.seconds)
 
@@ -295,7 +304,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         ("no-op", base + 32 * day, False),
     ]
     for label, now, dry in plan:
-        measure(args.dir, url, label, now, dry=dry, batch=args.batch)
+        measure(args.dir, url, label, now, dry=dry, batch=args.batch, full=args.full_sweep)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS of the measuring process: {peak:.0f} MiB")
 

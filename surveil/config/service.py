@@ -136,7 +136,7 @@ class RetentionSettings(Section):
         description="Also remove files and vectors without a row, and report rows without files.",
     )
     sweep_slices: int = Field(
-        7,
+        14,
         ge=1,
         le=366,
         title="Orphan sweep slices",

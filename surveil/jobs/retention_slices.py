@@ -262,7 +262,7 @@ def _sweep_vectors(
         if not days:
             continue
         if not dry_run:  # as reconcile does; not an orphan, so not in the report
-            _refresh(index, catalog, space, days, saved)
+            _refresh(store, index, catalog, space, days, saved)
         counts = store.track_counts(space, days)
         differ = {d for d in days if in_index.get(d, 0) != counts.get(d, 0)}
         if differ:
@@ -283,19 +283,28 @@ def _known_days(store: SqlRetention, space: str, in_index: Collection[date]) -> 
 
 
 def _refresh(
+    store: SqlRetention,
     index: VectorIndex,
     catalog: CatalogVectors,
     space: Space,
     days: Collection[date],
     saved: dict[date, datetime],
 ) -> int:
-    """Re-index tracks whose pooled vector changed after their day's shard was saved."""
+    """Re-index tracks whose pooled vector changed after their day's shard was saved
+    (as reconcile does), found with one query for all the days checked."""
+    shards = {d: saved[d] for d in days if d in saved}
+    if not shards:
+        return 0
+    changed = store.tracks_updated_since(space, min(shards.values()))
+    by_day: dict[date, list[int]] = {}
+    for track, day, at in changed:
+        if day in shards and at >= shards[day]:
+            by_day.setdefault(day, []).append(track)
     refreshed = 0
-    for day in sorted(d for d in days if d in saved):
-        ids = catalog.tracks_changed_since(space, saved[day], day=day)
-        if len(ids):
-            index.remove(space, ids, days=[day])
-            refreshed += _add(index, catalog, space, ids)
+    for day, tracks in sorted(by_day.items()):
+        ids = np.asarray(tracks, np.int64)
+        index.remove(space, ids, days=[day])
+        refreshed += _add(index, catalog, space, ids)
     return refreshed
 
 

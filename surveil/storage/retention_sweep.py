@@ -75,8 +75,10 @@ class SweepQueries:
             )
         else:
             stmt = select(_K.image_path).where(_K.source_id.in_(wanted), _K.image_path.is_not(None))
+        # Core rows, not ORM ones: a slice at 1M stored is ~150k keys.
         with self._sessions() as session:
-            return {str(p) for p in session.scalars(stmt.execution_options(yield_per=STREAM_CHUNK))}
+            rows = session.connection().execute(stmt.execution_options(yield_per=STREAM_CHUNK))
+            return {str(p) for (p,) in rows}
 
     def referenced(self, kind: Kind, keys: Sequence[str]) -> set[str]:
         """Which of `keys` some row of `kind` references, whatever its source.
@@ -109,6 +111,18 @@ class SweepQueries:
         if lo is None or hi is None:
             return None
         return lo.astimezone(UTC).date(), hi.astimezone(UTC).date()
+
+    def tracks_updated_since(self, space: str, since: datetime) -> list[tuple[int, date, datetime]]:
+        """(id, UTC day, updated_at) of tracks whose vector changed at or after `since`: one
+        range scan of ix_tracks_updated_at for every day a sweep checks."""
+        stmt = select(_T.id, _T.first_ts, _T.updated_at).where(
+            _T.space == space, _T.updated_at >= since
+        )
+        with self._sessions() as session:
+            return [
+                (int(i), first.astimezone(UTC).date(), at)
+                for i, first, at in session.connection().execute(stmt)
+            ]
 
     def track_counts(self, space: str, days: Collection[date]) -> dict[date, int]:
         """Tracks of `space` per UTC day for just these days (range scans of one index)."""
