@@ -29,6 +29,7 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    text,
     true,
     update,
 )
@@ -216,6 +217,24 @@ def _track_journal(tracks: Sequence[tuple[int, str, datetime]]) -> list[dict[str
     ]
 
 
+#: The whole batch's journal as five arrays in one statement (PostgreSQL): an executemany
+#: of ~4000 rows per batch was a fifth of a day's row-delete time at 1M stored.
+_UNNEST = text(
+    "INSERT INTO retention_journal (kind, item_id, space, ts, path) "
+    "SELECT * FROM unnest(CAST(:kind AS text[]), CAST(:item_id AS bigint[]), "
+    "CAST(:space AS text[]), CAST(:ts AS timestamptz[]), CAST(:path AS text[]))"
+)
+
+
+def _journal_insert(session: Session, dialect: str, rows: Sequence[dict[str, Any]]) -> None:
+    """Write journal rows in order (their ids keep the batch's order)."""
+    if dialect != "postgresql":
+        session.execute(insert(_journal), list(rows))
+        return
+    columns = {c: [r[c] for r in rows] for c in ("kind", "item_id", "space", "ts", "path")}
+    session.execute(_UNNEST, columns)
+
+
 def _day_range(day: date) -> tuple[datetime, datetime]:
     start = datetime.combine(day, time(), tzinfo=UTC)
     return start, start + timedelta(days=1)
@@ -270,7 +289,7 @@ class SqlRetention(SweepQueries):
             touched = settle_tracks(session, {d.track_id for d in doomed if d.track_id})
             rows = _journal_rows(doomed) + _track_journal(touched)
             if rows:
-                session.execute(insert(_journal), rows)
+                _journal_insert(session, dialect, rows)
         return doomed
 
     def delete_keyframes(
@@ -286,7 +305,7 @@ class SqlRetention(SweepQueries):
             session.execute(delete(_K).where(_among(_K.id, [d.id for d in doomed], dialect)))
             rows = _journal_rows(doomed)
             if rows:
-                session.execute(insert(_journal), rows)
+                _journal_insert(session, dialect, rows)
         return doomed
 
     @staticmethod
