@@ -36,7 +36,7 @@ from typing import Any, cast
 import numpy as np
 import psycopg
 from psycopg import sql
-from sqlalchemy import Engine, Table, insert
+from sqlalchemy import Engine, Table, insert, text
 
 from surveil.config import LoggingSettings, RetentionSettings
 from surveil.index.sharded import ShardedFaissIndex
@@ -130,6 +130,10 @@ def build(root: Path, n: int, pg: bool) -> None:
         stamps = [START + step * int(k - 1) for k in kf_ids]
         _write_chunk(engine, index, root, kf_ids, stamps, rng)
     index.save()
+    # A running store has planner statistics (autovacuum); this box runs with it off.
+    with engine.connect() as conn:
+        conn.execute(text("ANALYZE"))
+        conn.commit()
     engine.dispose()
 
 
