@@ -321,8 +321,9 @@ class SqlRetention(SweepQueries):
     def journal(self, *, limit: int) -> list[JournalEntry]:
         """The oldest `limit` journal entries (work a batch or an interrupted run left)."""
         stmt = select(_J.id, _J.kind, _J.item_id, _J.space, _J.ts, _J.path).order_by(_J.id)
-        with self._sessions() as session:
-            return [JournalEntry(*row) for row in session.execute(stmt.limit(limit))]
+        with self._sessions() as session:  # Core rows: a day at 1M is ~75k entries
+            rows = session.connection().execute(stmt.limit(limit))
+            return [JournalEntry(*row) for row in rows]
 
     def journal_counts(self) -> dict[str, int]:
         """Pending journal entries by kind ('vector', 'file')."""
