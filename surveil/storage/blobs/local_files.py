@@ -79,7 +79,7 @@ class LocalBlobFiles:
         mounted with `discard`): ~90 us each measured here one at a time, ~42 us on 8
         threads. A day of a busy site is tens of thousands of files, so each thread takes
         a share of the list rather than a future per file: with two cores the per-file
-        Python around a future cost more than the unlink (118 -> 60 us a file at 1M).
+        Python around a future cost more than the unlink (~110 -> 45-65 us a file at 1M).
         """
         return _on_threads(_unlink, [self._store.file_name(key) for key in keys])
 
