@@ -190,8 +190,12 @@ def _max_write_queue(seconds: float) -> float:
 
 
 def _query_errors() -> float:
+    """Failed statements of every error class (one series per class, so not via a dict)."""
     return sum(
-        v for (n, _), v in _process_samples().items() if n == "surveil_catalog_query_errors_total"
+        s.value
+        for family in PROCESS.collect()
+        for s in family.samples
+        if s.name == "surveil_catalog_query_errors_total"
     )
 
 
