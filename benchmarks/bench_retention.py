@@ -47,6 +47,7 @@ from surveil.storage.migrate import upgrade
 from surveil.storage.repositories import SqlCatalog
 from surveil.storage.retention import SqlRetention
 from surveil.storage.tables import AppearanceRow, CameraRow, KeyframeRow, SourceRow
+from surveil.storage.usage import SqlUsage
 
 PG_SERVER = os.environ.get("TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 START = datetime(2024, 1, 1, tzinfo=UTC)
@@ -202,6 +203,9 @@ def measure(root: Path, url: str, label: str, now: datetime, *, dry: bool, batch
         SqlCatalog(sessions),
         ShardedFaissIndex(root / "index"),
         LocalBlobFiles(FileBlobStore(root)),
+        SqlUsage(sessions),
+        lambda: 0,
+        root,
     )
     rows = [Timed(parts.store, "delete_appearances"), Timed(parts.store, "delete_keyframes")]
     files = Timed(parts.files, "delete_many")

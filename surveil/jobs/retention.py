@@ -12,9 +12,10 @@ from __future__ import annotations
 import itertools
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any, Literal, cast
 
 import numpy as np
@@ -26,8 +27,10 @@ from surveil.container import Services
 from surveil.domain import Space
 from surveil.index.reconcile import CatalogVectors
 from surveil.index.sharded import UNSHARDED_DAY
+from surveil.jobs.retention_budget import BudgetReport, plan_budget
 from surveil.jobs.retention_sweep import SWEEP_GRACE, SweepReport, sweep
 from surveil.jobs.runner import Job, utc_now
+from surveil.jobs.usage import Usage, measure_usage
 from surveil.ports import BlobInventory, Ids, VectorIndex
 from surveil.search.render import iso
 from surveil.storage.retention import (
@@ -38,6 +41,7 @@ from surveil.storage.retention import (
     RetentionPolicy,
     SqlRetention,
 )
+from surveil.storage.usage import OldFrame, SqlUsage
 
 log = structlog.get_logger(__name__)
 
@@ -84,6 +88,9 @@ class RetentionReport:
     index: IndexCost = field(default_factory=IndexCost)
     orphans: SweepReport | None = None
     seconds: float = 0.0
+    #: What each rule removed: "age" (days) and "budget" (size budgets, high water).
+    reason: dict[str, Tally] = field(default_factory=lambda: {"age": Tally(), "budget": Tally()})
+    budget: BudgetReport | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The five contract counts first, then per camera, index cost, orphans, timing."""
@@ -104,7 +111,20 @@ class RetentionReport:
             },
             "orphans": None if self.orphans is None else self.orphans.to_dict(),
             "seconds": round(self.seconds, 3),
+            "reason": {why: vars(t) for why, t in self.reason.items()},
+            "budget": None if self.budget is None else self.budget.to_dict(),
         }
+
+    def totals(self) -> Tally:
+        """The run's counts so far, to tell one rule's part from the next."""
+        return Tally(self.appearances, self.keyframes, self.files, self.bytes)
+
+    def charge(self, why: str, before: Tally) -> None:
+        """Count what happened since `before` against rule `why`."""
+        now = self.totals()
+        self.reason[why] = Tally(
+            *(a - b for a, b in zip(vars(now).values(), vars(before).values(), strict=True))
+        )
 
 
 @dataclass(frozen=True)
@@ -115,13 +135,34 @@ class RetentionParts:
     catalog: CatalogVectors
     index: VectorIndex
     files: BlobInventory
+    usage: SqlUsage
+    #: Bytes the vector index takes (its files; a shared index's vectors).
+    index_bytes: Callable[[], int]
+    #: The folder media is stored under, for the disk's high-water mark (None on S3).
+    media_root: Path | None
 
 
 def retention_parts(services: Services) -> RetentionParts:
     """The parts of a service container retention uses."""
     return RetentionParts(
-        services.retention, services.catalog, services.index, services.blobs.inventory()
+        services.retention,
+        services.catalog,
+        services.index,
+        services.blobs.inventory(),
+        services.usage,
+        services.index_bytes,
+        services.media_root(),
     )
+
+
+def measure(parts: RetentionParts) -> Usage:
+    """What is stored now, per camera, in real bytes."""
+    return measure_usage(parts.usage, parts.files, parts.index_bytes())
+
+
+def budgets_set(settings: RetentionSettings) -> bool:
+    """Whether any size budget is configured."""
+    return settings.max_bytes is not None or bool(settings.camera_max_bytes)
 
 
 def policy_for(settings: RetentionSettings, now: datetime) -> RetentionPolicy:
@@ -143,22 +184,36 @@ def run_retention(
     dry_run: bool = False,
     sweep_orphans: bool | None = None,
     grace: timedelta = SWEEP_GRACE,
+    disk_excess: int = 0,
 ) -> RetentionReport:
-    """Remove (or, dry, only count) what expired as of `now`, then sweep orphans."""
+    """Remove (or, dry, only count) what expired as of `now`, then what is over budget.
+
+    `disk_excess` (from the storage check) asks the budget part to free at least that
+    many bytes more, oldest first. The orphan sweep comes last.
+    """
     started = time.perf_counter()
     report = RetentionReport(now=now.astimezone(UTC), dry_run=dry_run)
     policy = policy_for(settings, now)
     with parts.files.run_lock():
         parts.index.refresh()  # shards other processes saved or dropped since we loaded
         if dry_run:
-            _preview(parts, policy, settings.batch_size, report)
+            doomed = _preview(parts, policy, settings.batch_size, report)
+            report.charge("age", Tally())
+            if budgets_set(settings) or disk_excess:
+                preview_budget(parts, settings, report, doomed, disk_excess)
         else:
             report.resumed = _drain(parts, report)
             if report.resumed:
                 log.warning("retention.resumed", entries=report.resumed)
+            before = report.totals()
             # Appearances first: a keyframe goes only once nothing it shows is left.
             _delete(parts, policy, settings.batch_size, report, "appearances")
             _delete(parts, policy, settings.batch_size, report, "keyframes")
+            report.charge("age", before)
+            if budgets_set(settings) or disk_excess:
+                before = report.totals()
+                apply_budget(parts, settings, report, disk_excess)
+                report.charge("budget", before)
         if settings.sweep if sweep_orphans is None else sweep_orphans:
             report.orphans = sweep(
                 parts.store, parts.files, parts.index, parts.catalog, dry_run=dry_run, grace=grace
@@ -309,10 +364,19 @@ def _ids(groups: Iterable[list[int]]) -> Ids:
 # ---- the dry run ---------------------------------------------------------------------
 
 
+@dataclass
+class AgeDoomed:
+    """What a dry run's age part would delete (the budget preview leaves it out)."""
+
+    appearances: set[int] = field(default_factory=set)
+    keyframes: set[int] = field(default_factory=set)
+
+
 def _preview(
     parts: RetentionParts, policy: RetentionPolicy, batch: int, report: RetentionReport
-) -> None:
+) -> AgeDoomed:
     """Count what a run would remove now (its pending journal included); change nothing."""
+    out = AgeDoomed()
     pending = parts.store.journal_counts()
     report.resumed = sum(pending.values())
     per_day: dict[tuple[str, date], int] = defaultdict(int)
@@ -320,6 +384,7 @@ def _preview(
     while doomed := parts.store.expired_appearances(policy, after_id=after, limit=batch):
         after = doomed[-1].id
         _tally(parts.files, doomed, report, "appearances")
+        out.appearances.update(d.id for d in doomed)
         for d in doomed:
             if d.space is not None and d.ts is not None:
                 per_day[(d.space, d.ts.astimezone(UTC).date())] += 1
@@ -327,11 +392,13 @@ def _preview(
     while doomed := parts.store.expired_keyframes(policy, after_id=after, limit=batch):
         after = doomed[-1].id
         _tally(parts.files, doomed, report, "keyframes")
+        out.keyframes.update(d.id for d in doomed)
     tallies = report.per_camera.values()
     report.vectors = report.appearances + pending.get(VECTOR, 0)
     report.files = sum(t.files for t in tallies) + pending.get(FILE, 0)
     report.bytes = sum(t.bytes for t in tallies)
     _preview_index(parts, per_day, report)
+    return out
 
 
 def _preview_index(
@@ -348,6 +415,87 @@ def _preview_index(
                 report.index.shards_dropped += 1
             else:
                 report.index.shards_edited += 1
+
+
+# ---- size budgets ----------------------------------------------------------------------
+
+
+def apply_budget(
+    parts: RetentionParts, settings: RetentionSettings, report: RetentionReport, disk_excess: int
+) -> None:
+    """Delete the oldest footage over the budgets (journalled like age deletes), then drain."""
+    usage = measure(parts)
+    picks, report.budget = plan_budget(
+        parts.usage,
+        usage,
+        budget=settings.max_bytes,
+        camera_budgets=dict(settings.camera_max_bytes),
+        disk_excess=disk_excess,
+    )
+    size = settings.batch_size
+    for pick in picks:
+        for start in range(0, len(pick.appearance_ids), size):
+            chunk = pick.appearance_ids[start : start + size]
+            _tally(parts.files, parts.store.delete_appearances_by_id(chunk), report, "appearances")
+        for start in range(0, len(pick.keyframe_ids), size):
+            chunk = pick.keyframe_ids[start : start + size]
+            _tally(parts.files, parts.store.delete_keyframes_by_id(chunk), report, "keyframes")
+        _drain(parts, report)
+    _warn_unmet(report.budget)
+
+
+def preview_budget(
+    parts: RetentionParts,
+    settings: RetentionSettings,
+    report: RetentionReport,
+    doomed: AgeDoomed,
+    disk_excess: int,
+) -> None:
+    """What the budget part would pick after the age part; counted under reason "budget"."""
+    usage = measure(parts)
+    o = usage.overheads
+    already = {
+        cam: t.bytes + round(t.appearances * o.per_appearance + t.keyframes * o.per_keyframe)
+        for cam, t in report.per_camera.items()
+    }
+
+    def skip(frame: OldFrame) -> bool:
+        return frame.id in doomed.keyframes or set(frame.free_ids) <= doomed.appearances
+
+    picks, report.budget = plan_budget(
+        parts.usage,
+        usage,
+        budget=settings.max_bytes,
+        camera_budgets=dict(settings.camera_max_bytes),
+        disk_excess=disk_excess,
+        skip=skip,
+        already=already,
+    )
+    tally = report.reason["budget"]
+    for pick in picks:
+        tally.appearances += len(pick.appearance_ids)
+        tally.keyframes += len(pick.keyframe_ids)
+        tally.files += pick.files
+        tally.bytes += pick.file_bytes
+    report.appearances += tally.appearances
+    report.keyframes += tally.keyframes
+    report.vectors += tally.appearances
+    report.files += tally.files
+    report.bytes += tally.bytes
+    _warn_unmet(report.budget)
+
+
+def _warn_unmet(budget: BudgetReport) -> None:
+    telemetry.BUDGET_UNMET.set(budget.unmet)
+    if budget.unmet > 0:
+        log.warning(
+            "retention.budget_unmet",
+            unmet_bytes=budget.unmet,
+            held_or_evidence_bytes=budget.kept_bytes,
+            oldest_kept=iso(budget.oldest_kept) if budget.oldest_kept else None,
+            hint="only legal holds and alert evidence are left to delete: release holds, "
+            "raise retention.max_bytes or shorten retention.evidence_days",
+        )
 
 
 # ---- the scheduled job ---------------------------------------------------------------
