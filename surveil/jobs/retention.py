@@ -27,7 +27,7 @@ from surveil.container import Services
 from surveil.domain import Space
 from surveil.index.reconcile import CatalogVectors
 from surveil.index.sharded import UNSHARDED_DAY
-from surveil.jobs.retention_budget import BudgetReport, plan_budget
+from surveil.jobs.retention_budget import BudgetReport, Pick, plan_budget
 from surveil.jobs.retention_sweep import SWEEP_GRACE, SweepReport, sweep
 from surveil.jobs.runner import Job, utc_now
 from surveil.jobs.usage import Usage, measure_usage
@@ -51,6 +51,8 @@ JOURNAL_PAGE = 50_000
 #: Journal entries a run may accumulate before working them off mid-run. Letting a whole
 #: expired day accumulate first is what lets its shard be dropped instead of edited.
 DRAIN_AT = 200_000
+#: Budget passes per run at most (each measures again; the second is rarely needed).
+BUDGET_PASSES = 3
 
 
 @dataclass
@@ -423,16 +425,37 @@ def _preview_index(
 def apply_budget(
     parts: RetentionParts, settings: RetentionSettings, report: RetentionReport, disk_excess: int
 ) -> None:
-    """Delete the oldest footage over the budgets (journalled like age deletes), then drain."""
-    usage = measure(parts)
-    picks, report.budget = plan_budget(
-        parts.usage,
-        usage,
-        budget=settings.max_bytes,
-        camera_budgets=dict(settings.camera_max_bytes),
-        disk_excess=disk_excess,
-    )
-    size = settings.batch_size
+    """Delete the oldest footage over the budgets (journalled like age deletes), then drain.
+
+    Measured again after each pass: a track that keeps other members keeps its row and
+    vector, so a pass can free a little less than planned; the next pass takes the rest.
+    """
+    first: BudgetReport | None = None
+    last: BudgetReport | None = None
+    freed = 0
+    for _ in range(BUDGET_PASSES):
+        picks, last = plan_budget(
+            parts.usage,
+            measure(parts),
+            budget=settings.max_bytes,
+            camera_budgets=dict(settings.camera_max_bytes),
+            disk_excess=max(0, disk_excess - freed),
+        )
+        first = first or last
+        if not any(p.appearance_ids or p.keyframe_ids for p in picks):
+            break
+        _delete_picks(parts, picks, settings.batch_size, report)
+        freed += last.freed
+    assert first is not None and last is not None  # BUDGET_PASSES >= 1
+    first.freed, first.unmet, first.kept_bytes = freed, last.unmet, last.kept_bytes
+    first.oldest_kept = last.oldest_kept
+    report.budget = first
+    _warn_unmet(first)
+
+
+def _delete_picks(
+    parts: RetentionParts, picks: Sequence[Pick], size: int, report: RetentionReport
+) -> None:
     for pick in picks:
         for start in range(0, len(pick.appearance_ids), size):
             chunk = pick.appearance_ids[start : start + size]
@@ -441,7 +464,6 @@ def apply_budget(
             chunk = pick.keyframe_ids[start : start + size]
             _tally(parts.files, parts.store.delete_keyframes_by_id(chunk), report, "keyframes")
         _drain(parts, report)
-    _warn_unmet(report.budget)
 
 
 def preview_budget(
