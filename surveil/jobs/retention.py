@@ -482,7 +482,9 @@ def preview_budget(
     }
 
     def skip(frame: OldFrame) -> bool:
-        return frame.id in doomed.keyframes or set(frame.free_ids) <= doomed.appearances
+        if frame.id in doomed.keyframes:
+            return True
+        return bool(frame.free_ids) and set(frame.free_ids) <= doomed.appearances
 
     picks, report.budget = plan_budget(
         parts.usage,
