@@ -50,6 +50,7 @@ from surveil.storage.migrate import upgrade
 from surveil.storage.repositories import SqlCatalog
 from surveil.storage.retention import SqlRetention
 from surveil.storage.tables import AppearanceRow, CameraRow, KeyframeRow, SourceRow, TrackRow
+from surveil.storage.usage import SqlUsage
 
 PG_SERVER = os.environ.get("TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 START = datetime(2024, 1, 1, tzinfo=UTC)
@@ -226,6 +227,9 @@ def measure(
         SqlCatalog(sessions),
         ShardedFaissIndex(root / "index"),
         LocalBlobFiles(FileBlobStore(root)),
+        SqlUsage(sessions),
+        lambda: 0,
+        root,
         root / STATE_NAME,
     )
     rows = [Timed(parts.store, "delete_appearances"), Timed(parts.store, "delete_keyframes")]

@@ -54,6 +54,7 @@ from surveil.storage.reembed import SqlReembed
 from surveil.storage.repositories import SqlCatalog
 from surveil.storage.retention import SqlRetention
 from surveil.storage.space_models import SqlSpaceModels
+from surveil.storage.usage import SqlUsage
 from surveil.telemetry import watch_engine
 from surveil.vision.degraded import degraded_modes
 from surveil.vision.detector import build_detector
@@ -83,6 +84,7 @@ class Services:
     alerts: SqlAlerts
     jobs: SqlJobs
     retention: SqlRetention
+    usage: SqlUsage
     health: SqlHealth
     leases: SqlLeases
     feedback_store: FeedbackStore
@@ -96,6 +98,18 @@ class Services:
     _refreshed_at: float = 0.0
     _models_ready: bool = False
     _guard: ModelGuard | None = None
+
+    def index_bytes(self) -> int:
+        """Bytes the vector index takes: its shard files, or a shared index's raw vectors."""
+        if shared_index(self.settings):
+            dims = {m.space: m.dim for m in self.space_models.all().values()}
+            return sum(self.index.size(s) * 4 * dims.get(s, 0) for s in SPACES)
+        root = index_root(self.settings)
+        return sum(p.stat().st_size for p in root.rglob("*") if p.is_file()) if root.exists() else 0
+
+    def media_root(self) -> Path | None:
+        """The folder crops and keyframes are under (None when they go to an object store)."""
+        return self.settings.storage.root if self.settings.storage.blobs == "local" else None
 
     def load_models(self) -> None:
         """Load the detector and every embedder now, so a bad model stops start-up.
@@ -485,6 +499,7 @@ def build_services(settings: Settings, *, reconcile_index: bool = True) -> Servi
         alerts=SqlAlerts(sessions),
         jobs=SqlJobs(sessions),
         retention=SqlRetention(sessions),
+        usage=SqlUsage(sessions),
         health=SqlHealth(sessions),
         leases=SqlLeases(sessions),
         feedback_store=SqlFeedback(sessions),

@@ -215,6 +215,8 @@ class NewAppearance:
     quality: float = 1.0
     #: The tracker's key of the track it joined; None stores it as a track of its own.
     track_key: str | None = None
+    #: Bytes of the stored crop (what size budgets count); None: not known, sized later.
+    crop_bytes: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,6 +247,8 @@ class NewKeyframe:
     height: int
     image_path: str | None
     appearances: tuple[NewAppearance, ...]
+    #: Bytes of the stored image (what size budgets count); None: not known, sized later.
+    image_bytes: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -109,6 +109,19 @@ RETENTION_FILES = Counter(
 RETENTION_BYTES = Counter(
     "surveil_retention_bytes_removed", "Bytes of files retention removed", registry=PROCESS
 )
+STORED_BYTES = Gauge(
+    "surveil_storage_bytes",
+    "Bytes a camera's footage takes (files plus its share of rows and vectors), "
+    "as of the last storage check, retention run or estimate",
+    ["camera"],
+    registry=PROCESS,
+)
+BUDGET_UNMET = Gauge(
+    "surveil_storage_budget_unmet_bytes",
+    "Bytes over the size budgets that the last budget pass could not free: only legal "
+    "holds and alert evidence were left (0: met)",
+    registry=PROCESS,
+)
 QUERY_ERRORS = Counter(
     "surveil_catalog_query_errors",
     "Catalog statements that raised (connection lost, deadlock, constraint, ...)",

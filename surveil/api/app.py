@@ -25,6 +25,7 @@ from surveil.api.routes import (
     holds,
     media,
     search,
+    storage,
 )
 from surveil.api.search_audit import SearchAuditMiddleware
 from surveil.api.spec import install_spec
@@ -63,7 +64,7 @@ def create_app(services: Services) -> FastAPI:
     install_spec(app)
 
     # Each router carries the /api/v1 prefix itself, so metrics see full route templates.
-    routers = (search, compare, export, media, cameras, alerts, holds, admin, feedback)
+    routers = (search, compare, export, media, cameras, alerts, holds, storage, admin, feedback)
     for router in (*(r.router for r in routers), health.api):
         app.include_router(router)
     app.include_router(health.public)

@@ -19,6 +19,7 @@ from surveil.cli import (  # noqa: F401  (registers)
     retention,
     serve,
     settings,
+    storage,
     tracks,
 )
 from surveil.cli.common import app, fail

@@ -6,7 +6,15 @@ from typing import Annotated, Any
 
 import typer
 
-from surveil.cli.common import JsonOpt, app, cli_actor, handle_errors, print_json, with_services
+from surveil.cli.common import (
+    JsonOpt,
+    app,
+    cli_actor,
+    handle_errors,
+    human_bytes,
+    print_json,
+    with_services,
+)
 from surveil.container import Services
 from surveil.domain import InputError, NewAuditEntry, parse_time
 from surveil.jobs.retention import retention_parts, run_retention
@@ -79,38 +87,54 @@ def retention_run(
         _print_summary(done)
 
 
-def _size(n: int) -> str:
-    value = float(n)
-    for unit in ("B", "kB", "MB", "GB"):
-        if value < 1000 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{n} B"
-
-
 def _print_summary(done: dict[str, Any]) -> None:
     verb = "would remove" if done["dry_run"] else "removed"
     typer.echo(
         f"{verb} {done['appearances']} appearances, {done['keyframes']} keyframes, "
-        f"{done['vectors']} vectors, {done['files']} files ({_size(done['bytes'])}) "
+        f"{done['vectors']} vectors, {done['files']} files ({human_bytes(done['bytes'])}) "
         f"as of {done['now']} in {done['seconds']} s"
     )
     for cam, t in done["per_camera"].items():
         typer.echo(
             f"  {cam}: {t['appearances']} appearances, {t['keyframes']} keyframes, "
-            f"{t['files']} files ({_size(t['bytes'])})"
+            f"{t['files']} files ({human_bytes(t['bytes'])})"
         )
     idx = done["index"]
     typer.echo(f"index: {idx['shards_dropped']} day shards dropped, {idx['shards_edited']} edited")
     if done["resumed"]:
         typer.echo(f"finished {done['resumed']} journal entries of an interrupted run")
+    _print_reasons(done)
     orphans = done["orphans"]
     if orphans is not None:
         missing = orphans["rows_missing_files"]
         typer.echo(
-            f"orphans: {orphans['files']} files ({_size(orphans['bytes'])}), "
+            f"orphans: {orphans['files']} files ({human_bytes(orphans['bytes'])}), "
             f"{orphans['vectors']} vectors; rows whose file is missing: "
             f"{missing['appearances']} appearances, {missing['keyframes']} keyframes"
+        )
+
+
+def _print_reasons(done: dict[str, Any]) -> None:
+    """By rule (age, size budget), and a budget that only holds and evidence keep up."""
+    budget = done.get("budget")
+    if budget is None:
+        return
+    for why, t in done["reason"].items():
+        typer.echo(
+            f"  by {why}: {t['appearances']} appearances, {t['keyframes']} keyframes "
+            f"({human_bytes(t['bytes'])} of files)"
+        )
+    limit = budget["budget_bytes"]
+    typer.echo(
+        f"budget: {human_bytes(limit) if limit else 'none'} global, stored "
+        f"{human_bytes(budget['stored_bytes'])}, over by {human_bytes(budget['excess_bytes'])},"
+        f" freed {human_bytes(budget['freed_bytes'])}"
+    )
+    if budget["unmet_bytes"]:
+        typer.echo(
+            f"budget NOT met by {human_bytes(budget['unmet_bytes'])}: only legal holds and "
+            f"alert evidence ({human_bytes(budget['held_or_evidence_bytes'])}) are left; "
+            "release holds, raise retention.max_bytes or shorten retention.evidence_days"
         )
 
 

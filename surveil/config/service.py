@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from surveil.config.base import Section
+from surveil.config.sizes import ByteSize
 
 
 class ApiSettings(Section):
@@ -145,6 +146,41 @@ class RetentionSettings(Section):
             "was written since the last sweep: the whole store once every this many runs "
             "(30: a month of daily runs). "
             "1 sweeps everything every run (as `surveil retention run --full-sweep`)."
+        ),
+    )
+    max_bytes: ByteSize | None = Field(
+        None,
+        gt=0,
+        title="Storage budget",
+        description=(
+            "Bytes all footage may take (crops, keyframes, catalog rows, vectors; '2 TB' or "
+            "'500 GiB' accepted). Above it the oldest footage goes first, whatever its age; "
+            "legal holds and alert evidence never. Empty: no budget, age rules only."
+        ),
+    )
+    camera_max_bytes: dict[str, ByteSize] = Field(
+        default_factory=dict,
+        title="Per-camera budgets",
+        description="camera id -> bytes that camera's footage may take, within `max_bytes`.",
+    )
+    high_water: float | None = Field(
+        None,
+        gt=0.0,
+        le=1.0,
+        title="Disk high-water mark",
+        description=(
+            "Fraction of the media disk in use (e.g. 0.95) above which the storage check "
+            "frees the oldest footage at once, down to the mark. Only for a disk surveil "
+            "owns: other files on it count too. Empty: off. Local media only."
+        ),
+    )
+    check_minutes: float = Field(
+        5.0,
+        ge=0.0,
+        title="Storage check every",
+        description=(
+            "Minutes between storage checks (stored bytes against the budgets, disk use "
+            "against the high-water mark); a check over either runs retention. 0: no check."
         ),
     )
 

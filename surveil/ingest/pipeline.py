@@ -269,12 +269,13 @@ class IngestPipeline:
                 )
             self.reused += plan.reused - assigned.late
             with self.timer.stage("files_wait"):
-                self.timer.seconds["files_background"] += writing.result()
+                seconds, sizes = writing.result()
+                self.timer.seconds["files_background"] += seconds
         except BaseException:
             futures.wait([writing])
             self._delete(keys.all())
             raise
-        rows = self._rows(batch, crops, keys, source_ids, assigned)
+        rows = self._rows(batch, crops, keys, source_ids, assigned, sizes)
         return PreparedBatch(rows, keys.all(), assigned.updates)
 
     def commit(self, prepared: PreparedBatch) -> list[list[int]]:
@@ -310,8 +311,8 @@ class IngestPipeline:
 
     def _write_files(
         self, batch: Sequence[Keyframe], crops: Sequence[Sequence[Crop]], keys: BatchKeys
-    ) -> float:
-        """Encode and store the batch's keyframe and crop JPEGs; returns seconds taken."""
+    ) -> tuple[float, dict[str, int]]:
+        """Encode and store the batch's keyframe and crop JPEGs; seconds taken, bytes per key."""
         started = time.perf_counter()
         quality, side = self._jpeg_quality, self._crops.thumbnail_max_side
         files: list[tuple[str, bytes]] = []
@@ -325,7 +326,7 @@ class IngestPipeline:
                 for key, crop in zip(crop_keys, frame_crops, strict=True)
             )
         self._blobs.put_many(files)
-        return time.perf_counter() - started
+        return time.perf_counter() - started, {key: len(data) for key, data in files}
 
     def _embed(self, crops: Sequence[Sequence[Crop]], plan: Plan) -> list[list[Embedding | None]]:
         """Embed the crops the tracker is not sure of; None for those it continues.
@@ -365,6 +366,7 @@ class IngestPipeline:
         keys: BatchKeys,
         source_ids: Sequence[int],
         assigned: Assigned,
+        sizes: dict[str, int],
     ) -> list[NewKeyframe]:
         """Describe the keyframe and appearance rows to insert for one batch."""
         out = []
@@ -390,6 +392,7 @@ class IngestPipeline:
                     crop_path=key,
                     quality=q,
                     track_key=track,
+                    crop_bytes=sizes.get(key),
                 )
                 for crop, (space, vec, model_id), key, track, q in zip(
                     frame_crops, frame_vecs, crop_keys, tracks, quality, strict=True
@@ -406,6 +409,7 @@ class IngestPipeline:
                     height=h,
                     image_path=kf_key,
                     appearances=apps,
+                    image_bytes=sizes.get(kf_key) if kf_key else None,
                 )
             )
         return out

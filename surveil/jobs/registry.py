@@ -78,12 +78,16 @@ def reconcile_job(services: Services) -> Job:
 
 
 def build_jobs(services: Services, sender: WebhookSender) -> list[Job]:
-    """Every job, in the order `--once` runs them: rules, deliveries, retention, reconcile."""
+    """Every job, in the order `--once` runs them: rules, deliveries, retention, the storage
+    check, reconcile."""
     from surveil.jobs.retention import retention_job
+    from surveil.jobs.storage import storage_check_job
 
     jobs = [rule_job(services, r) for r in services.alerts.list_rules(enabled_only=True)]
     jobs.append(delivery_job(services, sender))
     jobs.append(retention_job(services))
+    if services.settings.retention.check_minutes > 0:
+        jobs.append(storage_check_job(services))
     if shared_index(services.settings) and services.settings.index.milvus.reconcile_minutes:
         jobs.append(reconcile_job(services))
     return jobs

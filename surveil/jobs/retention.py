@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -27,10 +27,12 @@ from surveil.container import Services
 from surveil.domain import Space
 from surveil.index.reconcile import CatalogVectors
 from surveil.index.sharded import UNSHARDED_DAY
+from surveil.jobs.retention_budget import BudgetReport, Pick, plan_budget
 from surveil.jobs.retention_files import EarlyUnlinks
 from surveil.jobs.retention_slices import STATE_NAME, sweep_run
 from surveil.jobs.retention_sweep import SWEEP_GRACE, SweepReport
 from surveil.jobs.runner import Job, utc_now
+from surveil.jobs.usage import Usage, measure_usage
 from surveil.ports import BlobInventory, Ids, VectorIndex
 from surveil.search.render import iso
 from surveil.storage.retention import (
@@ -41,6 +43,7 @@ from surveil.storage.retention import (
     RetentionPolicy,
     SqlRetention,
 )
+from surveil.storage.usage import OldFrame, SqlUsage
 
 log = structlog.get_logger(__name__)
 
@@ -50,6 +53,8 @@ JOURNAL_PAGE = 50_000
 #: Journal entries a run may accumulate before working them off mid-run. Letting a whole
 #: expired day accumulate first is what lets its shard be dropped instead of edited.
 DRAIN_AT = 200_000
+#: Budget passes per run at most (each measures again; the second is rarely needed).
+BUDGET_PASSES = 3
 
 
 @dataclass
@@ -87,6 +92,9 @@ class RetentionReport:
     index: IndexCost = field(default_factory=IndexCost)
     orphans: SweepReport | None = None
     seconds: float = 0.0
+    #: What each rule removed: "age" (days) and "budget" (size budgets, high water).
+    reason: dict[str, Tally] = field(default_factory=lambda: {"age": Tally(), "budget": Tally()})
+    budget: BudgetReport | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The five contract counts first, then per camera, index cost, orphans, timing."""
@@ -107,7 +115,20 @@ class RetentionReport:
             },
             "orphans": None if self.orphans is None else self.orphans.to_dict(),
             "seconds": round(self.seconds, 3),
+            "reason": {why: vars(t) for why, t in self.reason.items()},
+            "budget": None if self.budget is None else self.budget.to_dict(),
         }
+
+    def totals(self) -> Tally:
+        """The run's counts so far, to tell one rule's part from the next."""
+        return Tally(self.appearances, self.keyframes, self.files, self.bytes)
+
+    def charge(self, why: str, before: Tally) -> None:
+        """Count what happened since `before` against rule `why`."""
+        now = self.totals()
+        self.reason[why] = Tally(
+            *(a - b for a, b in zip(vars(now).values(), vars(before).values(), strict=True))
+        )
 
 
 @dataclass(frozen=True)
@@ -118,6 +139,11 @@ class RetentionParts:
     catalog: CatalogVectors
     index: VectorIndex
     files: BlobInventory
+    usage: SqlUsage
+    #: Bytes the vector index takes (its files; a shared index's vectors).
+    index_bytes: Callable[[], int]
+    #: The folder media is stored under, for the disk's high-water mark (None on S3).
+    media_root: Path | None
     #: Where the incremental sweep keeps its rotation (None: every sweep is a full one).
     sweep_state: Path | None = None
 
@@ -129,8 +155,21 @@ def retention_parts(services: Services) -> RetentionParts:
         services.catalog,
         services.index,
         services.blobs.inventory(),
+        services.usage,
+        services.index_bytes,
+        services.media_root(),
         services.settings.storage.root / STATE_NAME,
     )
+
+
+def measure(parts: RetentionParts) -> Usage:
+    """What is stored now, per camera, in real bytes."""
+    return measure_usage(parts.usage, parts.files, parts.index_bytes())
+
+
+def budgets_set(settings: RetentionSettings) -> bool:
+    """Whether any size budget is configured."""
+    return settings.max_bytes is not None or bool(settings.camera_max_bytes)
 
 
 def policy_for(settings: RetentionSettings, now: datetime) -> RetentionPolicy:
@@ -153,11 +192,13 @@ def run_retention(
     sweep_orphans: bool | None = None,
     full_sweep: bool = False,
     grace: timedelta = SWEEP_GRACE,
+    disk_excess: int = 0,
 ) -> RetentionReport:
-    """Remove (or, dry, only count) what expired as of `now`, then sweep orphans.
+    """Remove (or, dry, only count) what expired as of `now`, then what is over budget.
 
-    The sweep takes this run's slice (`retention.sweep_slices`, see retention_slices);
-    `full_sweep` walks the whole store instead.
+    `disk_excess` (from the storage check) asks the budget part to free at least that
+    many bytes more, oldest first. The orphan sweep comes last: this run's slice
+    (`retention.sweep_slices`, see retention_slices), or the whole store if `full_sweep`.
     """
     started = time.perf_counter()
     report = RetentionReport(now=now.astimezone(UTC), dry_run=dry_run)
@@ -165,15 +206,24 @@ def run_retention(
     with parts.files.run_lock():
         parts.index.refresh()  # shards other processes saved or dropped since we loaded
         if dry_run:
-            _preview(parts, policy, settings.batch_size, report)
+            doomed = _preview(parts, policy, settings.batch_size, report)
+            report.charge("age", Tally())
+            if budgets_set(settings) or disk_excess:
+                preview_budget(parts, settings, report, doomed, disk_excess)
         else:
             report.resumed = _drain(parts, report)
             if report.resumed:
                 log.warning("retention.resumed", entries=report.resumed)
+            before = report.totals()
             with EarlyUnlinks(parts.files) as early:
                 # Appearances first: a keyframe goes only once nothing it shows is left.
                 _delete(parts, policy, settings.batch_size, report, "appearances", early)
                 _delete(parts, policy, settings.batch_size, report, "keyframes", early)
+            report.charge("age", before)
+            if budgets_set(settings) or disk_excess:
+                before = report.totals()
+                apply_budget(parts, settings, report, disk_excess)
+                report.charge("budget", before)
         if settings.sweep if sweep_orphans is None else sweep_orphans:
             report.orphans = sweep_run(
                 parts.store,
@@ -342,10 +392,19 @@ def _ids(groups: Iterable[list[int]]) -> Ids:
 # ---- the dry run ---------------------------------------------------------------------
 
 
+@dataclass
+class AgeDoomed:
+    """What a dry run's age part would delete (the budget preview leaves it out)."""
+
+    appearances: set[int] = field(default_factory=set)
+    keyframes: set[int] = field(default_factory=set)
+
+
 def _preview(
     parts: RetentionParts, policy: RetentionPolicy, batch: int, report: RetentionReport
-) -> None:
+) -> AgeDoomed:
     """Count what a run would remove now (its pending journal included); change nothing."""
+    out = AgeDoomed()
     pending = parts.store.journal_counts()
     report.resumed = sum(pending.values())
     per_day: dict[tuple[str, date], int] = defaultdict(int)
@@ -353,6 +412,7 @@ def _preview(
     while doomed := parts.store.expired_appearances(policy, after_id=after, limit=batch):
         after = doomed[-1].id
         _tally(parts.files, doomed, report, "appearances")
+        out.appearances.update(d.id for d in doomed)
         for d in doomed:
             if d.space is not None and d.ts is not None:
                 per_day[(d.space, d.ts.astimezone(UTC).date())] += 1
@@ -360,11 +420,13 @@ def _preview(
     while doomed := parts.store.expired_keyframes(policy, after_id=after, limit=batch):
         after = doomed[-1].id
         _tally(parts.files, doomed, report, "keyframes")
+        out.keyframes.update(d.id for d in doomed)
     tallies = report.per_camera.values()
     report.vectors = report.appearances + pending.get(VECTOR, 0)
     report.files = sum(t.files for t in tallies) + pending.get(FILE, 0)
     report.bytes = sum(t.bytes for t in tallies)
     _preview_index(parts, per_day, report)
+    return out
 
 
 def _preview_index(
@@ -381,6 +443,109 @@ def _preview_index(
                 report.index.shards_dropped += 1
             else:
                 report.index.shards_edited += 1
+
+
+# ---- size budgets ----------------------------------------------------------------------
+
+
+def apply_budget(
+    parts: RetentionParts, settings: RetentionSettings, report: RetentionReport, disk_excess: int
+) -> None:
+    """Delete the oldest footage over the budgets (journalled like age deletes), then drain.
+
+    Measured again after each pass: a track that keeps other members keeps its row and
+    vector, so a pass can free a little less than planned; the next pass takes the rest.
+    """
+    first: BudgetReport | None = None
+    last: BudgetReport | None = None
+    freed = 0
+    for _ in range(BUDGET_PASSES):
+        picks, last = plan_budget(
+            parts.usage,
+            measure(parts),
+            budget=settings.max_bytes,
+            camera_budgets=dict(settings.camera_max_bytes),
+            disk_excess=max(0, disk_excess - freed),
+        )
+        first = first or last
+        if not any(p.appearance_ids or p.keyframe_ids for p in picks):
+            break
+        _delete_picks(parts, picks, settings.batch_size, report)
+        freed += last.freed
+    assert first is not None and last is not None  # BUDGET_PASSES >= 1
+    first.freed, first.unmet, first.kept_bytes = freed, last.unmet, last.kept_bytes
+    first.oldest_kept = last.oldest_kept
+    report.budget = first
+    _warn_unmet(first)
+
+
+def _delete_picks(
+    parts: RetentionParts, picks: Sequence[Pick], size: int, report: RetentionReport
+) -> None:
+    for pick in picks:
+        for start in range(0, len(pick.appearance_ids), size):
+            chunk = pick.appearance_ids[start : start + size]
+            _tally(parts.files, parts.store.delete_appearances_by_id(chunk), report, "appearances")
+        for start in range(0, len(pick.keyframe_ids), size):
+            chunk = pick.keyframe_ids[start : start + size]
+            _tally(parts.files, parts.store.delete_keyframes_by_id(chunk), report, "keyframes")
+        _drain(parts, report)
+
+
+def preview_budget(
+    parts: RetentionParts,
+    settings: RetentionSettings,
+    report: RetentionReport,
+    doomed: AgeDoomed,
+    disk_excess: int,
+) -> None:
+    """What the budget part would pick after the age part; counted under reason "budget"."""
+    usage = measure(parts)
+    o = usage.overheads
+    already = {
+        cam: t.bytes + round(t.appearances * o.per_appearance + t.keyframes * o.per_keyframe)
+        for cam, t in report.per_camera.items()
+    }
+
+    def skip(frame: OldFrame) -> bool:
+        if frame.id in doomed.keyframes:
+            return True
+        return bool(frame.free_ids) and set(frame.free_ids) <= doomed.appearances
+
+    picks, report.budget = plan_budget(
+        parts.usage,
+        usage,
+        budget=settings.max_bytes,
+        camera_budgets=dict(settings.camera_max_bytes),
+        disk_excess=disk_excess,
+        skip=skip,
+        already=already,
+    )
+    tally = report.reason["budget"]
+    for pick in picks:
+        tally.appearances += len(pick.appearance_ids)
+        tally.keyframes += len(pick.keyframe_ids)
+        tally.files += pick.files
+        tally.bytes += pick.file_bytes
+    report.appearances += tally.appearances
+    report.keyframes += tally.keyframes
+    report.vectors += tally.appearances
+    report.files += tally.files
+    report.bytes += tally.bytes
+    _warn_unmet(report.budget)
+
+
+def _warn_unmet(budget: BudgetReport) -> None:
+    telemetry.BUDGET_UNMET.set(budget.unmet)
+    if budget.unmet > 0:
+        log.warning(
+            "retention.budget_unmet",
+            unmet_bytes=budget.unmet,
+            held_or_evidence_bytes=budget.kept_bytes,
+            oldest_kept=iso(budget.oldest_kept) if budget.oldest_kept else None,
+            hint="only legal holds and alert evidence are left to delete: release holds, "
+            "raise retention.max_bytes or shorten retention.evidence_days",
+        )
 
 
 # ---- the scheduled job ---------------------------------------------------------------

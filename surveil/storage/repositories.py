@@ -220,6 +220,7 @@ class SqlCatalog(IndexFeedQueries, TrackQueries, BackfillQueries, BrowseQueries,
                 "width": kf.width,
                 "height": kf.height,
                 "image_path": kf.image_path,
+                "image_bytes": kf.image_bytes,
             }
             for kf in batch
         ]
@@ -360,6 +361,7 @@ def _appearance_row(
         "space": app.space,
         "model_id": app.model_id,
         "crop_path": app.crop_path,
+        "crop_bytes": app.crop_bytes,
         "embedding": vec.tobytes(),
         "dim": int(vec.shape[0]),
         "track_id": track_id,

@@ -35,6 +35,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
+from sqlalchemy.sql import Executable
 
 from surveil.domain import SPACES, NotFoundError
 from surveil.storage.retention_sweep import SweepQueries
@@ -240,6 +241,40 @@ def _day_range(day: date) -> tuple[datetime, datetime]:
     return start, start + timedelta(days=1)
 
 
+def _delete_appearance_rows(session: Session, dialect: str, stmt: Executable) -> list[Doomed]:
+    """Delete the appearances `stmt` selects with their alerts; journal vectors and files."""
+    doomed = _doomed_appearances(session.execute(stmt).all())
+    if not doomed:
+        return []
+    ids = [d.id for d in doomed]
+    alerts = select(AlertRow.id).where(_among(AlertRow.appearance_id, ids, dialect))
+    deliveries = select(DeliveryRow.id).where(DeliveryRow.alert_id.in_(alerts))
+    # Children first: FKs cascade on PostgreSQL, but nothing here relies on that.
+    session.execute(
+        delete(DeliveryAttemptRow).where(DeliveryAttemptRow.delivery_id.in_(deliveries))
+    )
+    session.execute(delete(DeliveryRow).where(DeliveryRow.alert_id.in_(alerts)))
+    session.execute(delete(AlertRow).where(_among(AlertRow.appearance_id, ids, dialect)))
+    session.execute(delete(_A).where(_among(_A.id, ids, dialect)))
+    touched = settle_tracks(session, {d.track_id for d in doomed if d.track_id})
+    rows = _journal_rows(doomed) + _track_journal(touched)
+    if rows:
+        _journal_insert(session, dialect, rows)
+    return doomed
+
+
+def _delete_keyframe_rows(session: Session, dialect: str, stmt: Executable) -> list[Doomed]:
+    """Delete the keyframes `stmt` selects; journal their files."""
+    doomed = [Doomed(r[0], r[1], r[2]) for r in session.execute(stmt)]
+    if not doomed:
+        return []
+    session.execute(delete(_K).where(_among(_K.id, [d.id for d in doomed], dialect)))
+    rows = _journal_rows(doomed)
+    if rows:
+        _journal_insert(session, dialect, rows)
+    return doomed
+
+
 class SqlRetention(SweepQueries):
     """Retention's queries over the catalog; each public method is one bounded transaction."""
 
@@ -273,24 +308,31 @@ class SqlRetention(SweepQueries):
         with self._sessions.begin() as session:
             dialect = self._lock_holds(session)
             stmt = _appearance_batch(policy, after_id, limit).with_for_update(of=_A)
-            doomed = _doomed_appearances(session.execute(stmt).all())
-            if not doomed:
-                return []
-            ids = [d.id for d in doomed]
-            alerts = select(AlertRow.id).where(_among(AlertRow.appearance_id, ids, dialect))
-            deliveries = select(DeliveryRow.id).where(DeliveryRow.alert_id.in_(alerts))
-            # Children first: FKs cascade on PostgreSQL, but nothing here relies on that.
-            session.execute(
-                delete(DeliveryAttemptRow).where(DeliveryAttemptRow.delivery_id.in_(deliveries))
+            return _delete_appearance_rows(session, dialect, stmt)
+
+    def delete_appearances_by_id(self, ids: Sequence[int]) -> list[Doomed]:
+        """Delete these appearances (a size budget's pick), skipping any held or evidence.
+
+        Holds and evidence are checked again here, under the lock: a hold set after the
+        budget chose its rows still wins.
+        """
+        if not ids:
+            return []
+        with self._sessions.begin() as session:
+            dialect = self._lock_holds(session)
+            evidence = exists().where(AlertRow.appearance_id == _A.id)
+            stmt = (
+                select(_A.id, _A.camera_id, _A.crop_path, _A.space, _A.ts, _A.track_id)
+                .where(
+                    _among(_A.id, ids, dialect),
+                    _A.legal_hold.is_(false()),
+                    ~_camera_held(_A.camera_id),
+                    ~evidence,
+                )
+                .order_by(_A.id)
+                .with_for_update(of=_A)
             )
-            session.execute(delete(DeliveryRow).where(DeliveryRow.alert_id.in_(alerts)))
-            session.execute(delete(AlertRow).where(_among(AlertRow.appearance_id, ids, dialect)))
-            session.execute(delete(_A).where(_among(_A.id, ids, dialect)))
-            touched = settle_tracks(session, {d.track_id for d in doomed if d.track_id})
-            rows = _journal_rows(doomed) + _track_journal(touched)
-            if rows:
-                _journal_insert(session, dialect, rows)
-        return doomed
+            return _delete_appearance_rows(session, dialect, stmt)
 
     def delete_keyframes(
         self, policy: RetentionPolicy, *, after_id: int = 0, limit: int
@@ -299,14 +341,24 @@ class SqlRetention(SweepQueries):
         with self._sessions.begin() as session:
             dialect = self._lock_holds(session)
             stmt = _keyframe_batch(policy, after_id, limit, kept_only=False)
-            doomed = [Doomed(r[0], r[1], r[2]) for r in session.execute(stmt.with_for_update())]
-            if not doomed:
-                return []
-            session.execute(delete(_K).where(_among(_K.id, [d.id for d in doomed], dialect)))
-            rows = _journal_rows(doomed)
-            if rows:
-                _journal_insert(session, dialect, rows)
-        return doomed
+            return _delete_keyframe_rows(session, dialect, stmt.with_for_update())
+
+    def delete_keyframes_by_id(self, ids: Sequence[int]) -> list[Doomed]:
+        """Delete these keyframes (a size budget's pick) where nothing shown on them is left."""
+        if not ids:
+            return []
+        with self._sessions.begin() as session:
+            dialect = self._lock_holds(session)
+            stmt = (
+                select(_K.id, _K.camera_id, _K.image_path)
+                .where(
+                    _among(_K.id, ids, dialect),
+                    ~_camera_held(_K.camera_id),
+                    ~exists().where(_A.keyframe_id == _K.id),
+                )
+                .order_by(_K.id)
+            )
+            return _delete_keyframe_rows(session, dialect, stmt.with_for_update())
 
     @staticmethod
     def _lock_holds(session: Session) -> str:

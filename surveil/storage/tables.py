@@ -122,6 +122,8 @@ class KeyframeRow(Base):
     __table_args__ = (
         UniqueConstraint("source_id", "frame_index"),
         Index("ix_keyframes_camera_id_ts", "camera_id", "ts"),
+        # Size-budget retention walks every camera's footage oldest first.
+        Index("ix_keyframes_ts_id", "ts", "id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -132,6 +134,8 @@ class KeyframeRow(Base):
     width: Mapped[int] = mapped_column(Integer, nullable=False)
     height: Mapped[int] = mapped_column(Integer, nullable=False)
     image_path: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Bytes of the stored image; NULL until sized (rows from before migration 0011).
+    image_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class TrackRow(Base):
@@ -203,6 +207,8 @@ class AppearanceRow(Base):
     space: Mapped[str] = mapped_column(Text, nullable=False)
     model_id: Mapped[str] = mapped_column(Text, nullable=False)
     crop_path: Mapped[str] = mapped_column(Text, nullable=False)
+    # Bytes of the stored crop; NULL until sized (rows from before migration 0011).
+    crop_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     # float32 little-endian bytes, `dim` values: the index is always rebuildable from here.
     embedding: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
     dim: Mapped[int] = mapped_column(Integer, nullable=False)

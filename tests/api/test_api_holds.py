@@ -135,3 +135,16 @@ def test_preview_reports_the_contract_counts_and_changes_nothing(world: World) -
     second = world.preview()
     assert {**second, "seconds": 0} == {**first, "seconds": 0}  # nothing changed in between
     assert world.services.catalog.count_appearances() == 2
+
+
+def test_storage_estimate_for_operators_and_a_budget_in_the_preview(world: World) -> None:
+    """GET /api/v1/storage: operators and admins; the preview counts the budget's part."""
+    assert world.client.get("/api/v1/storage", headers=world.auth("viewer")).status_code == 403
+    got = world.client.get("/api/v1/storage", headers=world.auth("operator"))
+    assert got.status_code == 200, got.text
+    body = got.json()
+    assert body["budget_bytes"] is None and body["bytes_stored"] > 2 * 110
+    assert sorted(c["camera_id"] for c in body["cameras"]) == ["gate", "lobby"]
+    assert all(c["days_that_fit"] is None for c in body["cameras"])  # no budget set
+    preview = world.preview()
+    assert preview["reason"]["age"]["appearances"] == 2 and preview["budget"] is None

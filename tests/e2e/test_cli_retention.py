@@ -135,3 +135,33 @@ def test_hold_refuses_unknown_targets_without_changing_anything(world: World) ->
     assert "at least one" in _cli("hold", "set", code=2)["stderr"]
     assert set(_dry()["per_camera"]) == {"lobby", "gate"}  # lobby was not put on hold
     assert world.services.access.audit_entries(action="hold.set") == []
+
+
+def test_storage_estimate_json_contract_and_the_env_budget(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SURVEIL_RETENTION__MAX_BYTES", "1 MB")
+    out = _cli("storage", "estimate", "--json")
+    assert out["budget_bytes"] == 1_000_000
+    assert isinstance(out["bytes_stored"], int) and out["bytes_stored"] > 4 * 110
+    cams = {c["camera_id"]: c for c in out["cameras"]}
+    assert set(cams) == {"lobby", "gate"}
+    for cam in cams.values():
+        assert {"camera_id", "bytes", "bytes_per_day", "days_that_fit"} <= cam.keys()
+        assert isinstance(cam["bytes"], int) and isinstance(cam["bytes_per_day"], int)
+        assert cam["days_that_fit"] > 0
+    assert abs(sum(c["bytes"] for c in cams.values()) - out["bytes_stored"]) <= 2
+    text = CliRunner().invoke(app, ["storage", "estimate"])
+    assert text.exit_code == 0 and "lobby" in text.stdout and "1.0 MB" in text.stdout
+
+
+def test_run_json_counts_removals_by_reason(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Age takes the 40+ day footage (3 frames); a budget under the one frame left takes it."""
+    est = _cli("storage", "estimate", "--json")
+    one_frame = est["bytes_stored"] // 4  # four frames alike: one crop and one image each
+    monkeypatch.setenv("SURVEIL_RETENTION__MAX_BYTES", str(one_frame // 2))
+    done = _cli("retention", "run", "--now", iso(NOW), "--json")
+    assert {k: done[k] for k in FIVE}.keys() == set(FIVE)  # the contract fields stay
+    assert done["reason"]["age"]["appearances"] == 3
+    assert done["reason"]["budget"]["appearances"] == 1
+    assert done["appearances"] == 4 and done["budget"]["unmet_bytes"] == 0

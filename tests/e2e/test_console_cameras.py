@@ -22,6 +22,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
 import test_console_browser
 from api_world import ApiWorld, LiveServer
@@ -296,4 +297,34 @@ def test_viewer_watches_camera_health(
         assert len(requests) == before, requests[before:]
         assert not writer.failures, writer.failures
 
+    console.assert_clean()
+
+
+def test_operator_estimates_storage_per_camera(console: Console, api_world: ApiWorld) -> None:
+    """The Storage panel shows what GET /api/v1/storage says, per camera; viewers may not."""
+    page, server = console.page, console.server
+    console.login("viewer")
+    page.click("#tab-cameras")
+    expect(page.locator("#storage-load")).to_be_disabled()
+    expect(page.locator("#storage-note")).to_contain_text("operator or admin")
+    page.click("#logout")
+
+    console.login("operator")
+    page.click("#tab-cameras")
+    expect(page.locator("#storage-load")).to_be_enabled()
+    page.click("#storage-load")
+    rows = page.locator("#storage-rows tr")
+    expect(rows.first).to_be_visible(timeout=60_000)
+    got = httpx.get(
+        f"{server.base_url}/api/v1/storage",
+        headers={"Authorization": f"Bearer {server.keys['operator']}"},
+        timeout=60,
+    ).json()
+    expect(rows).to_have_count(len(got["cameras"]))
+    for cam in got["cameras"]:
+        row = page.locator(f'#storage-rows tr[data-camera="{cam["camera_id"]}"]')
+        expect(row.locator("td").nth(3)).to_have_text(str(cam["days_stored"]))
+    expect(page.locator("#storage-summary")).to_contain_text("stored")
+    expect(page.locator("#storage-summary")).to_contain_text("no budget")
+    console.shot("storage.png")
     console.assert_clean()

@@ -291,3 +291,24 @@ def test_the_default_floor_keeps_strangers_out(world: World) -> None:
     assert result.sightings and all(s.best_score >= floor for s in result.sightings)
     cameras = {s.camera_id for s in result.sightings}
     assert "cam09" in cameras and "lobby" not in cameras
+
+
+def test_ingest_records_each_files_bytes_for_size_budgets(world: World) -> None:
+    """Every crop and keyframe row carries its stored file's size (what budgets count), so
+    an estimate after ingest has nothing left to size."""
+    from sqlalchemy import select
+
+    from surveil.jobs.storage import storage_estimate
+    from surveil.storage.tables import AppearanceRow, KeyframeRow
+
+    root = world.settings.storage.root
+    with world.services.engine.connect() as conn:
+        crops = conn.execute(select(AppearanceRow.crop_path, AppearanceRow.crop_bytes)).all()
+        frames = conn.execute(select(KeyframeRow.image_path, KeyframeRow.image_bytes)).all()
+    stored = [(str(p), int(n or 0)) for p, n in [*crops, *frames] if p]
+    assert len(stored) > 100
+    assert all(n == (root / p).stat().st_size for p, n in stored)
+    usage = storage_estimate(world.services).usage
+    assert usage.sized == 0
+    files = usage.total - usage.overheads.catalog_bytes - usage.overheads.index_bytes
+    assert files == sum(n for _, n in stored)

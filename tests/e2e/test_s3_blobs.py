@@ -205,3 +205,27 @@ def _referenced(url: str) -> set[str]:
         {},
     )
     return {str(k) for (k,) in rows if k}
+
+
+def test_a_size_budget_on_s3_removes_the_oldest_objects(
+    services: Services, s3_bucket: S3Endpoint
+) -> None:
+    """Bytes come from the objects as stored; the oldest keyframes' objects leave the bucket."""
+    from surveil.jobs.storage import storage_estimate
+
+    stored = _objects(s3_bucket)
+    usage = storage_estimate(services).usage
+    files = usage.total - usage.overheads.catalog_bytes - usage.overheads.index_bytes
+    assert files == sum(len(data) for data in stored.values())
+    assert storage_estimate(services).to_dict()["disk_free_bytes"] is None  # no disk on S3
+
+    budget = usage.total // 2
+    settings = services.settings
+    retention = settings.retention.model_copy(update={"max_bytes": budget})
+    report = run_retention(retention_parts(services), retention, now=T0 + timedelta(days=1))
+
+    assert 0 < report.reason["budget"].keyframes < 4 and report.reason["age"].keyframes == 0
+    left = set(_objects(s3_bucket))
+    assert left == services.catalog.source_blob_keys(source_id=1)  # no object without a row
+    assert len(stored) - len(left) == report.files
+    assert storage_estimate(services).usage.total <= budget

@@ -142,6 +142,7 @@ CRASHER = textwrap.dedent(
     from surveil.storage.db import make_engine, make_session_factory
     from surveil.storage.repositories import SqlCatalog
     from surveil.storage.retention import SqlRetention
+    from surveil.storage.usage import SqlUsage
     from surveil.storage.blobs.local_files import LocalBlobFiles
 
     step, now = sys.argv[1], parse_time(sys.argv[2], "now")
@@ -154,6 +155,9 @@ CRASHER = textwrap.dedent(
         SqlCatalog(sessions),
         ShardedFaissIndex(root / "index", factory=settings.index.factory),
         LocalBlobFiles(FileBlobStore(root)),
+        SqlUsage(sessions),
+        lambda: 0,
+        root,
     )
     owner = {"delete_appearances": parts.store, "delete_keyframes": parts.store,
              "drop_shard": parts.index, "save": parts.index, "delete_many": parts.files}[step]

@@ -39,7 +39,7 @@ from conftest import REPO
 from dockerfile_parse import DockerfileParser
 from streams import free_port
 
-from surveil.config import ENV_PREFIX, load_settings
+from surveil.config import ENV_PREFIX, Settings, load_settings
 from surveil.domain import ConfigError
 
 DEPLOY = REPO / "deploy"
@@ -688,3 +688,32 @@ def test_kubernetes_probes_answer_on_serve(serve_port: int, overlay: Rendered) -
     assert probes == {"/healthz", "/readyz"}
     for path in probes:
         assert httpx.get(f"http://127.0.0.1:{serve_port}{path}", timeout=5).status_code == 200
+
+
+def test_workers_and_scheduler_serve_metrics_where_prometheus_looks(
+    compose: dict[str, Any], base: Rendered
+) -> None:
+    """The ports the settings files give live/scheduler metrics are the ones exposed,
+    annotated and named, in compose and in Kubernetes."""
+    compose_settings = Settings.model_validate(
+        yaml.safe_load((COMPOSE_DIR / "surveil.yaml").read_text())
+    )
+    k8s_settings = Settings.model_validate(
+        yaml.safe_load((DEPLOY / "kubernetes" / "base" / "surveil.yaml").read_text())
+    )
+    for settings, where in ((compose_settings, "compose"), (k8s_settings, "kubernetes")):
+        assert settings.live.metrics_port and settings.scheduler.metrics_port, where
+    services = compose["services"]
+    ports = {"worker-1": compose_settings.live.metrics_port}
+    ports |= {"worker-2": ports["worker-1"], "scheduler": compose_settings.scheduler.metrics_port}
+    for name, port in ports.items():
+        assert str(port) in [str(p) for p in services[name]["expose"]], name
+    for name, port in (
+        ("surveil-worker", k8s_settings.live.metrics_port),
+        ("surveil-scheduler", k8s_settings.scheduler.metrics_port),
+    ):
+        deployment = base.get("Deployment", name)
+        notes = deployment["spec"]["template"]["metadata"]["annotations"]
+        assert notes["prometheus.io/scrape"] == "true" and notes["prometheus.io/port"] == str(port)
+        (container,) = _containers(deployment)
+        assert {"name": "metrics", "containerPort": port} in container["ports"]

@@ -42,6 +42,13 @@ class CameraTally(_Model):
     bytes: int
 
 
+class Tally(_Model):
+    appearances: int
+    keyframes: int
+    files: int
+    bytes: int
+
+
 class IndexCost(_Model):
     shards_dropped: int = Field(description="Day shards whose every vector goes: file deletes.")
     shards_edited: int = Field(description="Day shards that are loaded and edited.")
@@ -61,6 +68,13 @@ class RetentionPreview(_Model):
     index: IndexCost
     orphans: dict[str, Any] | None = Field(description="The orphan sweep (when asked for).")
     seconds: float
+    reason: dict[str, Tally] = Field(
+        description="The same counts by rule: 'age' (days) and 'budget' (size budgets)."
+    )
+    budget: dict[str, Any] | None = Field(
+        description="The size budgets' pass: bytes stored, over, freed, and unmet (only "
+        "holds and alert evidence left); null when no budget is set."
+    )
 
 
 def _set_camera(

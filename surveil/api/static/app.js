@@ -12,6 +12,7 @@ import {
 } from "./core.js";
 import * as alerts from "./alerts.js";
 import * as cameras from "./cameras.js";
+import * as storage from "./storage.js";
 import * as feedback from "./feedback.js";
 
 const KEY_STORAGE = "surveil.key";
@@ -105,6 +106,7 @@ function logout() {
   if (state.searching) state.searching.abort();
   alerts.leave();
   cameras.leave();
+  storage.leave();
   showView("search", { focus: false });
   sessionStorage.removeItem(KEY_STORAGE);
   state.key = null;
@@ -168,8 +170,10 @@ function showView(view, { focus = true } = {}) {
     window.history.replaceState(null, "", `${window.location.pathname}${window.location.search}${hash}`);
   }
   if (view === "alerts" && state.me) alerts.shown();
-  if (view === "cameras" && state.me) cameras.shown();
-  else cameras.hidden();
+  if (view === "cameras" && state.me) {
+    cameras.shown();
+    storage.shown();
+  } else cameras.hidden();
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1452,6 +1456,7 @@ function start() {
   hooks.unauthorized = sessionExpired;
   alerts.init({ currentQuery: () => state.query, searchAppearance, canSearch });
   cameras.init();
+  storage.init();
   feedback.init({ showResults, limit: () => $("limit").value });
   wire();
   const saved = sessionStorage.getItem(KEY_STORAGE);

@@ -190,8 +190,12 @@ def _max_write_queue(seconds: float) -> float:
 
 
 def _query_errors() -> float:
+    """Failed statements of every error class (one series per class, so not via a dict)."""
     return sum(
-        v for (n, _), v in _process_samples().items() if n == "surveil_catalog_query_errors_total"
+        s.value
+        for family in PROCESS.collect()
+        for s in family.samples
+        if s.name == "surveil_catalog_query_errors_total"
     )
 
 
@@ -238,3 +242,48 @@ def test_a_postgres_restart_pauses_writing_and_loses_nothing(
 
     assert moved("frames") > 0
     assert moved("keyframes") == live.totals.keyframes
+
+
+def test_a_full_pending_queue_drops_the_oldest_and_metrics_count_it(
+    services: Services, shared_data: Path
+) -> None:
+    """Models slower than the cameras: a one-slot queue drops the oldest keyframe, and the
+    drop shows in the totals, in the camera's health and in `/metrics` over real HTTP."""
+    import urllib.request
+    from dataclasses import replace
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from surveil.telemetry import serve_process_metrics
+
+    live_settings = services.settings.live.model_copy(update={"pending_size": 1})
+    tight = replace(services, settings=services.settings.model_copy(update={"live": live_settings}))
+    server = serve_process_metrics(0, addr="127.0.0.1")
+
+    def pending_drops() -> float:
+        url = f"http://127.0.0.1:{server.server_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            body = response.read().decode()
+        return sum(
+            s.value
+            for family in text_string_to_metric_families(body)
+            for s in family.samples
+            if s.name == "surveil_ingest_drops_total" and s.labels.get("queue") == "pending"
+        )
+
+    try:
+        before = pending_drops()
+        cameras = {"d-lobby": str(shared_data / LOBBY), "d-lot": str(shared_data / LOT)}
+        live = _service(tight, cameras)
+        live.start()
+        try:
+            _wait("a dropped keyframe", lambda: live.totals.pending_drops > 0, timeout=90)
+        finally:
+            report = live.stop()
+        dropped = live.totals.pending_drops
+        assert pending_drops() - before == dropped  # every drop counted, once
+    finally:
+        server.shutdown()
+    assert report.clean
+    health = {h.camera_id: h for h in services.health.read()}
+    assert sum(health[c].drops for c in cameras) >= dropped

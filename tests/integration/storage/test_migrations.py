@@ -41,7 +41,7 @@ def test_models_and_migrations_agree(database_url: str) -> None:
 def test_require_current_refuses_an_empty_database(database_url: str) -> None:
     engine = make_engine(database_url)
     try:
-        with pytest.raises(ConfigError, match=r"not migrated \(at nothing, need 0010\)") as info:
+        with pytest.raises(ConfigError, match=r"not migrated \(at nothing, need 0011\)") as info:
             require_current(engine)
         assert "surveil db upgrade" in str(info.value)
     finally:
@@ -87,7 +87,7 @@ def test_0001_catalog_upgrades_to_head_keeping_its_rows(database_url: str) -> No
         with engine.connect() as conn:
             row = conn.execute(text("SELECT id, name, url, legal_hold FROM cameras")).one()
         assert tuple(row) == ("lobby", "Lobby", None, False)
-        assert current_revision(engine) == head_revision() == "0010"
+        assert current_revision(engine) == head_revision() == "0011"
     finally:
         engine.dispose()
 
@@ -271,5 +271,56 @@ def test_0010_on_an_empty_catalog_records_no_model(database_url: str) -> None:
     try:
         with engine.connect() as conn:
             assert conn.execute(text("SELECT count(*) FROM space_models")).scalar_one() == 0
+    finally:
+        engine.dispose()
+
+
+def test_0010_catalog_upgrades_to_stored_bytes_keeping_rows_unsized(database_url: str) -> None:
+    """Existing keyframes and appearances keep every value and get NULL sizes ("not sized
+    yet"): the first budget run or estimate sizes them through the blob store."""
+    from sqlalchemy import text
+
+    upgrade(database_url, "0010")
+    engine = make_engine(database_url)
+    t = "2026-01-01 00:00:00+00:00"
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO cameras (id, name, enabled, created_at)"
+                    " VALUES ('gate', 'Gate', :yes, :t)"
+                ),
+                {"t": t, "yes": True},
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO sources (id, camera_id, uri, fingerprint, start_ts, fps,"
+                    " frames_read, complete, created_at, updated_at)"
+                    " VALUES (1, 'gate', 'a.mp4', 'f', :t, 25, 0, :yes, :t, :t)"
+                ),
+                {"t": t, "yes": True},
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO keyframes (id, camera_id, source_id, frame_index, ts, width,"
+                    " height, image_path) VALUES (7, 'gate', 1, 3, :t, 640, 480, 'k/7.jpg')"
+                ),
+                {"t": t},
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO appearances (id, keyframe_id, camera_id, ts, frame_index, label,"
+                    " confidence, x1, y1, x2, y2, space, model_id, crop_path, embedding, dim)"
+                    " VALUES (9, 7, 'gate', :t, 3, 'person', 0.9, 1, 2, 3, 4, 'person', 'm@1',"
+                    " 'c/9.jpg', :e, 2)"
+                ),
+                {"t": t, "e": b"\0" * 8},
+            )
+        upgrade(database_url)
+        with engine.connect() as conn:
+            kf = conn.execute(text("SELECT image_path, image_bytes FROM keyframes")).one()
+            app = conn.execute(text("SELECT crop_path, crop_bytes, label FROM appearances")).one()
+        assert tuple(kf) == ("k/7.jpg", None)
+        assert tuple(app) == ("c/9.jpg", None, "person")
     finally:
         engine.dispose()
