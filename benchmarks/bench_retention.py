@@ -4,9 +4,9 @@
 (4 per keyframe), each in its own one-member track (as migration 0005 makes of older
 rows: the index holds track ids), straight into the catalog tables (SQLAlchemy Core, the
 fastest real path), a tiny file per crop and per keyframe, and a day-sharded 512-d FAISS
-index. The
-measurement then runs `run_retention` from a fresh process-like state (new engine, new
-index object, as `surveil retention run` does) five times:
+index, then ANALYZEs. The measurement then runs `run_retention` from a fresh
+process-like state (new engine, new index object, as `surveil retention run` does, the
+incremental sweep's rotation kept in the folder) five times:
 
     preview   dry run at now = day 31: what day 0 would cost (changes nothing)
     half day  now = day 30.5: half of day 0 expires; its shard is loaded and edited
