@@ -1,10 +1,12 @@
 """What a retention run costs at 100k and 1M stored appearances (one day of 30 expiring).
 
 --build writes N synthetic appearances spread evenly over 30 UTC days on 8 cameras
-(4 per keyframe), straight into the catalog tables (SQLAlchemy Core, the fastest real
-path), a tiny file per crop and per keyframe, and a day-sharded 512-d FAISS index. The
-measurement then runs `run_retention` from a fresh process-like state (new engine, new
-index object, as `surveil retention run` does) five times:
+(4 per keyframe), each in its own one-member track (as migration 0005 makes of older
+rows: the index holds track ids), straight into the catalog tables (SQLAlchemy Core, the
+fastest real path), a tiny file per crop and per keyframe, and a day-sharded 512-d FAISS
+index, then ANALYZEs. The measurement then runs `run_retention` from a fresh
+process-like state (new engine, new index object, as `surveil retention run` does, the
+incremental sweep's rotation kept in the folder) five times:
 
     preview   dry run at now = day 31: what day 0 would cost (changes nothing)
     half day  now = day 30.5: half of day 0 expires; its shard is loaded and edited
@@ -34,11 +36,12 @@ from typing import Any, cast
 import numpy as np
 import psycopg
 from psycopg import sql
-from sqlalchemy import Engine, Table, insert
+from sqlalchemy import Engine, Table, insert, text
 
 from surveil.config import LoggingSettings, RetentionSettings
 from surveil.index.sharded import ShardedFaissIndex
 from surveil.jobs.retention import RetentionParts, RetentionReport, run_retention
+from surveil.jobs.retention_slices import STATE_NAME
 from surveil.logs import configure_logging
 from surveil.storage.blobs import FileBlobStore
 from surveil.storage.blobs.local_files import LocalBlobFiles
@@ -46,7 +49,7 @@ from surveil.storage.db import make_engine, make_session_factory
 from surveil.storage.migrate import upgrade
 from surveil.storage.repositories import SqlCatalog
 from surveil.storage.retention import SqlRetention
-from surveil.storage.tables import AppearanceRow, CameraRow, KeyframeRow, SourceRow
+from surveil.storage.tables import AppearanceRow, CameraRow, KeyframeRow, SourceRow, TrackRow
 from surveil.storage.usage import SqlUsage
 
 PG_SERVER = os.environ.get("TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -56,6 +59,8 @@ CAMERAS = 8
 PER_KEYFRAME = 4
 DIM = 512
 CHUNK = 20_000
+#: Tracks were last changed before any shard is saved (else reconcile would refresh them).
+BUILT = datetime.now(UTC) - timedelta(hours=1)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -68,6 +73,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch", type=int, default=2000, help="retention.batch_size")
     parser.add_argument(
         "--first-day", type=int, default=0, help="Expire from this day on (to measure again)."
+    )
+    parser.add_argument(
+        "--full-sweep", action="store_true", help="Sweep the whole store every run (the old way)."
     )
     parser.add_argument(
         "--compare-flat",
@@ -109,6 +117,8 @@ def build(root: Path, n: int, pg: bool) -> None:
     sources = [
         {"id": day * CAMERAS + c + 1, "camera_id": f"cam{c}", "uri": "u", "start_ts": START}
         | {"fingerprint": f"{c}-{day}", "fps": 1.0, "complete": True}
+        # Written on their day, long ago: not "written since the last sweep".
+        | {"created_at": START + timedelta(days=day), "updated_at": START + timedelta(days=day)}
         for day in range(DAYS)
         for c in range(CAMERAS)
     ]
@@ -121,6 +131,10 @@ def build(root: Path, n: int, pg: bool) -> None:
         stamps = [START + step * int(k - 1) for k in kf_ids]
         _write_chunk(engine, index, root, kf_ids, stamps, rng)
     index.save()
+    # A running store has planner statistics (autovacuum); this box runs with it off.
+    with engine.connect() as conn:
+        conn.execute(text("ANALYZE"))
+        conn.commit()
     engine.dispose()
 
 
@@ -144,7 +158,7 @@ def _write_chunk(
 ) -> None:
     vecs = rng.standard_normal((len(kf_ids) * PER_KEYFRAME, DIM)).astype(np.float32)
     vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
-    kf_rows, app_rows, files = [], [], []
+    kf_rows, app_rows, track_rows, files = [], [], [], []
     for k, ts in zip(kf_ids.tolist(), stamps, strict=True):
         cam, src = _where(k, ts)
         image = f"keyframes/{cam}/{src}/{k:08d}.jpg"
@@ -161,11 +175,19 @@ def _write_chunk(
                 | {"label": "person", "confidence": 0.9, "x1": 0.0, "y1": 0.0, "x2": 8.0}
                 | {"y2": 16.0, "space": "person", "model_id": "bench@1", "crop_path": crop}
                 | {"embedding": vecs[i - 1 - (kf_ids[0] - 1) * PER_KEYFRAME].tobytes()}
-                | {"dim": DIM}
+                | {"dim": DIM, "track_id": i}
+            )
+            track_rows.append(
+                {"id": i, "key": f"bench:{i}", "camera_id": cam, "space": "person"}
+                | {"label": "person", "label_group": "person", "first_ts": ts, "last_ts": ts}
+                | {"appearances": 1, "best_appearance_id": i, "best_quality": 1.0}
+                | {"embedding": app_rows[-1]["embedding"], "dim": DIM, "model_id": "bench@1"}
+                | {"closed": True, "updated_at": BUILT}
             )
             files.append(crop)
     _insert(engine, KeyframeRow, kf_rows)
     _insert(engine, AppearanceRow, app_rows)
+    _insert(engine, TrackRow, track_rows)
     for key in files:
         path = root / key
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -194,7 +216,9 @@ class Timed:
         setattr(owner, name, timed)
 
 
-def measure(root: Path, url: str, label: str, now: datetime, *, dry: bool, batch: int) -> None:
+def measure(
+    root: Path, url: str, label: str, now: datetime, *, dry: bool, batch: int, full: bool
+) -> None:
     """One run from a cold object state; prints a table row."""
     engine = make_engine(url)
     sessions = make_session_factory(engine)
@@ -206,11 +230,12 @@ def measure(root: Path, url: str, label: str, now: datetime, *, dry: bool, batch
         SqlUsage(sessions),
         lambda: 0,
         root,
+        root / STATE_NAME,
     )
     rows = [Timed(parts.store, "delete_appearances"), Timed(parts.store, "delete_keyframes")]
     files = Timed(parts.files, "delete_many")
     settings = RetentionSettings(days=DAYS, batch_size=batch)
-    report = run_retention(parts, settings, now=now, dry_run=dry)
+    report = run_retention(parts, settings, now=now, dry_run=dry, full_sweep=full)
     engine.dispose()
     _print_row(label, report, sum(t.seconds for t in rows), files.seconds)
 
@@ -287,7 +312,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         ("no-op", base + 32 * day, False),
     ]
     for label, now, dry in plan:
-        measure(args.dir, url, label, now, dry=dry, batch=args.batch)
+        measure(args.dir, url, label, now, dry=dry, batch=args.batch, full=args.full_sweep)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS of the measuring process: {peak:.0f} MiB")
 

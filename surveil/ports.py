@@ -482,7 +482,9 @@ class BlobInventory(Protocol):
     Sizes and deletes return None for keys that are already gone, so a re-run after a
     crash counts only what it removed itself. `walk` yields keys in code-point order
     (the sweep merges it with the catalog's sorted keys) and lists each page before
-    yielding it, so callers may delete what they are given.
+    yielding it, so callers may delete what they are given. `folders` lists the
+    subfolders of a folder key (one level, sorted): the units an incremental sweep
+    takes a slice of without listing every file.
     """
 
     def size(self, key: str) -> int | None: ...
@@ -494,6 +496,8 @@ class BlobInventory(Protocol):
     def delete_many(self, keys: Sequence[str]) -> list[int | None]: ...
 
     def walk(self, prefix: str, *, prune_before: float | None = None) -> Iterator[StoredBlob]: ...
+
+    def folders(self, prefix: str) -> list[str]: ...
 
     def run_lock(self) -> AbstractContextManager[None]: ...
 

@@ -54,6 +54,13 @@ def retention_run(
         bool | None,
         typer.Option("--sweep/--no-sweep", help="Orphan sweep (default: retention.sweep)."),
     ] = None,
+    full_sweep: Annotated[
+        bool,
+        typer.Option(
+            "--full-sweep",
+            help="Sweep the whole store, not this run's slice (retention.sweep_slices).",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Remove expired appearances and keyframes with their vectors and files, then sweep."""
@@ -65,6 +72,7 @@ def retention_run(
             now=at or utc_now(),
             dry_run=dry_run,
             sweep_orphans=sweep,
+            full_sweep=full_sweep,
         )
         return report.to_dict()
 

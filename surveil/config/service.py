@@ -136,6 +136,18 @@ class RetentionSettings(Section):
         title="Orphan sweep",
         description="Also remove files and vectors without a row, and report rows without files.",
     )
+    sweep_slices: int = Field(
+        30,
+        ge=1,
+        le=366,
+        title="Orphan sweep slices",
+        description=(
+            "Each run sweeps one slice of the source folders and index days, plus whatever "
+            "was written since the last sweep: the whole store once every this many runs "
+            "(30: a month of daily runs). "
+            "1 sweeps everything every run (as `surveil retention run --full-sweep`)."
+        ),
+    )
     max_bytes: ByteSize | None = Field(
         None,
         gt=0,

@@ -28,7 +28,9 @@ from surveil.domain import Space
 from surveil.index.reconcile import CatalogVectors
 from surveil.index.sharded import UNSHARDED_DAY
 from surveil.jobs.retention_budget import BudgetReport, Pick, plan_budget
-from surveil.jobs.retention_sweep import SWEEP_GRACE, SweepReport, sweep
+from surveil.jobs.retention_files import EarlyUnlinks
+from surveil.jobs.retention_slices import STATE_NAME, sweep_run
+from surveil.jobs.retention_sweep import SWEEP_GRACE, SweepReport
 from surveil.jobs.runner import Job, utc_now
 from surveil.jobs.usage import Usage, measure_usage
 from surveil.ports import BlobInventory, Ids, VectorIndex
@@ -142,6 +144,8 @@ class RetentionParts:
     index_bytes: Callable[[], int]
     #: The folder media is stored under, for the disk's high-water mark (None on S3).
     media_root: Path | None
+    #: Where the incremental sweep keeps its rotation (None: every sweep is a full one).
+    sweep_state: Path | None = None
 
 
 def retention_parts(services: Services) -> RetentionParts:
@@ -154,6 +158,7 @@ def retention_parts(services: Services) -> RetentionParts:
         services.usage,
         services.index_bytes,
         services.media_root(),
+        services.settings.storage.root / STATE_NAME,
     )
 
 
@@ -185,13 +190,15 @@ def run_retention(
     now: datetime,
     dry_run: bool = False,
     sweep_orphans: bool | None = None,
+    full_sweep: bool = False,
     grace: timedelta = SWEEP_GRACE,
     disk_excess: int = 0,
 ) -> RetentionReport:
     """Remove (or, dry, only count) what expired as of `now`, then what is over budget.
 
     `disk_excess` (from the storage check) asks the budget part to free at least that
-    many bytes more, oldest first. The orphan sweep comes last.
+    many bytes more, oldest first. The orphan sweep comes last: this run's slice
+    (`retention.sweep_slices`, see retention_slices), or the whole store if `full_sweep`.
     """
     started = time.perf_counter()
     report = RetentionReport(now=now.astimezone(UTC), dry_run=dry_run)
@@ -208,17 +215,25 @@ def run_retention(
             if report.resumed:
                 log.warning("retention.resumed", entries=report.resumed)
             before = report.totals()
-            # Appearances first: a keyframe goes only once nothing it shows is left.
-            _delete(parts, policy, settings.batch_size, report, "appearances")
-            _delete(parts, policy, settings.batch_size, report, "keyframes")
+            with EarlyUnlinks(parts.files) as early:
+                # Appearances first: a keyframe goes only once nothing it shows is left.
+                _delete(parts, policy, settings.batch_size, report, "appearances", early)
+                _delete(parts, policy, settings.batch_size, report, "keyframes", early)
             report.charge("age", before)
             if budgets_set(settings) or disk_excess:
                 before = report.totals()
                 apply_budget(parts, settings, report, disk_excess)
                 report.charge("budget", before)
         if settings.sweep if sweep_orphans is None else sweep_orphans:
-            report.orphans = sweep(
-                parts.store, parts.files, parts.index, parts.catalog, dry_run=dry_run, grace=grace
+            report.orphans = sweep_run(
+                parts.store,
+                parts.files,
+                parts.index,
+                parts.catalog,
+                state_path=parts.sweep_state,
+                slices=1 if full_sweep else settings.sweep_slices,
+                dry_run=dry_run,
+                grace=grace,
             )
     report.seconds = time.perf_counter() - started
     _log(report)
@@ -252,20 +267,23 @@ def _delete(
     batch: int,
     report: RetentionReport,
     kind: Literal["appearances", "keyframes"],
+    early: EarlyUnlinks,
 ) -> None:
-    """Delete expired rows batch by batch, then work off the journal they wrote."""
+    """Delete expired rows batch by batch (each one's files going at once, in the
+    background), then work off the journal they wrote."""
     store = parts.store
     delete = store.delete_appearances if kind == "appearances" else store.delete_keyframes
     journalled, after = 0, 0
     while doomed := delete(policy, after_id=after, limit=batch):
         after = doomed[-1].id
-        _tally(parts.files, doomed, report, kind)
+        _tally(parts.files, doomed, report, kind)  # sizes first: the files are about to go
+        early.submit([d.path for d in doomed if d.path])
         journalled += len(doomed) * (2 if kind == "appearances" else 1)  # vector + file
         log.debug("retention.batch", kind=kind, rows=len(doomed), last_id=after)
         if journalled >= DRAIN_AT:
-            _drain(parts, report)
+            _drain(parts, report, early)
             journalled = 0
-    _drain(parts, report)
+    _drain(parts, report, early)
 
 
 def _tally(
@@ -294,24 +312,32 @@ def _tally(
         report.keyframes += len(doomed)
 
 
-def _drain(parts: RetentionParts, report: RetentionReport) -> int:
+def _drain(
+    parts: RetentionParts, report: RetentionReport, early: EarlyUnlinks | None = None
+) -> int:
     """Work off the journal: vectors out of the index (saved), files off disk, entries gone.
 
-    Each step is idempotent, so entries a crash left behind are simply done again.
+    Each step is idempotent, so entries a crash left behind are simply done again. Files
+    `early` already deleted are counted from its results, not deleted again.
     """
     done = 0
+    if early is not None:
+        early.settle()
     while entries := parts.store.journal(limit=JOURNAL_PAGE):
         started = time.perf_counter()
         report.vectors += _remove_vectors(parts, [e for e in entries if e.kind == VECTOR], report)
         parts.index.save()
         report.index.seconds += time.perf_counter() - started
         paths = [e.path for e in entries if e.kind == FILE and e.path]
-        for size in parts.files.delete_many(paths):
+        gone, paths = early.take(paths) if early is not None else ([], paths)
+        for size in [*gone, *parts.files.delete_many(paths)]:
             if size is not None:
                 report.files += 1
                 report.bytes += size
         parts.store.forget([e.id for e in entries])
         done += len(entries)
+    if early is not None:
+        early.forget()
     return done
 
 

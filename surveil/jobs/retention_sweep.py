@@ -24,7 +24,8 @@ from surveil.index.reconcile import CatalogVectors, reconcile
 from surveil.index.sharded import UNSHARDED_DAY
 from surveil.ports import BlobInventory, Ids, StoredBlob, VectorIndex
 from surveil.storage.blobs.local_files import wall_clock
-from surveil.storage.retention import Kind, SqlRetention
+from surveil.storage.retention import SqlRetention
+from surveil.storage.retention_sweep import Kind
 
 #: Files younger than this are never orphans: ingest writes files, then commits rows.
 SWEEP_GRACE = timedelta(hours=1)
@@ -89,14 +90,14 @@ def sweep(
     dry_run: bool,
     grace: timedelta = SWEEP_GRACE,
 ) -> SweepReport:
-    """Find orphans; remove them unless `dry_run`."""
+    """Find orphans in the whole store; remove them unless `dry_run` (the full sweep)."""
     started = time.perf_counter()
     report = SweepReport()
     young = wall_clock() - grace.total_seconds()
     for prefix, kind in SWEPT:
         _sweep_folder(store, files, prefix, kind, report, young=young, dry_run=dry_run)
     if dry_run:
-        report.vectors = sum(_stray_count(index, catalog, space) for space in SPACES)
+        report.vectors = sum(stray_count(index, catalog, space) for space in SPACES)
     else:
         # Reconcile removes vectors without rows (and re-adds rows' missing vectors).
         done = reconcile(index, catalog, SPACES)
@@ -120,9 +121,7 @@ def _sweep_folder(
     disk = files.walk(prefix, prune_before=prune)
     for key, file in merge_keys(store.stored_paths(kind, prefix), disk):
         if file is None and key is not None:
-            report.rows_missing_files[kind] += 1
-            if len(report.missing_examples) < EXAMPLES:
-                report.missing_examples.append(key)
+            note_missing(report, kind, key)
         elif key is None and file is not None:
             st = file.stat()
             if st is None or st.st_mtime >= young:
@@ -132,7 +131,14 @@ def _sweep_folder(
                 report.bytes += st.st_size
 
 
-def _stray_count(index: VectorIndex, catalog: CatalogVectors, space: Space) -> int:
+def note_missing(report: SweepReport, kind: Kind, key: str) -> None:
+    """Count a row whose file is gone (the first few keys are listed as examples)."""
+    report.rows_missing_files[kind] += 1
+    if len(report.missing_examples) < EXAMPLES:
+        report.missing_examples.append(key)
+
+
+def stray_count(index: VectorIndex, catalog: CatalogVectors, space: Space) -> int:
     """Vectors without a row, counted without changing anything (the dry run's sweep).
 
     Like reconcile, only days whose counts differ are compared id by id.

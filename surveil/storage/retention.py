@@ -8,7 +8,7 @@ are gone, so a run killed anywhere is finished by the next (see surveil/jobs/ret
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal, cast
@@ -29,6 +29,7 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    text,
     true,
     update,
 )
@@ -37,6 +38,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
 from sqlalchemy.sql import Executable
 
 from surveil.domain import SPACES, NotFoundError
+from surveil.storage.retention_sweep import SweepQueries
 from surveil.storage.tables import (
     AlertRow,
     AppearanceRow,
@@ -56,10 +58,6 @@ _journal = cast(Table, RetentionJournalRow.__table__)
 
 VECTOR: Literal["vector"] = "vector"
 FILE: Literal["file"] = "file"
-#: Rows fetched per round trip when streaming blob keys for the orphan sweep.
-STREAM_CHUNK = 20_000
-
-Kind = Literal["appearances", "keyframes"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,6 +218,24 @@ def _track_journal(tracks: Sequence[tuple[int, str, datetime]]) -> list[dict[str
     ]
 
 
+#: The whole batch's journal as five arrays in one statement (PostgreSQL): an executemany
+#: of ~4000 rows per batch was a fifth of a day's row-delete time at 1M stored.
+_UNNEST = text(
+    "INSERT INTO retention_journal (kind, item_id, space, ts, path) "
+    "SELECT * FROM unnest(CAST(:kind AS text[]), CAST(:item_id AS bigint[]), "
+    "CAST(:space AS text[]), CAST(:ts AS timestamptz[]), CAST(:path AS text[]))"
+)
+
+
+def _journal_insert(session: Session, dialect: str, rows: Sequence[dict[str, Any]]) -> None:
+    """Write journal rows in order (their ids keep the batch's order)."""
+    if dialect != "postgresql":
+        session.execute(insert(_journal), list(rows))
+        return
+    columns = {c: [r[c] for r in rows] for c in ("kind", "item_id", "space", "ts", "path")}
+    session.execute(_UNNEST, columns)
+
+
 def _day_range(day: date) -> tuple[datetime, datetime]:
     start = datetime.combine(day, time(), tzinfo=UTC)
     return start, start + timedelta(days=1)
@@ -243,7 +259,7 @@ def _delete_appearance_rows(session: Session, dialect: str, stmt: Executable) ->
     touched = settle_tracks(session, {d.track_id for d in doomed if d.track_id})
     rows = _journal_rows(doomed) + _track_journal(touched)
     if rows:
-        session.execute(insert(_journal), rows)
+        _journal_insert(session, dialect, rows)
     return doomed
 
 
@@ -255,11 +271,11 @@ def _delete_keyframe_rows(session: Session, dialect: str, stmt: Executable) -> l
     session.execute(delete(_K).where(_among(_K.id, [d.id for d in doomed], dialect)))
     rows = _journal_rows(doomed)
     if rows:
-        session.execute(insert(_journal), rows)
+        _journal_insert(session, dialect, rows)
     return doomed
 
 
-class SqlRetention:
+class SqlRetention(SweepQueries):
     """Retention's queries over the catalog; each public method is one bounded transaction."""
 
     def __init__(self, sessions: sessionmaker[Session]) -> None:
@@ -357,8 +373,9 @@ class SqlRetention:
     def journal(self, *, limit: int) -> list[JournalEntry]:
         """The oldest `limit` journal entries (work a batch or an interrupted run left)."""
         stmt = select(_J.id, _J.kind, _J.item_id, _J.space, _J.ts, _J.path).order_by(_J.id)
-        with self._sessions() as session:
-            return [JournalEntry(*row) for row in session.execute(stmt.limit(limit))]
+        with self._sessions() as session:  # Core rows: a day at 1M is ~75k entries
+            rows = session.connection().execute(stmt.limit(limit))
+            return [JournalEntry(*row) for row in rows]
 
     def journal_counts(self) -> dict[str, int]:
         """Pending journal entries by kind ('vector', 'file')."""
@@ -412,25 +429,3 @@ class SqlRetention:
         if held is None:
             raise NotFoundError(f"no camera {camera_id!r}")
         return bool(held)
-
-    # ---- the orphan sweep --------------------------------------------------------------
-
-    def stored_paths(self, kind: Kind, prefix: str) -> Iterator[str]:
-        """Blob keys under `prefix` that rows of `kind` reference, in code-point order.
-
-        Code-point order (PostgreSQL's "C" collation, SQLite's BINARY) is the order the
-        sweep walks the disk in, so both sides merge in one pass with no set in memory.
-        """
-        column = _A.crop_path if kind == "appearances" else _K.image_path
-        upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
-        with self._sessions() as session:
-            dialect = session.get_bind().dialect.name
-            key = column.collate("C") if dialect == "postgresql" else column
-            stmt = (
-                select(column)
-                .where(key >= prefix, key < upper)
-                .order_by(key)
-                .execution_options(yield_per=STREAM_CHUNK)
-            )
-            for (path,) in session.execute(stmt):
-                yield str(path)

@@ -95,9 +95,13 @@ def test_ingest_search_serve_and_retention_with_s3(
     )
     later = T0 + timedelta(days=400)
     parts = retention_parts(services)
-    preview = run_retention(parts, services.settings.retention, now=later, dry_run=True)
+    preview = run_retention(
+        parts, services.settings.retention, now=later, dry_run=True, full_sweep=True
+    )
     assert preview.orphans is not None and preview.orphans.files == 0  # young: maybe in flight
-    report = run_retention(parts, services.settings.retention, now=later, grace=timedelta(0))
+    report = run_retention(
+        parts, services.settings.retention, now=later, grace=timedelta(0), full_sweep=True
+    )
     assert report.appearances == len([k for k in rows if k.startswith("crops/")])
     assert report.orphans is not None and report.orphans.files == 1
     left = set(_objects(s3_bucket))

@@ -236,14 +236,15 @@ def test_orphan_sweep_finds_files_vectors_and_rows_without_files(
     missing = kept[1].crop_paths[0]
     (root / missing).unlink()  # a row whose file is gone: reported, kept
 
-    preview = _run(services, dry_run=True)
+    # The full sweep, in one run (the incremental one: test_retention_slices.py).
+    preview = _run(services, dry_run=True, full_sweep=True)
     assert preview.orphans is not None
     dry = preview.orphans.to_dict()
     assert (dry["files"], dry["bytes"], dry["vectors"]) == (3, 21, 1)
     assert dry["rows_missing_files"] == {"appearances": 1, "keyframes": 0}
     assert all((root / key).exists() for key in orphans)
 
-    report = _run(services)
+    report = _run(services, full_sweep=True)
     assert report.orphans is not None
     done = report.orphans.to_dict()
     assert (done["files"], done["bytes"], done["vectors"]) == (3, 21, 1)
@@ -254,7 +255,7 @@ def test_orphan_sweep_finds_files_vectors_and_rows_without_files(
     after = state(services)
     assert after.vectors["person"] == after.appearances
     assert len(after.appearances) == 3  # the row without a file is kept
-    assert _run(services).orphans.to_dict()["files"] == 0  # type: ignore[union-attr]
+    assert _run(services, full_sweep=True).orphans.to_dict()["files"] == 0  # type: ignore[union-attr]
 
 
 def test_policy_from_settings_uses_every_override(settings: Settings) -> None:

@@ -160,7 +160,7 @@ CRASHER = textwrap.dedent(
         root,
     )
     owner = {"delete_appearances": parts.store, "delete_keyframes": parts.store,
-             "drop_shard": parts.index, "save": parts.index, "delete": parts.files}[step]
+             "drop_shard": parts.index, "save": parts.index, "delete_many": parts.files}[step]
     real = getattr(owner, step)
 
     def then_die(*args, **kwargs):
@@ -176,7 +176,9 @@ CRASHER = textwrap.dedent(
 
 
 @pytest.mark.parametrize(
-    "step", ["delete_appearances", "drop_shard", "save", "delete", "delete_keyframes"]
+    # delete_many: files go in bulk (each thread unlinks a share of the list).
+    "step",
+    ["delete_appearances", "drop_shard", "save", "delete_many", "delete_keyframes"],
 )
 def test_killed_right_after_each_step_then_rerun(
     step: str, make_settings: SettingsFactory, tmp_path: Path

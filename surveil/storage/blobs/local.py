@@ -35,6 +35,12 @@ class FileBlobStore:
         """The file a key maps to (for serving it); the key is validated first."""
         return self._root.joinpath(*validate_key(key).parts)
 
+    def file_name(self, key: str) -> str:
+        """`path(key)` as a string, built without Path objects (validated the same way):
+        retention resolves tens of thousands of keys a run, at ~9 us each through `path`."""
+        validate_key(key)  # relative, no '', '.' or '..' segment: joining is then exact
+        return os.path.join(self._root, key)  # noqa: PTH118
+
     def put(self, key: str, data: bytes) -> None:
         """Write temp-file, fsync, rename: the key holds the old bytes or the new, never half."""
         target = self._write(key, data)

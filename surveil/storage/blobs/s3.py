@@ -189,6 +189,17 @@ class S3BlobStore:
             for page in paginator.paginate(Bucket=self._bucket, Prefix=self.folder(prefix)):
                 yield list(page.get("Contents", []))
 
+    def common_prefixes(self, prefix: str) -> Iterator[str]:
+        """The object key prefixes one level below a folder key (a delimited listing)."""
+        paginator = self._client.get_paginator("list_objects_v2")
+        with self.errors("listing"):
+            pages = paginator.paginate(
+                Bucket=self._bucket, Prefix=self.folder(prefix), Delimiter="/"
+            )
+            for page in pages:
+                for common in page.get("CommonPrefixes", []):
+                    yield str(common["Prefix"])
+
     def claim(self, name: str) -> AbstractContextManager[None]:
         """Hold `name` exclusively across processes and hosts, through the store's claims."""
         return self._claims.claim(name)

@@ -85,6 +85,10 @@ class S3BlobFiles:
                 key = self._store.blob_key(o["Key"])
                 yield S3Object(key, int(o["Size"]), o["LastModified"].timestamp())
 
+    def folders(self, prefix: str) -> list[str]:
+        """Subfolder keys of a folder key, from a delimited listing (no object is listed)."""
+        return sorted(self._store.blob_key(p) for p in self._store.common_prefixes(prefix))
+
     @contextmanager
     def run_lock(self) -> Iterator[None]:
         """Retention's lock across every host sharing the store (through the claims)."""

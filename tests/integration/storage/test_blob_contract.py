@@ -169,3 +169,21 @@ def test_a_claim_holds_across_processes_until_the_holder_is_killed(
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.05)
+
+
+def test_inventory_lists_subfolders_one_level_in_key_order(store: BlobStore) -> None:
+    store.put_many(
+        [
+            ("crops/b/2/x.jpg", b"1"),
+            ("crops/a/1/y.jpg", b"2"),
+            ("crops/a/7/z.jpg", b"3"),
+            ("crops/top.jpg", b"4"),  # a file is not a folder
+            ("keyframes/c/1/k.jpg", b"5"),
+        ]
+    )
+    files = store.inventory()
+    # The units the incremental orphan sweep slices: camera, then source folders.
+    assert files.folders("crops/") == ["crops/a/", "crops/b/"]
+    assert files.folders("crops/a/") == ["crops/a/1/", "crops/a/7/"]
+    assert files.folders("crops/a/1/") == []
+    assert files.folders("none/") == []
