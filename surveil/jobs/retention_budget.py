@@ -10,12 +10,27 @@ is left, the budget is reported unmet with how many bytes of evidence remain.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import structlog
+
+from surveil import telemetry
+from surveil.config import RetentionSettings
+from surveil.jobs.retention_parts import (
+    BudgetReport,
+    RetentionParts,
+    RetentionReport,
+    drain,
+    measure,
+    tally,
+)
 from surveil.jobs.usage import Usage
+from surveil.search.render import iso
 from surveil.storage.usage import OldFrame, Overheads, SqlUsage
+
+log = structlog.get_logger(__name__)
 
 #: Keyframes read per round of the oldest-first walk.
 WALK_PAGE = 2000
@@ -32,34 +47,6 @@ class Pick:
     file_bytes: int = 0
     files: int = 0
     per_camera: dict[str, int] = field(default_factory=dict)
-
-
-@dataclass
-class BudgetReport:
-    """One budget pass: bytes over, bytes picked, and what could not be freed."""
-
-    budget: int | None
-    stored: int
-    excess: int = 0
-    freed: int = 0
-    unmet: int = 0
-    kept_bytes: int = 0
-    oldest_kept: datetime | None = None
-    cameras: dict[str, dict[str, int]] = field(default_factory=dict)
-    disk_target: int | None = None
-
-    def to_dict(self) -> dict[str, object]:
-        """Plain counts for --json and the job's summary."""
-        return {
-            "budget_bytes": self.budget,
-            "stored_bytes": self.stored,
-            "excess_bytes": self.excess,
-            "freed_bytes": self.freed,
-            "unmet_bytes": self.unmet,
-            "held_or_evidence_bytes": self.kept_bytes,
-            "disk_target_bytes": self.disk_target,
-            "cameras": self.cameras,
-        }
 
 
 def frame_cost(frame: OldFrame, o: Overheads) -> tuple[int, bool]:
@@ -168,3 +155,117 @@ def _unmet(report: BudgetReport, short: int, kept: int, oldest: datetime | None)
     report.kept_bytes += kept
     if oldest is not None and (report.oldest_kept is None or oldest < report.oldest_kept):
         report.oldest_kept = oldest
+
+
+# ---- running them ----------------------------------------------------------------------
+
+#: Budget passes per run at most (each measures again; the second is rarely needed).
+BUDGET_PASSES = 3
+
+
+@dataclass
+class AgeDoomed:
+    """What a dry run's age part would delete (the budget preview leaves it out)."""
+
+    appearances: set[int] = field(default_factory=set)
+    keyframes: set[int] = field(default_factory=set)
+
+
+def apply_budget(
+    parts: RetentionParts, settings: RetentionSettings, report: RetentionReport, disk_excess: int
+) -> None:
+    """Delete the oldest footage over the budgets (journalled like age deletes), then drain.
+
+    Measured again after each pass: a track that keeps other members keeps its row and
+    vector, so a pass can free a little less than planned; the next pass takes the rest.
+    """
+    first: BudgetReport | None = None
+    last: BudgetReport | None = None
+    freed = 0
+    for _ in range(BUDGET_PASSES):
+        picks, last = plan_budget(
+            parts.usage,
+            measure(parts),
+            budget=settings.max_bytes,
+            camera_budgets=dict(settings.camera_max_bytes),
+            disk_excess=max(0, disk_excess - freed),
+        )
+        first = first or last
+        if not any(p.appearance_ids or p.keyframe_ids for p in picks):
+            break
+        _delete_picks(parts, picks, settings.batch_size, report)
+        freed += last.freed
+    assert first is not None and last is not None  # BUDGET_PASSES >= 1
+    first.freed, first.unmet, first.kept_bytes = freed, last.unmet, last.kept_bytes
+    first.oldest_kept = last.oldest_kept
+    report.budget = first
+    _warn_unmet(first)
+
+
+def _delete_picks(
+    parts: RetentionParts, picks: Sequence[Pick], size: int, report: RetentionReport
+) -> None:
+    for pick in picks:
+        for start in range(0, len(pick.appearance_ids), size):
+            chunk = pick.appearance_ids[start : start + size]
+            tally(parts.files, parts.store.delete_appearances_by_id(chunk), report, "appearances")
+        for start in range(0, len(pick.keyframe_ids), size):
+            chunk = pick.keyframe_ids[start : start + size]
+            tally(parts.files, parts.store.delete_keyframes_by_id(chunk), report, "keyframes")
+        drain(parts, report)
+
+
+def preview_budget(
+    parts: RetentionParts,
+    settings: RetentionSettings,
+    report: RetentionReport,
+    doomed: AgeDoomed,
+    disk_excess: int,
+) -> None:
+    """What the budget part would pick after the age part; counted under reason "budget"."""
+    usage = measure(parts)
+    o = usage.overheads
+    already = {
+        cam: t.bytes + round(t.appearances * o.per_appearance + t.keyframes * o.per_keyframe)
+        for cam, t in report.per_camera.items()
+    }
+
+    def skip(frame: OldFrame) -> bool:
+        if frame.id in doomed.keyframes:
+            return True
+        return bool(frame.free_ids) and set(frame.free_ids) <= doomed.appearances
+
+    picks, report.budget = plan_budget(
+        parts.usage,
+        usage,
+        budget=settings.max_bytes,
+        camera_budgets=dict(settings.camera_max_bytes),
+        disk_excess=disk_excess,
+        skip=skip,
+        already=already,
+    )
+    tally = report.reason["budget"]
+    for pick in picks:
+        tally.appearances += len(pick.appearance_ids)
+        tally.keyframes += len(pick.keyframe_ids)
+        tally.files += pick.files
+        tally.bytes += pick.file_bytes
+    report.appearances += tally.appearances
+    report.keyframes += tally.keyframes
+    report.vectors += tally.appearances
+    report.files += tally.files
+    report.bytes += tally.bytes
+    _warn_unmet(report.budget)
+
+
+def _warn_unmet(budget: BudgetReport) -> None:
+    telemetry.BUDGET_UNMET.set(budget.unmet)
+    if budget.unmet > 0:
+        log.warning(
+            "retention.budget_unmet",
+            unmet_bytes=budget.unmet,
+            held_or_evidence_bytes=budget.kept_bytes,
+            oldest_kept=iso(budget.oldest_kept) if budget.oldest_kept else None,
+            hint="only legal holds and alert evidence are left to delete: release holds, "
+            "raise retention.max_bytes or shorten retention.evidence_days",
+        )
