@@ -20,9 +20,12 @@ app.add_typer(storage_app, name="storage")
     epilog="Example:  SURVEIL_RETENTION__MAX_BYTES='2 TB' surveil storage estimate --json",
 )
 def estimate_cmd(as_json: JsonOpt = False) -> None:
-    """Bytes stored per camera (files, rows, vectors), bytes per day with footage, days of
-    footage that fit in retention.max_bytes / camera_max_bytes, and when the budget and the
-    disk fill at the current rate. Rows stored before sizes were recorded are sized first."""
+    """Bytes stored per camera and how many days of footage fit in the budget.
+
+    Files, catalog rows and vectors per camera; bytes per day with footage so far; days
+    that fit in retention.max_bytes / camera_max_bytes; when the budget and the disk
+    fill at this rate. Rows stored before sizes were recorded are sized first (once).
+    """
     with handle_errors():
         done = with_services(lambda s: storage_estimate(s).to_dict(), reconcile=False)
     if as_json:
