@@ -1,8 +1,9 @@
 """What a size budget costs at 100k and 1M stored appearances: sizing, estimate, freeing 10%.
 
-Uses bench_retention.py's synthetic world (N appearances over 30 UTC days, 8 cameras, 4 per
-keyframe, a 64-byte file per crop and keyframe, a day-sharded 512-d FAISS index), built with
-NULL byte columns as a catalog from before migration 0011 is. Then, each from a fresh state:
+Uses bench_retention.py's synthetic world (N appearances over 30 UTC days, 8 cameras, 4
+per keyframe, a 64-byte file per crop and keyframe, a day-sharded 512-d FAISS index), its
+byte columns set to NULL first, as a catalog upgraded from before migration 0011 has them.
+Then, each from a fresh state:
 
     first estimate   sizes every row through the blob store once, then sums (one-off)
     estimate         the steady state: `surveil storage estimate`
@@ -74,6 +75,15 @@ def adopt_tracks(url: str) -> int:
     return int(added)
 
 
+def forget_sizes(url: str) -> None:
+    """NULL byte columns, as a catalog upgraded from before migration 0011 has them."""
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE keyframes SET image_bytes = NULL"))
+        conn.execute(text("UPDATE appearances SET crop_bytes = NULL"))
+    engine.dispose()
+
+
 def parts_for(root: Path, url: str) -> RetentionParts:
     """Fresh parts over the world, as `surveil retention run` builds them."""
     sessions = make_session_factory(make_engine(url))
@@ -112,6 +122,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(
             f"(gave {added:,} appearances a track each: {time.perf_counter() - timed_tracks:.0f} s)"
         )
+    forget_sizes(url)
     print("| step | seconds |\n|---|---|")
     first = timed("first estimate (sizes every row)", lambda: measure(parts_for(args.dir, url)))
     usage = timed("estimate", lambda: measure(parts_for(args.dir, url)))

@@ -3,10 +3,11 @@
 --build writes N synthetic appearances spread evenly over 30 UTC days on 8 cameras
 (4 per keyframe), each in its own one-member track (as migration 0005 makes of older
 rows: the index holds track ids), straight into the catalog tables (SQLAlchemy Core, the
-fastest real path), a tiny file per crop and per keyframe, and a day-sharded 512-d FAISS
-index, then ANALYZEs. The measurement then runs `run_retention` from a fresh
-process-like state (new engine, new index object, as `surveil retention run` does, the
-incremental sweep's rotation kept in the folder) five times:
+fastest real path), a tiny file per crop and per keyframe (its size recorded in its row,
+as ingest records it), and a day-sharded 512-d FAISS index, then ANALYZEs. The
+measurement then runs `run_retention` from a fresh process-like state (new engine, new
+index object, as `surveil retention run` does, the incremental sweep's rotation kept in
+the folder) five times:
 
     preview   dry run at now = day 31: what day 0 would cost (changes nothing)
     half day  now = day 30.5: half of day 0 expires; its shard is loaded and edited
@@ -59,6 +60,8 @@ CAMERAS = 8
 PER_KEYFRAME = 4
 DIM = 512
 CHUNK = 20_000
+#: Bytes of each synthetic crop and keyframe file (recorded in its row, as ingest does).
+FILE_BYTES = 64
 #: Tracks were last changed before any shard is saved (else reconcile would refresh them).
 BUILT = datetime.now(UTC) - timedelta(hours=1)
 
@@ -164,7 +167,7 @@ def _write_chunk(
         image = f"keyframes/{cam}/{src}/{k:08d}.jpg"
         kf_rows.append(
             {"id": k, "camera_id": cam, "source_id": src, "frame_index": k, "ts": ts}
-            | {"width": 640, "height": 480, "image_path": image}
+            | {"width": 640, "height": 480, "image_path": image, "image_bytes": FILE_BYTES}
         )
         files.append(image)
         for j in range(PER_KEYFRAME):
@@ -174,6 +177,7 @@ def _write_chunk(
                 {"id": i, "keyframe_id": k, "camera_id": cam, "ts": ts, "frame_index": k}
                 | {"label": "person", "confidence": 0.9, "x1": 0.0, "y1": 0.0, "x2": 8.0}
                 | {"y2": 16.0, "space": "person", "model_id": "bench@1", "crop_path": crop}
+                | {"crop_bytes": FILE_BYTES}
                 | {"embedding": vecs[i - 1 - (kf_ids[0] - 1) * PER_KEYFRAME].tobytes()}
                 | {"dim": DIM, "track_id": i}
             )
@@ -191,7 +195,7 @@ def _write_chunk(
     for key in files:
         path = root / key
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(b"x" * 64)
+        path.write_bytes(b"x" * FILE_BYTES)
     ids = np.array([r["id"] for r in app_rows], np.int64)
     index.add("person", ids, vecs, [r["ts"].date() for r in app_rows])
 

@@ -180,17 +180,24 @@ def tally(
     report: RetentionReport,
     kind: Literal["appearances", "keyframes"],
 ) -> None:
-    """Count rows and their (still present) files per camera; totals count actual deletes."""
-    # One call for the batch: an object store answers the sizes in parallel.
-    sizes = files.sizes([d.path for d in doomed if d.path])
-    sized = iter(sizes)
+    """Count rows and their files per camera; the totals count actual deletes (drain).
+
+    A file's size comes from its row where ingest recorded it; only rows without one
+    (stored before migration 0011) ask the blob store, in one call for the batch (an
+    object store answers in parallel). Files already missing are counted by the sweep's
+    "rows whose file is missing", not here.
+    """
+    unknown = [d.path for d in doomed if d.path and d.size is None]
+    asked = iter(files.sizes(unknown) if unknown else [])
     for d in doomed:
         tally = report.per_camera[d.camera_id]
         if kind == "appearances":
             tally.appearances += 1
         else:
             tally.keyframes += 1
-        size = next(sized) if d.path else None
+        if not d.path:
+            continue
+        size = d.size if d.size is not None else next(asked)
         if size is not None:
             tally.files += 1
             tally.bytes += size

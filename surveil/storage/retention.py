@@ -96,6 +96,8 @@ class Doomed:
     space: str | None = None
     ts: datetime | None = None
     track_id: int | None = None
+    #: Its file's recorded bytes (None: not recorded, ask the blob store).
+    size: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,11 +177,23 @@ def expired_keyframe(policy: RetentionPolicy, *, kept_only: bool) -> ColumnEleme
     return and_(or_(*branches), ~_camera_held(_K.camera_id), ~exists().where(*shown))
 
 
+#: What a deleted appearance leaves: index entry (space, ts, track), file and its size.
+_DOOMED_APPEARANCE = (
+    _A.id,
+    _A.camera_id,
+    _A.crop_path,
+    _A.space,
+    _A.ts,
+    _A.track_id,
+    _A.crop_bytes,
+)
+
+
 def _appearance_batch(
     policy: RetentionPolicy, after_id: int, limit: int
-) -> Select[int, str, str, str, datetime, int | None]:
+) -> Select[int, str, str, str, datetime, int | None, int | None]:
     return (
-        select(_A.id, _A.camera_id, _A.crop_path, _A.space, _A.ts, _A.track_id)
+        select(*_DOOMED_APPEARANCE)
         .where(_A.id > after_id, expired_appearance(policy))
         .order_by(_A.id)
         .limit(limit)
@@ -188,9 +202,9 @@ def _appearance_batch(
 
 def _keyframe_batch(
     policy: RetentionPolicy, after_id: int, limit: int, *, kept_only: bool
-) -> Select[int, str, str | None]:
+) -> Select[int, str, str | None, int | None]:
     return (
-        select(_K.id, _K.camera_id, _K.image_path)
+        select(_K.id, _K.camera_id, _K.image_path, _K.image_bytes)
         .where(_K.id > after_id, expired_keyframe(policy, kept_only=kept_only))
         .order_by(_K.id)
         .limit(limit)
@@ -198,7 +212,7 @@ def _keyframe_batch(
 
 
 def _doomed_appearances(rows: Sequence[Any]) -> list[Doomed]:
-    return [Doomed(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows]
+    return [Doomed(r[0], r[1], r[2], r[3], r[4], r[5], r[6]) for r in rows]
 
 
 _NO_ITEM: dict[str, Any] = {"item_id": None, "space": None, "ts": None, "path": None}
@@ -265,7 +279,7 @@ def _delete_appearance_rows(session: Session, dialect: str, stmt: Executable) ->
 
 def _delete_keyframe_rows(session: Session, dialect: str, stmt: Executable) -> list[Doomed]:
     """Delete the keyframes `stmt` selects; journal their files."""
-    doomed = [Doomed(r[0], r[1], r[2]) for r in session.execute(stmt)]
+    doomed = [Doomed(r[0], r[1], r[2], size=r[3]) for r in session.execute(stmt)]
     if not doomed:
         return []
     session.execute(delete(_K).where(_among(_K.id, [d.id for d in doomed], dialect)))
@@ -297,7 +311,7 @@ class SqlRetention(SweepQueries):
         """Keyframes that expire once this policy's appearances are gone; nothing changes."""
         stmt = _keyframe_batch(policy, after_id, limit, kept_only=True)
         with self._sessions() as session:
-            return [Doomed(r[0], r[1], r[2]) for r in session.execute(stmt)]
+            return [Doomed(r[0], r[1], r[2], size=r[3]) for r in session.execute(stmt)]
 
     # ---- deleting, journalled ----------------------------------------------------------
 
@@ -322,7 +336,9 @@ class SqlRetention(SweepQueries):
             dialect = self._lock_holds(session)
             evidence = exists().where(AlertRow.appearance_id == _A.id)
             stmt = (
-                select(_A.id, _A.camera_id, _A.crop_path, _A.space, _A.ts, _A.track_id)
+                select(
+                    _A.id, _A.camera_id, _A.crop_path, _A.space, _A.ts, _A.track_id, _A.crop_bytes
+                )
                 .where(
                     _among(_A.id, ids, dialect),
                     _A.legal_hold.is_(false()),
@@ -350,7 +366,7 @@ class SqlRetention(SweepQueries):
         with self._sessions.begin() as session:
             dialect = self._lock_holds(session)
             stmt = (
-                select(_K.id, _K.camera_id, _K.image_path)
+                select(_K.id, _K.camera_id, _K.image_path, _K.image_bytes)
                 .where(
                     _among(_K.id, ids, dialect),
                     ~_camera_held(_K.camera_id),

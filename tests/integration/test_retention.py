@@ -262,3 +262,31 @@ def test_policy_from_settings_uses_every_override(settings: Settings) -> None:
     policy = policy_for(settings.retention, NOW)
     assert policy.days_for(camera="b", label="car") == 5
     assert policy.evidence_days == 365
+
+
+def test_sizes_recorded_at_ingest_are_used_without_asking_the_blob_store(
+    services: Services,
+) -> None:
+    """A row's recorded bytes (what ingest stores) are what retention counts for it; only
+    rows from before the byte columns are sized through the blob store."""
+    from sqlalchemy import update
+
+    from surveil.storage.tables import AppearanceRow, KeyframeRow
+
+    recorded = _only(plant(services, "a", age_days=40))  # files: crop 10 B, keyframe 100 B
+    _only(plant(services, "b", age_days=70))  # no recorded sizes: asked of the disk
+    with services.engine.begin() as conn:
+        conn.execute(
+            update(AppearanceRow)
+            .where(AppearanceRow.keyframe_id == recorded.keyframe_id)
+            .values(crop_bytes=7)
+        )
+        conn.execute(
+            update(KeyframeRow).where(KeyframeRow.id == recorded.keyframe_id).values(image_bytes=70)
+        )
+    dry = _run(services, dry_run=True)
+    assert (dry.per_camera["a"].files, dry.per_camera["a"].bytes) == (2, 7 + 70)
+    assert (dry.per_camera["b"].files, dry.per_camera["b"].bytes) == (2, 10 + 100)
+    real = _run(services)
+    assert real.per_camera["a"].bytes == 7 + 70  # what the rows said
+    assert real.bytes == 2 * (10 + 100)  # the totals: what the deletes really freed
