@@ -30,10 +30,11 @@ from bench_retention import catalog_url
 from sqlalchemy import text
 
 from surveil.config import LoggingSettings, RetentionSettings
+from surveil.files import disk_of
 from surveil.index.sharded import ShardedFaissIndex
 from surveil.jobs.retention import RetentionParts, measure, run_retention
 from surveil.jobs.storage import over_budget
-from surveil.jobs.usage import disk_of, estimate
+from surveil.jobs.usage import estimate
 from surveil.logs import configure_logging
 from surveil.storage.blobs import FileBlobStore
 from surveil.storage.blobs.local_files import LocalBlobFiles

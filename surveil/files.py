@@ -1,4 +1,5 @@
-"""Atomic file replacement: the one way surveil writes a file that others may read.
+"""Atomic file replacement (the one way surveil writes a file that others may read), and
+the disk files live on.
 
 Write beside the target, fsync, rename over it, fsync the folder: a reader (or a
 restart after a crash) sees the old bytes or the new, never half a file. Used for
@@ -12,9 +13,11 @@ import ctypes
 import ctypes.util
 import hashlib
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -106,3 +109,32 @@ def write_atomic(path: Path, data: bytes, *, sync_dir: bool = True, sync: bool =
     """Replace `path` with `data` atomically and (unless `sync=False`) durably."""
     with replacing(path, sync_dir=sync_dir, sync=sync) as tmp:
         tmp.write_bytes(data)
+
+
+@dataclass
+class Disk:
+    """The file system under the media (None for an object store)."""
+
+    total: int
+    free: int
+
+    @property
+    def used_fraction(self) -> float:
+        """Share of the disk in use."""
+        return 1.0 - self.free / self.total if self.total else 0.0
+
+
+def disk_of(root: Path | None) -> Disk | None:
+    """The disk `root` is on, or None when there is none (an object store) or it fails.
+
+    Before the first file is written `root` may not exist yet: its disk is the nearest
+    existing folder's.
+    """
+    if root is None:
+        return None
+    where = next((p for p in (root, *root.parents) if p.exists()), root)
+    try:
+        usage = shutil.disk_usage(where)
+    except OSError:
+        return None
+    return Disk(total=usage.total, free=usage.free)

@@ -10,7 +10,6 @@ API's catalog collectors instead, so any replica reports it whichever process di
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,6 +23,8 @@ from prometheus_client.registry import Collector
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import QueuePool
+
+from surveil.files import disk_of
 
 log = structlog.get_logger(__name__)
 
@@ -185,17 +186,13 @@ class DiskCollector(Collector):
         self._root = root
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        # Before the first file is written the root may not exist yet: its disk is the
-        # nearest existing folder's.
-        where = next((p for p in (self._root, *self._root.parents) if p.exists()), self._root)
-        try:
-            usage = shutil.disk_usage(where)
-        except OSError:
+        disk = disk_of(self._root)
+        if disk is None:
             return
         free = GaugeMetricFamily("surveil_disk_free_bytes", "Free bytes where media is stored")
-        free.add_metric([], float(usage.free))
+        free.add_metric([], float(disk.free))
         total = GaugeMetricFamily("surveil_disk_total_bytes", "Size of that file system")
-        total.add_metric([], float(usage.total))
+        total.add_metric([], float(disk.total))
         yield free
         yield total
 

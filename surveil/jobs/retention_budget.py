@@ -226,8 +226,7 @@ def preview_budget(
     usage = measure(parts)
     o = usage.overheads
     already = {
-        cam: t.bytes + round(t.appearances * o.per_appearance + t.keyframes * o.per_keyframe)
-        for cam, t in report.per_camera.items()
+        cam: t.bytes + o.share(t.appearances, t.keyframes) for cam, t in report.per_camera.items()
     }
 
     def skip(frame: OldFrame) -> bool:

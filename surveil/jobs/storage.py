@@ -14,9 +14,10 @@ from typing import Any
 
 from surveil.config import RetentionSettings
 from surveil.container import Services
+from surveil.files import Disk, disk_of
 from surveil.jobs.retention import measure, retention_parts, run_retention
 from surveil.jobs.runner import Job, utc_now
-from surveil.jobs.usage import Disk, Estimate, Usage, disk_of, estimate
+from surveil.jobs.usage import Estimate, Usage, estimate
 
 JOB_NAME = "retention.check"
 

@@ -12,17 +12,16 @@ estimate --json` contract and the API's /api/v1/storage view.
 from __future__ import annotations
 
 import math
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import structlog
 
 from surveil import telemetry
 from surveil.config import RetentionSettings
+from surveil.files import Disk
 from surveil.ports import BlobInventory
 from surveil.search.render import iso
 from surveil.storage.usage import CameraBytes, Overheads, SqlUsage
@@ -44,6 +43,8 @@ class CameraUsage:
     days: int
     first: datetime | None
     last: datetime | None
+    #: Of `bytes`, its crop and keyframe files'.
+    file_bytes: int = 0
 
     @property
     def bytes_per_day(self) -> float:
@@ -62,40 +63,8 @@ class Usage:
     @property
     def total(self) -> int:
         """Bytes stored: every camera's files plus all catalog and index bytes."""
-        files = sum(c.bytes for c in self.cameras.values()) - self._shared()
+        files = sum(c.file_bytes for c in self.cameras.values())
         return files + self.overheads.catalog_bytes + self.overheads.index_bytes
-
-    def _shared(self) -> int:
-        o = self.overheads
-        return sum(
-            round(c.appearances * o.per_appearance + c.keyframes * o.per_keyframe)
-            for c in self.cameras.values()
-        )
-
-
-@dataclass
-class Disk:
-    """The file system under the media (None for an object store)."""
-
-    total: int
-    free: int
-
-    @property
-    def used_fraction(self) -> float:
-        """Share of the disk in use."""
-        return 1.0 - self.free / self.total if self.total else 0.0
-
-
-def disk_of(root: Path | None) -> Disk | None:
-    """The disk `root` is on (its nearest existing folder), or None when it has none."""
-    if root is None:
-        return None
-    where = next((p for p in (root, *root.parents) if p.exists()), root)
-    try:
-        usage = shutil.disk_usage(where)
-    except OSError:
-        return None
-    return Disk(total=usage.total, free=usage.free)
 
 
 def size_unsized(
@@ -146,9 +115,15 @@ def _overheads(cams: dict[str, CameraBytes], tables: dict[str, int], index: int)
 
 
 def _camera(b: CameraBytes, o: Overheads) -> CameraUsage:
-    shared = round(b.appearances * o.per_appearance + b.keyframes * o.per_keyframe)
     return CameraUsage(
-        b.camera_id, b.file_bytes + shared, b.appearances, b.keyframes, b.days, b.first, b.last
+        b.camera_id,
+        b.file_bytes + o.share(b.appearances, b.keyframes),
+        b.appearances,
+        b.keyframes,
+        b.days,
+        b.first,
+        b.last,
+        file_bytes=b.file_bytes,
     )
 
 

@@ -80,6 +80,10 @@ class Overheads:
     index_bytes: int = 0
     tables: dict[str, int] = field(default_factory=dict)
 
+    def share(self, appearances: int, keyframes: int) -> int:
+        """Catalog and index bytes that many appearances and keyframes account for."""
+        return round(appearances * self.per_appearance + keyframes * self.per_keyframe)
+
 
 class SqlUsage:
     """Usage queries over the catalog; each public method is one short transaction."""
@@ -129,19 +133,20 @@ class SqlUsage:
     def cameras(self) -> dict[str, CameraBytes]:
         """Per camera: appearances, keyframes, file bytes, days with footage, first/last."""
         out: dict[str, CameraBytes] = {}
-        day = func.date(_K.ts) if self._dialect() == "sqlite" else func.date_trunc("day", _K.ts)
-        frames = select(
-            _K.camera_id,
-            func.count(),
-            func.coalesce(func.sum(_K.image_bytes), 0).label("size"),
-            func.count(func.distinct(day)),
-            func.min(_K.ts),
-            func.max(_K.ts),
-        ).group_by(_K.camera_id)
         crops = select(
             _A.camera_id, func.count(), func.coalesce(func.sum(_A.crop_bytes), 0)
         ).group_by(_A.camera_id)
         with self._sessions() as session:
+            sqlite = self._dialect(session) == "sqlite"
+            day = func.date(_K.ts) if sqlite else func.date_trunc("day", _K.ts)
+            frames = select(
+                _K.camera_id,
+                func.count(),
+                func.coalesce(func.sum(_K.image_bytes), 0).label("size"),
+                func.count(func.distinct(day)),
+                func.min(_K.ts),
+                func.max(_K.ts),
+            ).group_by(_K.camera_id)
             for cam, n, size, days, first, last in session.execute(frames):
                 out[str(cam)] = CameraBytes(
                     str(cam), keyframes=int(n), file_bytes=int(size or 0), days=int(days)
@@ -209,11 +214,9 @@ class SqlUsage:
                 shown[int(kf)].append((int(app), int(size), int(is_kept)))
         return [_old_frame(r, shown.get(int(r[0]), [])) for r in rows]
 
-    def _dialect(self, session: Session | None = None) -> str:
-        if session is not None:
-            return session.get_bind().dialect.name
-        with self._sessions() as fresh:
-            return fresh.get_bind().dialect.name
+    @staticmethod
+    def _dialect(session: Session) -> str:
+        return session.get_bind().dialect.name
 
 
 def _row_size(postgres: bool, columns: Sequence[str]) -> str:

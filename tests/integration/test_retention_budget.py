@@ -17,10 +17,11 @@ from retention_world import NOW, Planted, add_alert, blob_files, plant, state
 
 from surveil.config import Settings
 from surveil.container import Services
+from surveil.files import Disk
 from surveil.jobs.retention import RetentionReport, measure, retention_parts, run_retention
 from surveil.jobs.retention_budget import frame_cost
 from surveil.jobs.storage import check_storage, disk_excess, storage_estimate
-from surveil.jobs.usage import Disk, Usage
+from surveil.jobs.usage import Usage
 from surveil.search.render import iso
 
 
