@@ -121,7 +121,7 @@ def plan_budget(
     mark). A dry run, whose age part deleted nothing, passes what that part would free
     per camera as `already` and skips those frames with `skip`.
     """
-    gone = dict(already or {})
+    gone = already or {}
     report = BudgetReport(budget=budget, stored=usage.total - sum(gone.values()))
     picks: list[Pick] = []
     taken: set[int] = set()
@@ -135,8 +135,11 @@ def plan_budget(
         picks.append(pick)
         remaining -= pick.bytes
         report.excess += over
-        report.cameras[cam] = {"budget_bytes": cam_budget, "excess_bytes": over}
-        report.cameras[cam]["freed_bytes"] = pick.bytes
+        report.cameras[cam] = {
+            "budget_bytes": cam_budget,
+            "excess_bytes": over,
+            "freed_bytes": pick.bytes,
+        }
         _unmet(report, over - pick.bytes, kept, oldest)
     over = max(remaining - budget if budget is not None else 0, disk_excess)
     if over > 0:
