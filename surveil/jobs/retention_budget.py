@@ -13,11 +13,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Literal
 
 import structlog
 
 from surveil import telemetry
 from surveil.config import RetentionSettings
+from surveil.jobs.retention_files import EarlyUnlinks
 from surveil.jobs.retention_parts import (
     BudgetReport,
     RetentionParts,
@@ -208,14 +210,33 @@ def apply_budget(
 def _delete_picks(
     parts: RetentionParts, picks: Sequence[Pick], size: int, report: RetentionReport
 ) -> None:
-    for pick in picks:
-        for start in range(0, len(pick.appearance_ids), size):
-            chunk = pick.appearance_ids[start : start + size]
-            tally(parts.files, parts.store.delete_appearances_by_id(chunk), report, "appearances")
-        for start in range(0, len(pick.keyframe_ids), size):
-            chunk = pick.keyframe_ids[start : start + size]
-            tally(parts.files, parts.store.delete_keyframes_by_id(chunk), report, "keyframes")
-        drain(parts, report)
+    """Delete the picks batch by batch, each committed batch's files going at once in the
+    background (as age deletes do), then work off the journal per pick."""
+    with EarlyUnlinks(parts.files) as early:
+        for pick in picks:
+            _delete_ids(parts, pick.appearance_ids, size, report, "appearances", early)
+            _delete_ids(parts, pick.keyframe_ids, size, report, "keyframes", early)
+            drain(parts, report, early)
+
+
+def _delete_ids(
+    parts: RetentionParts,
+    ids: Sequence[int],
+    size: int,
+    report: RetentionReport,
+    kind: Literal["appearances", "keyframes"],
+    early: EarlyUnlinks,
+) -> None:
+    """One kind of picked rows, in batches; holds and evidence re-checked under the lock."""
+    delete = (
+        parts.store.delete_appearances_by_id
+        if kind == "appearances"
+        else parts.store.delete_keyframes_by_id
+    )
+    for start in range(0, len(ids), size):
+        doomed = delete(ids[start : start + size])
+        tally(parts.files, doomed, report, kind)  # sizes first: the files are about to go
+        early.submit([d.path for d in doomed if d.path])
 
 
 def preview_budget(
