@@ -43,6 +43,7 @@ import numpy.typing as npt
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from reid_vectors import fitted_person_model, query_for, stream
 
+_faiss: Any = faiss  # the stubs lack SearchParametersIVF's keyword constructor
 F32 = npt.NDArray[np.float32]
 I64 = npt.NDArray[np.int64]
 #: The person space's default min_score (search.min_score_by_space).
@@ -119,7 +120,7 @@ def rerank(world: World, query: F32, candidates: I64) -> I64:
 
 def by_range(index: Any, nprobe: int | None) -> Callable[[World, F32], I64]:
     """One range search at the floor (IVF: over nprobe lists), then the exact re-rank."""
-    params = faiss.SearchParametersIVF(nprobe=nprobe) if nprobe else None
+    params = _faiss.SearchParametersIVF(nprobe=nprobe) if nprobe else None
 
     def run(world: World, query: F32) -> I64:
         _, _, found = index.range_search(query.reshape(1, -1), FLOOR, params=params)
@@ -130,7 +131,7 @@ def by_range(index: Any, nprobe: int | None) -> Callable[[World, F32], I64]:
 
 def by_rounds(index: Any, nprobe: int, margin: float) -> Callable[[World, F32], I64]:
     """k = 200, then 4x deeper while the k-th code score still passes floor - margin."""
-    params = faiss.SearchParametersIVF(nprobe=nprobe)
+    params = _faiss.SearchParametersIVF(nprobe=nprobe)
 
     def run(world: World, query: F32) -> I64:
         k = 200

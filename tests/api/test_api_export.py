@@ -175,7 +175,8 @@ def test_api_search_export_holds_the_sightings_that_search_returned(
 ) -> None:
     op = api_world.auth("operator")
     files = {"image": ("q.jpg", api_world.example_crop.read_bytes(), "image/jpeg")}
-    found = client.post("/api/v1/search", files=files, data={"label": "person"}, headers=op)
+    asked = {"label": "person", "path": "true"}
+    found = client.post("/api/v1/search", files=files, data=asked, headers=op)
     assert found.status_code == 200, found.text
     audit_id = int(found.headers["X-Surveil-Audit-Id"])
     shown = [(s["track_id"], s["best_score"]) for s in found.json()["sightings"]]
@@ -187,6 +188,19 @@ def test_api_search_export_holds_the_sightings_that_search_returned(
     recorded = [(s["track_id"], s["score"]) for s in manifest["subject"]["sightings"]]  # type: ignore[index]
     assert sorted(t for t, _ in recorded) == sorted(t for t, _ in shown)
     assert {t: round(s, 4) for t, s in recorded} == {t: round(s, 4) for t, s in shown}
+    # The path across cameras the exported tracks make is the one the search showed.
+    exported_path = manifest["subject"]["path"]  # type: ignore[index]
+    searched_path = found.json()["path"]
+    assert exported_path["legs"]
+
+    def _legs(path: dict[str, list[dict[str, object]]]) -> list[tuple[object, ...]]:
+        return [(g["camera_id"], g["track_ids"], g["overlaps"]) for g in path["legs"]]
+
+    assert _legs(exported_path) == _legs(searched_path)
+    assert exported_path["hops"] == searched_path["hops"]
+    assert (
+        f"Path across cameras ({len(exported_path['legs'])} legs" in members["report.html"].decode()
+    )
     query = manifest["query"]
     assert isinstance(query, dict) and query["id"] == audit_id
     assert members[query["crop"]] == api_world.example_crop.read_bytes()

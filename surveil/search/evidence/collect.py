@@ -7,10 +7,12 @@ hashes of what the system kept. Member names come from ids and hashes only.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-from surveil.domain import AuditEntry, StoredAppearance
+from surveil.domain import AuditEntry, Sighting, StoredAppearance
 from surveil.ports import BlobStore, Catalog
+from surveil.search.path import camera_path, path_to_dict
 
 #: Extensions a stored image may keep in the archive; anything else becomes ".bin".
 _IMAGE_EXTENSIONS = frozenset({"jpg", "jpeg", "png", "webp", "bmp"})
@@ -100,3 +102,28 @@ def audit_record(found: AuditEntry) -> dict[str, Any]:
         "result_count": e.result_count,
         "detail": e.detail,
     }
+
+
+def path_of(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """The path across cameras the exported tracks make (legs, hops, overlaps).
+
+    Built from the items in the archive, so every time in it is an item's time: a track's
+    leg spans its exported members, as the search's sighting spanned them (same filters).
+    """
+    spans: dict[int, list[dict[str, Any]]] = {}
+    for item in items:
+        if item["track_id"] is not None:
+            spans.setdefault(int(item["track_id"]), []).append(item)
+    sightings = [
+        Sighting(
+            camera_id=members[0]["camera_id"],
+            label=members[0]["label"],
+            first_seen=min(datetime.fromisoformat(m["ts"]) for m in members),
+            last_seen=max(datetime.fromisoformat(m["ts"]) for m in members),
+            best_score=max((m["score"] or 0.0) for m in members),
+            hits=(),
+            track_id=track,
+        )
+        for track, members in spans.items()
+    ]
+    return path_to_dict(camera_path(sightings), lambda ts: ts.isoformat())

@@ -62,6 +62,30 @@ def _items(manifest: dict[str, Any]) -> str:
     return f"<table>{head}{''.join(rows)}</table>"
 
 
+def _path(path: dict[str, Any]) -> str:
+    """The legs in time order, each followed by the hop to the next camera."""
+    head = (
+        "<tr><th>leg</th><th>camera</th><th>from (UTC)</th><th>to (UTC)</th><th>tracks</th>"
+        "<th>best score</th><th>seen elsewhere at the same time (tracks)</th></tr>"
+    )
+    rows = []
+    hops = path.get("hops", [])
+    for n, leg in enumerate(path.get("legs", []), start=1):
+        elsewhere = _text(leg["overlaps"]) if leg["overlaps"] else ""
+        rows.append(
+            f"<tr><td>{n}</td><td>{_e(leg['camera_id'])}</td><td>{_e(leg['first_seen'])}</td>"
+            f"<td>{_e(leg['last_seen'])}</td><td>{_e(_text(leg['track_ids']))}</td>"
+            f"<td>{_e(leg['best_score'])}</td><td>{_e(elsewhere)}</td></tr>"
+        )
+        if n <= len(hops):
+            hop = hops[n - 1]
+            rows.append(
+                f"<tr><td></td><td colspan='6'>&rarr; {_e(hop['to_camera'])} after "
+                f"{_e(hop['seconds'])} s</td></tr>"
+            )
+    return f"<table>{head}{''.join(rows)}</table>"
+
+
 def render_report(manifest: dict[str, Any]) -> bytes:
     """The manifest as one HTML page (the files' hashes are those given in `manifest`)."""
     who = manifest["exported_by"]
@@ -84,6 +108,10 @@ def render_report(manifest: dict[str, Any]) -> bytes:
     if manifest.get("query"):
         query = manifest["query"]
         parts += ["<h2>Query</h2>", _img(query.get("crop"), "crop"), _facts(query)]
+    path = manifest["subject"].get("path")
+    if path and path.get("legs"):
+        title = f"Path across cameras ({len(path['legs'])} legs, {path['overlapping']} overlapping)"
+        parts += [f"<h2>{_e(title)}</h2>", _path(path)]
     parts += [f"<h2>Items ({len(manifest['items'])})</h2>", _items(manifest)]
     parts.append(
         "<p>Every file's SHA-256 is in manifest.json and SHA256SUMS; check them with "

@@ -1,8 +1,9 @@
 """Export a sighting, a past search or an alert as one evidence archive, audited.
 
 Nothing is re-run: a search export shows the sightings the audit trail recorded for that
-search (audit_hits), a sighting export the track's stored members, an alert export the
-alert's appearance and its track's members in the alert's time span, with the rule.
+search (audit_hits) and the path across cameras they make, a sighting export the track's
+stored members, an alert export the alert's appearance and its track's members in the
+alert's time span, with the rule.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from surveil.domain import InputError, NewAuditEntry, NotFoundError, SearchFilte
 from surveil.ports import AccessStore, BlobStore, Catalog
 from surveil.search.audited import Actor
 from surveil.search.evidence.archive import sha256, write_archive
-from surveil.search.evidence.collect import Bundle, audit_record, extension
+from surveil.search.evidence.collect import Bundle, audit_record, extension, path_of
 from surveil.search.evidence.report import render_report
 
 log = structlog.get_logger(__name__)
@@ -172,7 +173,11 @@ class EvidenceExporter:
         if crop_key and entry.entry.crop_sha256:
             name = f"query/{entry.entry.crop_sha256[:16]}.{extension(crop_key)}"
             query["crop"] = bundle.blob(crop_key, name)
-        subject = {"id": audit_id, "sightings": [{"track_id": t, "score": s} for t, s in hits]}
+        subject = {
+            "id": audit_id,
+            "sightings": [{"track_id": t, "score": s} for t, s in hits],
+            "path": path_of(bundle.items),
+        }
         return subject, query
 
     def _alert(self, bundle: Bundle, alert_id: int) -> tuple[dict[str, Any], dict[str, Any]]:
