@@ -25,6 +25,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     false,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -124,6 +125,13 @@ class KeyframeRow(Base):
         Index("ix_keyframes_camera_id_ts", "camera_id", "ts"),
         # Size-budget retention walks every camera's footage oldest first.
         Index("ix_keyframes_ts_id", "ts", "id"),
+        # Only rows stored before 0011 (no recorded size): the storage check's probe.
+        Index(
+            "ix_keyframes_unsized",
+            "id",
+            sqlite_where=text("image_bytes IS NULL AND image_path IS NOT NULL"),
+            postgresql_where=text("image_bytes IS NULL AND image_path IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -189,6 +197,12 @@ class AppearanceRow(Base):
         Index("ix_appearances_label_ts", "label", "ts"),
         Index("ix_appearances_keyframe_id", "keyframe_id"),
         Index("ix_appearances_track_id_ts", "track_id", "ts"),
+        Index(
+            "ix_appearances_unsized",
+            "id",
+            sqlite_where=text("crop_bytes IS NULL"),
+            postgresql_where=text("crop_bytes IS NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import Connection, inspect, text
 
 from surveil.domain import ConfigError
 from surveil.storage.db import check_connection, make_engine
@@ -41,7 +41,7 @@ def test_models_and_migrations_agree(database_url: str) -> None:
 def test_require_current_refuses_an_empty_database(database_url: str) -> None:
     engine = make_engine(database_url)
     try:
-        with pytest.raises(ConfigError, match=r"not migrated \(at nothing, need 0011\)") as info:
+        with pytest.raises(ConfigError, match=r"not migrated \(at nothing, need 0012\)") as info:
             require_current(engine)
         assert "surveil db upgrade" in str(info.value)
     finally:
@@ -87,7 +87,7 @@ def test_0001_catalog_upgrades_to_head_keeping_its_rows(database_url: str) -> No
         with engine.connect() as conn:
             row = conn.execute(text("SELECT id, name, url, legal_hold FROM cameras")).one()
         assert tuple(row) == ("lobby", "Lobby", None, False)
-        assert current_revision(engine) == head_revision() == "0011"
+        assert current_revision(engine) == head_revision() == "0012"
     finally:
         engine.dispose()
 
@@ -275,6 +275,43 @@ def test_0010_on_an_empty_catalog_records_no_model(database_url: str) -> None:
         engine.dispose()
 
 
+def _one_of_each(conn: Connection, t: str, *, sized: bool = False) -> None:
+    """A camera, a source, keyframe 7 and appearance 9 without recorded sizes, as a 0010
+    catalog holds them; with `sized`, also keyframe 8 and appearance 10 with sizes, as
+    ingest writes them from 0011 on."""
+    flag = {"t": t, "yes": True}
+    conn.execute(
+        text(
+            "INSERT INTO cameras (id, name, enabled, created_at) VALUES ('gate', 'Gate', :yes, :t)"
+        ),
+        flag,
+    )
+    conn.execute(
+        text(
+            "INSERT INTO sources (id, camera_id, uri, fingerprint, start_ts, fps,"
+            " frames_read, complete, created_at, updated_at)"
+            " VALUES (1, 'gate', 'a.mp4', 'f', :t, 25, 0, :yes, :t, :t)"
+        ),
+        flag,
+    )
+    frame = (
+        "INSERT INTO keyframes (id, camera_id, source_id, frame_index, ts, width, height,"
+        " image_path{more}) VALUES ({id}, 'gate', 1, {id}, :t, 640, 480, 'k/{id}.jpg'{value})"
+    )
+    crop = (
+        "INSERT INTO appearances (id, keyframe_id, camera_id, ts, frame_index, label,"
+        " confidence, x1, y1, x2, y2, space, model_id, crop_path, embedding, dim{more})"
+        " VALUES ({id}, {frame}, 'gate', :t, {frame}, 'person', 0.9, 1, 2, 3, 4, 'person',"
+        " 'm@1', 'c/{id}.jpg', :e, 2{value})"
+    )
+    conn.execute(text(frame.format(id=7, more="", value="")), {"t": t})
+    conn.execute(text(crop.format(id=9, frame=7, more="", value="")), {"t": t, "e": b"\0" * 8})
+    if sized:
+        conn.execute(text(frame.format(id=8, more=", image_bytes", value=", 100")), {"t": t})
+        sized_crop = crop.format(id=10, frame=8, more=", crop_bytes", value=", 50")
+        conn.execute(text(sized_crop), {"t": t, "e": b"\0" * 8})
+
+
 def test_0010_catalog_upgrades_to_stored_bytes_keeping_rows_unsized(database_url: str) -> None:
     """Existing keyframes and appearances keep every value and get NULL sizes ("not sized
     yet"): the first budget run or estimate sizes them through the blob store."""
@@ -285,42 +322,41 @@ def test_0010_catalog_upgrades_to_stored_bytes_keeping_rows_unsized(database_url
     t = "2026-01-01 00:00:00+00:00"
     try:
         with engine.begin() as conn:
-            conn.execute(
-                text(
-                    "INSERT INTO cameras (id, name, enabled, created_at)"
-                    " VALUES ('gate', 'Gate', :yes, :t)"
-                ),
-                {"t": t, "yes": True},
-            )
-            conn.execute(
-                text(
-                    "INSERT INTO sources (id, camera_id, uri, fingerprint, start_ts, fps,"
-                    " frames_read, complete, created_at, updated_at)"
-                    " VALUES (1, 'gate', 'a.mp4', 'f', :t, 25, 0, :yes, :t, :t)"
-                ),
-                {"t": t, "yes": True},
-            )
-            conn.execute(
-                text(
-                    "INSERT INTO keyframes (id, camera_id, source_id, frame_index, ts, width,"
-                    " height, image_path) VALUES (7, 'gate', 1, 3, :t, 640, 480, 'k/7.jpg')"
-                ),
-                {"t": t},
-            )
-            conn.execute(
-                text(
-                    "INSERT INTO appearances (id, keyframe_id, camera_id, ts, frame_index, label,"
-                    " confidence, x1, y1, x2, y2, space, model_id, crop_path, embedding, dim)"
-                    " VALUES (9, 7, 'gate', :t, 3, 'person', 0.9, 1, 2, 3, 4, 'person', 'm@1',"
-                    " 'c/9.jpg', :e, 2)"
-                ),
-                {"t": t, "e": b"\0" * 8},
-            )
+            _one_of_each(conn, t)
         upgrade(database_url)
         with engine.connect() as conn:
             kf = conn.execute(text("SELECT image_path, image_bytes FROM keyframes")).one()
             app = conn.execute(text("SELECT crop_path, crop_bytes, label FROM appearances")).one()
         assert tuple(kf) == ("k/7.jpg", None)
         assert tuple(app) == ("c/9.jpg", None, "person")
+    finally:
+        engine.dispose()
+
+
+def test_0011_catalog_upgrades_to_unsized_indexes_holding_only_unsized_rows(
+    database_url: str,
+) -> None:
+    """0012's partial indexes serve the storage check's "unsized rows" probe: the planner
+    takes them for that query, and they find the unsized rows and no sized one."""
+    from sqlalchemy.orm import sessionmaker
+
+    from surveil.storage.usage import SqlUsage
+
+    upgrade(database_url, "0011")
+    engine = make_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            _one_of_each(conn, "2026-01-01 00:00:00+00:00", sized=True)
+        upgrade(database_url)
+        unsized = SqlUsage(sessionmaker(engine)).unsized(limit=10)
+        assert [(u.kind, u.id) for u in unsized] == [("keyframes", 7), ("appearances", 9)]
+        probe = "SELECT id FROM appearances WHERE crop_bytes IS NULL ORDER BY id LIMIT 10"
+        with engine.connect() as conn:
+            if engine.dialect.name == "sqlite":
+                plan = conn.execute(text("EXPLAIN QUERY PLAN " + probe)).all()
+            else:  # a two-row table is scanned unless told otherwise
+                conn.execute(text("SET enable_seqscan = off"))
+                plan = conn.execute(text("EXPLAIN " + probe)).all()
+        assert "ix_appearances_unsized" in " ".join(str(row) for row in plan)
     finally:
         engine.dispose()
