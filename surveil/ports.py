@@ -166,6 +166,22 @@ class VectorIndex(Protocol):
         labels: Collection[str] | None = None,
     ) -> list[IndexHit]: ...
 
+    def search_above(
+        self,
+        space: Space,
+        vector: Vectors,
+        min_score: float,
+        limit: int,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        cameras: Collection[str] | None = None,
+        labels: Collection[str] | None = None,
+    ) -> list[IndexHit]:
+        """Every id scoring >= min_score (at most `limit`, the best), best first, in one
+        pass where the index can: what a search needs when its k-th hit still passes."""
+        ...
+
     def remove(self, space: Space, ids: Ids, *, days: Collection[date] | None = None) -> int: ...
 
     def ids_by_day(

@@ -43,6 +43,9 @@ CALIBRATED_DEPTH = 1000
 #: Candidates fetched from the codes beyond k, re-scored exactly, so a vector whose 8-bit
 #: score fell just under the k-th is not lost to quantisation error.
 RERANK_EXTRA = 16
+#: How far under a range search's floor a code score may be and still be re-scored: the
+#: 8-bit codes' scores are within ~1e-3 of the exact cosine.
+CODE_MARGIN = 0.01
 
 
 def sidecars(faiss_path: Path) -> list[Path]:
@@ -231,6 +234,21 @@ class CompressedShard:
         scores = self.exact_scores(query.reshape(-1), ids, approx[0][keep])
         order = np.lexsort((ids, -scores))[:k]
         return scores[order], ids[order]
+
+    def above(self, query: Vectors, min_score: float) -> tuple[np.ndarray[Any, Any], Ids]:
+        """Every vector scoring >= min_score over the calibrated lists, exact scores, unsorted.
+
+        One range search over the codes at min_score - CODE_MARGIN (an 8-bit code's score
+        is within ~1e-3), then each candidate is re-scored from the floats and kept only
+        if its exact score reaches min_score.
+        """
+        params = _faiss.SearchParametersIVF(nprobe=self.nprobe)
+        vector = np.ascontiguousarray(query, dtype=np.float32).reshape(1, -1)
+        _, approx, found = self.ivf.range_search(vector, min_score - CODE_MARGIN, params=params)
+        ids = found.astype(np.int64)
+        scores = self.exact_scores(vector.reshape(-1), ids, approx)
+        keep = scores >= min_score
+        return scores[keep], ids[keep]
 
     def exact_scores(
         self, query: Vectors, ids: Ids, fallback: np.ndarray[Any, Any]

@@ -29,6 +29,7 @@ import structlog
 from surveil.config import MilvusSettings
 from surveil.domain import SPACES, ConfigError, Space, Vectors, as_vectors
 from surveil.index import milvus_schema as ms
+from surveil.index.above import above_by_rounds
 from surveil.index.milvus_client import MilvusCalls, shown_uri
 from surveil.ports import Ids, IndexHit, VectorBatch, VectorMeta
 
@@ -295,6 +296,29 @@ class MilvusIndex:
             ),
         )
         return [IndexHit(int(h["id"]), float(h["distance"])) for h in found[0]]
+
+    def search_above(
+        self,
+        space: Space,
+        vector: Vectors,
+        min_score: float,
+        limit: int,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        cameras: Collection[str] | None = None,
+        labels: Collection[str] | None = None,
+    ) -> list[IndexHit]:
+        """Every track scoring >= min_score among those the filters let through (the best
+        `limit`, at most Milvus's top-k cap), by k-nearest rounds: the filters already
+        apply inside each search, so a deep round is rare."""
+
+        def search(k: int) -> list[IndexHit]:
+            return self.search(
+                space, vector, k, since=since, until=until, cameras=cameras, labels=labels
+            )
+
+        return above_by_rounds(search, min_score, min(limit, ms.MAX_TOPK))
 
     def ids_by_day(self, space: Space, *, days: Collection[date] | None = None) -> dict[date, Ids]:
         """Ids per day (only `days` when given), sorted."""

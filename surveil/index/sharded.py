@@ -34,6 +34,7 @@ import structlog
 from surveil.domain import ConfigError, Space, Vectors, as_vectors
 from surveil.files import TMP_MARKER, fsync_dir, replacing
 from surveil.index import factory as fx
+from surveil.index.above import best_first, shard_above
 from surveil.index.compressed import RERANK_EXTRA, CompressedShard, sidecars
 from surveil.index.manifest import (
     ShardEntry,
@@ -368,6 +369,44 @@ class ShardedFaissIndex:
                 targets.append((shard.device_copy, index))
         with self._rw.read():
             return self._search_shards(targets, query, k)
+
+    def search_above(
+        self,
+        space: Space,
+        vector: Vectors,
+        min_score: float,
+        limit: int,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        cameras: Collection[str] | None = None,
+        labels: Collection[str] | None = None,
+    ) -> list[IndexHit]:
+        """Every id scoring >= min_score in the window (the best `limit`), best first.
+
+        One range search per shard, side by side on the search pool, on the CPU indexes
+        (see index/above.py); `cameras` and `labels` are not applied here. Scores are
+        exact cosines, as from `search`.
+        """
+        query = as_vectors(vector).reshape(1, -1)
+        if limit <= 0:
+            return []
+        with self._lock:
+            shards = self._overlapping(space, since, until)
+            indexes = [self._load(shard) for shard in shards]
+            if shards:
+                self._check_dim(space, int(query.shape[1]))
+            targets = [
+                (index, _calibrated(shard.record, min_score))
+                for shard, index in zip(shards, indexes, strict=True)
+                if index.ntotal
+            ]
+        with self._rw.read():
+            jobs = [
+                self._pool.submit(shard_above, index, query, min_score, calibrated=calibrated)
+                for index, calibrated in targets
+            ]
+            return best_first([job.result() for job in jobs], limit)
 
     def _search_shards(
         self, targets: list[tuple[Any, Any]], query: Vectors, k: int
@@ -730,6 +769,11 @@ class ShardedFaissIndex:
         """Days that have a shard, on disk or in memory, without loading any."""
         with self._lock:
             return [self._day_key(stem) for stem in sorted(self._space_shards(space))]
+
+
+def _calibrated(record: TrainingRecord | None, min_score: float) -> bool:
+    """Whether a trained shard's probe count was measured at a floor <= min_score."""
+    return record is not None and record.floor is not None and min_score >= record.floor
 
 
 def _shard_search(

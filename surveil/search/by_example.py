@@ -314,7 +314,9 @@ def search_by_example(
     the vector search (an index with `filters_inside` also applies cameras, label
     groups and time before its cut, so it is not over-fetched), so a round that leaves
     fewer than `limit` tracks while the index still had more candidates searches deeper
-    (k grows 4x per round up to max_candidates) instead of losing matches.
+    (k grows 4x per round up to max_candidates) instead of losing matches. With a
+    min_score, the deeper rounds are slices of one `search_above` at the floor (one range
+    search per shard) rather than new, deeper index searches that scan the same lists.
 
     With `rerank`, the matched tracks are re-ordered by the k-reciprocal distance before
     the cut at `limit` (the index goes at least `rerank.depth` deep, the graph's gallery):
@@ -335,18 +337,19 @@ def search_by_example(
         first = max(first, rerank.depth)
     k = min(max(first, 1), max_candidates)
     rounds = 0
+    # Everything at or above `reach`, best first, once a round showed more may lie deeper:
+    # later rounds take deeper slices of it instead of searching the index again.
+    pool: list[IndexHit] | None = None
+    window = {"since": query.filters.since, "until": query.filters.until}
     while True:
         rounds += 1
         with clock.stage("index"):
-            found = index.search(
-                query.space,
-                query.vector,
-                k,
-                since=query.filters.since,
-                until=query.filters.until,
-                cameras=cameras,
-                labels=labels,
-            )
+            if pool is None:
+                found = index.search(
+                    query.space, query.vector, k, cameras=cameras, labels=labels, **window
+                )
+            else:
+                found = pool[:k]
         above = [(h.id, h.score) for h in found if h.score >= reach]
         with clock.stage("hydrate"):
             scored = _hydrate(catalog, query, above)
@@ -357,6 +360,17 @@ def search_by_example(
         if exhausted or (enough and not _cut_inside_tie(found, matched, query.limit)):
             break
         k = min(k * 4, max_candidates)
+        if pool is None and query.filters.min_score is not None:
+            with clock.stage("index"):
+                pool = index.search_above(
+                    query.space,
+                    query.vector,
+                    reach,
+                    max_candidates,
+                    cameras=cameras,
+                    labels=labels,
+                    **window,
+                )
     if rerank is not None and matched:
         with clock.stage("rerank"):
             matched = _reranked(catalog, query, found, scored, rerank)

@@ -92,6 +92,25 @@ def test_search_finds_itself_first_with_exact_cosines(
         assert hit.score == pytest.approx(float(expected[hit.id - 100]), abs=1e-5)
 
 
+def test_search_above_returns_every_id_at_or_above_the_score_best_first(
+    filled: VectorIndex, vectors: Vectors
+) -> None:
+    """Exactly the ids scoring >= min_score (exact cosines), best first; `limit` keeps the
+    best; a time window keeps to its days; an empty space answers nothing."""
+    scores = vectors @ vectors[4]
+    ranked = np.sort(scores)
+    floor = float(ranked[-12] + ranked[-13]) / 2  # twelve ids reach it (itself included)
+    expected = [int(IDS[i]) for i in np.argsort(-scores)[:12]]
+    hits = filled.search_above(SPACE, vectors[4], floor, 100)
+    assert [h.id for h in hits] == expected
+    for hit in hits:
+        assert hit.score == pytest.approx(float(scores[hit.id - 100]), abs=1e-5)
+    assert [h.id for h in filled.search_above(SPACE, vectors[4], floor, 5)] == expected[:5]
+    in_day2 = filled.search_above(SPACE, vectors[4], floor, 100, since=at(DAY2), until=at(DAY2, 23))
+    assert {h.id for h in in_day2} == {i for i in expected if 110 <= i < 120}
+    assert filled.search_above("general", vectors[4], floor, 100) == []
+
+
 def test_an_unknown_space_is_empty_not_an_error(index: VectorIndex, vectors: Vectors) -> None:
     assert index.search("general", vectors[0], 5) == []
     assert index.size("general") == 0

@@ -101,6 +101,43 @@ def test_trained_shard_returns_exact_scores_and_finds_the_true_matches(
     assert wanted > 100 and found / wanted >= 0.97
 
 
+def test_search_above_on_a_trained_shard_is_one_range_search_finding_the_true_matches(
+    trained: ShardedFaissIndex, data: Vectors
+) -> None:
+    """At the calibrated floor: every hit >= the floor with its exact cosine, at least the
+    target share of the true matches, and the same hits the k-nearest rounds find."""
+    found = wanted = 0
+    for q in range(0, len(data), 97):
+        hits = trained.search_above("person", data[q], FLOOR, 5000)
+        assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+        for hit in hits:
+            assert hit.score >= FLOOR
+            assert hit.score == pytest.approx(float(data[hit.id] @ data[q]), abs=1e-5)
+        truth = set(np.flatnonzero(data @ data[q] >= FLOOR).tolist())
+        found += len(truth & {h.id for h in hits})
+        wanted += len(truth)
+        deep = trained.search("person", data[q], 5000)
+        assert {h.id for h in hits} <= {h.id for h in deep if h.score >= FLOOR} | truth
+    assert wanted > 100 and found / wanted >= 0.97
+    # `limit` keeps the best: the first hits of the full answer, in order.
+    full = trained.search_above("person", data[0], FLOOR, 5000)
+    assert trained.search_above("person", data[0], FLOOR, 3) == full[:3]
+
+
+def test_search_above_under_the_calibrated_floor_goes_by_rounds(
+    trained: ShardedFaissIndex, data: Vectors
+) -> None:
+    """Below the floor the probes were measured at, the shard answers by k-nearest rounds
+    (which probe more lists as they go deeper): every hit passes and scores are exact."""
+    low = FLOOR - 0.2
+    hits = trained.search_above("person", data[5], low, 10_000)
+    assert hits and all(h.score >= low for h in hits)
+    truth = set(np.flatnonzero(data @ data[5] >= low).tolist())
+    assert len(truth & {h.id for h in hits}) >= 0.97 * len(truth)
+    for hit in hits[:50]:
+        assert hit.score == pytest.approx(float(data[hit.id] @ data[5]), abs=1e-5)
+
+
 def test_reopened_trained_shard_serves_the_same_answers(
     trained: ShardedFaissIndex, data: Vectors, tmp_path: Path
 ) -> None:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import cast
+from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import pytest
 
 from surveil.domain import SearchFilters, SearchQuery, StoredAppearance
+from surveil.index.sharded import ShardedFaissIndex
 from surveil.ports import Catalog, IndexHit, MemberVectors, VectorIndex
 from surveil.search.by_example import SearchResult, search_by_example
 
@@ -319,3 +321,37 @@ def test_a_track_just_under_the_floor_is_kept_when_a_member_reaches_it() -> None
         return [s.track_id for s in result.sightings]
 
     assert found(0.0) == [] and found(0.2) == [1]
+
+
+class CountingFaissIndex(ShardedFaissIndex):
+    """The real sharded FAISS index, counting the questions the search loop asks it."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.knn_calls = 0
+        self.above_calls = 0
+
+    def search(self, *args: Any, **kwargs: Any) -> list[IndexHit]:
+        self.knn_calls += 1
+        return super().search(*args, **kwargs)
+
+    def search_above(self, *args: Any, **kwargs: Any) -> list[IndexHit]:
+        self.above_calls += 1
+        return super().search_above(*args, **kwargs)
+
+
+def test_a_deeper_round_with_a_floor_is_one_search_above_not_repeated_searches(
+    tmp_path: Path,
+) -> None:
+    """With min_score, going deeper asks the index once for everything at the floor and
+    takes deeper slices of that; the matches are those an exhaustive search finds."""
+    scores = [0.99, 0.98, 0.97, 0.96, 0.95, 0.94, 0.93, 0.92, 0.91, 0.9]
+    scores += [0.89, 0.88, 0.87, 0.86, 0.85, 0.8, 0.75, 0.72, 0.3, 0.2]
+    cams = ["a"] * 15 + ["b"] * 5
+    plain, catalog = world(scores, cams)
+    index = CountingFaissIndex(tmp_path / "index")
+    index.add("person", plain.ids.astype(np.int64), plain.vectors, [T0.date()] * len(scores))
+    filters = SearchFilters(cameras=frozenset({"b"}), min_score=0.7)
+    assert run(cast(MemoryIndex, index), catalog, filters) == [16, 17, 18]
+    # k=3 found only camera a; k=12, k=48 would each have searched again.
+    assert (index.knn_calls, index.above_calls) == (1, 1)
