@@ -10,6 +10,10 @@ A trained (compressed) shard answers by range search only at or above the floor 
 probe count was calibrated for (its training record's `floor`): below it the share of
 true matches those probes find was never measured, so it answers by rounds, which scale
 the probes with the depth. An index type without range search answers by rounds too.
+Queries with many matches need more lists than the calibration sample did: when the
+matches found over all shards are more than a calibrated depth holds, the trained shards
+are searched once more with the probes the rounds would have used at that depth
+(measured at 1M: recall of the true matches 0.960 with the calibrated probes alone).
 """
 
 from __future__ import annotations
@@ -55,19 +59,31 @@ def _rounds(search: Callable[[int], Scored], min_score: float, size: int) -> Sco
     return scores[keep], ids[keep]
 
 
-def shard_above(index: Any, query: Any, min_score: float, *, calibrated: bool) -> Scored:
+def rounds_depth(matches: int) -> int:
+    """The k at which k-nearest rounds (FIRST_K, then 4x) would have stopped for this many
+    matches: the first k past them. A trained shard probes for that depth, as it would
+    have in the last round, so a deep answer keeps the recall the rounds had."""
+    depth = FIRST_K
+    while depth <= matches:
+        depth *= 4
+    return depth
+
+
+def shard_above(
+    index: Any, query: Any, min_score: float, *, calibrated: bool, depth: int = FIRST_K
+) -> Scored:
     """One shard's vectors scoring >= min_score with exact scores, in no particular order.
 
     `index` is the CPU index (FAISS on a GPU has no range search for these types);
     `calibrated` says whether a compressed shard's probe count was measured at a floor
-    at or under min_score.
+    at or under min_score; `depth` is the search depth its probes are scaled for.
     """
     size = int(index.ntotal)
     if size == 0:
         return np.zeros(0, np.float32), np.zeros(0, np.int64)
     if isinstance(index, CompressedShard):
         if calibrated:
-            return index.above(query, min_score)
+            return index.above(query, min_score, depth=depth)
         return _rounds(lambda k: index.search(query, k), min_score, size)
     # Inner-product range search keeps scores strictly above the radius.
     radius = float(np.nextafter(np.float32(min_score), np.float32(-2)))

@@ -235,14 +235,17 @@ class CompressedShard:
         order = np.lexsort((ids, -scores))[:k]
         return scores[order], ids[order]
 
-    def above(self, query: Vectors, min_score: float) -> tuple[np.ndarray[Any, Any], Ids]:
-        """Every vector scoring >= min_score over the calibrated lists, exact scores, unsorted.
+    def above(
+        self, query: Vectors, min_score: float, *, depth: int = CALIBRATED_DEPTH
+    ) -> tuple[np.ndarray[Any, Any], Ids]:
+        """Every vector scoring >= min_score over the lists a search `depth` deep probes
+        (probes_for), exact scores, unsorted.
 
         One range search over the codes at min_score - CODE_MARGIN (an 8-bit code's score
         is within ~1e-3), then each candidate is re-scored from the floats and kept only
         if its exact score reaches min_score.
         """
-        params = _faiss.SearchParametersIVF(nprobe=self.nprobe)
+        params = _faiss.SearchParametersIVF(nprobe=self.probes_for(depth))
         vector = np.ascontiguousarray(query, dtype=np.float32).reshape(1, -1)
         _, approx, found = self.ivf.range_search(vector, min_score - CODE_MARGIN, params=params)
         ids = found.astype(np.int64)

@@ -34,8 +34,8 @@ import structlog
 from surveil.domain import ConfigError, Space, Vectors, as_vectors
 from surveil.files import TMP_MARKER, fsync_dir, replacing
 from surveil.index import factory as fx
-from surveil.index.above import best_first, shard_above
-from surveil.index.compressed import RERANK_EXTRA, CompressedShard, sidecars
+from surveil.index.above import FIRST_K, best_first, rounds_depth, shard_above
+from surveil.index.compressed import CALIBRATED_DEPTH, RERANK_EXTRA, CompressedShard, sidecars
 from surveil.index.manifest import (
     ShardEntry,
     entry_for,
@@ -402,11 +402,26 @@ class ShardedFaissIndex:
                 if index.ntotal
             ]
         with self._rw.read():
-            jobs = [
-                self._pool.submit(shard_above, index, query, min_score, calibrated=calibrated)
-                for index, calibrated in targets
-            ]
-            return best_first([job.result() for job in jobs], limit)
+            parts = self._above(targets, query, min_score, FIRST_K)
+            depth = rounds_depth(sum(len(ids) for _, ids in parts))
+            if depth > CALIBRATED_DEPTH:  # deep: the trained shards again, more lists
+                trained = [i for i, (idx, cal) in enumerate(targets) if cal and _compressed(idx)]
+                again = self._above([targets[i] for i in trained], query, min_score, depth)
+                for i, part in zip(trained, again, strict=True):
+                    parts[i] = part
+            return best_first(parts, limit)
+
+    def _above(
+        self, targets: list[tuple[Any, bool]], query: Vectors, min_score: float, depth: int
+    ) -> list[tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]]:
+        """Each target's answer to shard_above, side by side on the search pool."""
+        jobs = [
+            self._pool.submit(
+                shard_above, index, query, min_score, calibrated=calibrated, depth=depth
+            )
+            for index, calibrated in targets
+        ]
+        return [job.result() for job in jobs]
 
     def _search_shards(
         self, targets: list[tuple[Any, Any]], query: Vectors, k: int
@@ -769,6 +784,10 @@ class ShardedFaissIndex:
         """Days that have a shard, on disk or in memory, without loading any."""
         with self._lock:
             return [self._day_key(stem) for stem in sorted(self._space_shards(space))]
+
+
+def _compressed(index: Any) -> bool:
+    return isinstance(index, CompressedShard)
 
 
 def _calibrated(record: TrainingRecord | None, min_score: float) -> bool:

@@ -13,6 +13,7 @@ import pytest
 
 from surveil.domain import Vectors
 from surveil.index import factory as fx
+from surveil.index.above import rounds_depth
 from surveil.index.compressed import CompressedShard
 from surveil.index.manifest import MANIFEST_NAME
 from surveil.index.sharded import ShardedFaissIndex
@@ -122,6 +123,39 @@ def test_search_above_on_a_trained_shard_is_one_range_search_finding_the_true_ma
     # `limit` keeps the best: the first hits of the full answer, in order.
     full = trained.search_above("person", data[0], FLOOR, 5000)
     assert trained.search_above("person", data[0], FLOOR, 3) == full[:3]
+
+
+def test_search_above_deeper_than_calibrated_probes_as_many_lists_as_rounds_would(
+    tmp_path: Path,
+) -> None:
+    """A query with more matches than a calibrated depth holds is searched again with the
+    probes the k-nearest rounds would have reached (200, 800, 3200, ...): it finds as many
+    of them as the rounds do."""
+    assert [rounds_depth(m) for m in (0, 199, 200, 799, 800, 3199, 3200)] == [
+        200,
+        200,
+        800,
+        800,
+        3200,
+        3200,
+        12800,
+    ]
+    crowd = clustered(1500, per_object=1500, seed=3)  # one crowd: every pair scores high
+    data = np.concatenate([clustered(3000), crowd])
+    index = open_auto(tmp_path / "idx")
+    index.add("person", np.arange(len(data), dtype=np.int64), data, [PAST] * len(data))
+    index.save()
+    assert index.wait_for_training(timeout=120)
+    query = crowd[0]
+    truth = set(np.flatnonzero(data @ query >= FLOOR).tolist())
+    assert len(truth) > 1000
+    above = {h.id for h in index.search_above("person", query, FLOOR, 20_000)}
+    k, hits = 200, index.search("person", query, 200)
+    while len(hits) == k and hits[-1].score >= FLOOR:
+        k *= 4
+        hits = index.search("person", query, k)
+    by_rounds = {h.id for h in hits if h.score >= FLOOR}
+    assert len(above & truth) >= len(by_rounds & truth) >= 0.97 * len(truth)
 
 
 def test_search_above_under_the_calibrated_floor_goes_by_rounds(
