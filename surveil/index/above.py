@@ -19,7 +19,7 @@ are searched once more with the probes the rounds would have used at that depth
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -31,6 +31,18 @@ from surveil.ports import IndexHit
 FIRST_K = 200
 
 Scored = tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]  # (scores, ids)
+R = TypeVar("R")
+
+
+def _deepened(search: Callable[[int], R], full: Callable[[R, int], bool], limit: int) -> R:
+    """Ask k = FIRST_K, then 4x deeper (at most `limit`) while the answer is `full`: k
+    long with its k-th still passing the floor, so more may lie deeper."""
+    k = min(FIRST_K, limit)
+    while True:
+        found = search(k)
+        if k >= limit or not full(found, k):
+            return found
+        k = min(k * 4, limit)
 
 
 def above_by_rounds(
@@ -38,23 +50,20 @@ def above_by_rounds(
 ) -> list[IndexHit]:
     """Best-first hits >= min_score (at most `limit`) from a k-nearest search, going 4x
     deeper while the k-th still passes; for an index without a range search."""
-    k = min(FIRST_K, limit)
-    while True:
-        hits = search(k)
-        if len(hits) < k or k >= limit or hits[-1].score < min_score:
-            break
-        k = min(k * 4, limit)
-    return [h for h in hits if h.score >= min_score][:limit]
+
+    def full(hits: list[IndexHit], k: int) -> bool:
+        return len(hits) == k and hits[-1].score >= min_score
+
+    return [h for h in _deepened(search, full, limit) if h.score >= min_score][:limit]
 
 
 def _rounds(search: Callable[[int], Scored], min_score: float, size: int) -> Scored:
     """One shard by rounds, as (scores, ids) >= min_score."""
-    k = min(FIRST_K, size)
-    while True:
-        scores, ids = search(k)
-        if len(ids) < k or k >= size or scores[-1] < min_score:
-            break
-        k = min(k * 4, size)
+
+    def full(found: Scored, k: int) -> bool:
+        return len(found[1]) == k and found[0][-1] >= min_score
+
+    scores, ids = _deepened(search, full, size)
     keep = scores >= min_score
     return scores[keep], ids[keep]
 

@@ -405,7 +405,11 @@ class ShardedFaissIndex:
             parts = self._above(targets, query, min_score, FIRST_K)
             depth = rounds_depth(sum(len(ids) for _, ids in parts))
             if depth > CALIBRATED_DEPTH:  # deep: the trained shards again, more lists
-                trained = [i for i, (idx, cal) in enumerate(targets) if cal and _compressed(idx)]
+                trained = [
+                    i
+                    for i, (idx, cal) in enumerate(targets)
+                    if cal and isinstance(idx, CompressedShard)
+                ]
                 again = self._above([targets[i] for i in trained], query, min_score, depth)
                 for i, part in zip(trained, again, strict=True):
                     parts[i] = part
@@ -784,10 +788,6 @@ class ShardedFaissIndex:
         """Days that have a shard, on disk or in memory, without loading any."""
         with self._lock:
             return [self._day_key(stem) for stem in sorted(self._space_shards(space))]
-
-
-def _compressed(index: Any) -> bool:
-    return isinstance(index, CompressedShard)
 
 
 def _calibrated(record: TrainingRecord | None, min_score: float) -> bool:

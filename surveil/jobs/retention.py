@@ -27,6 +27,7 @@ from surveil.jobs.retention_parts import (
     RetentionReport,
     Tally,
     drain,
+    let_go,
     measure,
     retention_parts,
     tally,
@@ -161,8 +162,7 @@ def _delete(
     journalled, after = 0, 0
     while doomed := delete(policy, after_id=after, limit=batch):
         after = doomed[-1].id
-        tally(parts.files, doomed, report, kind)  # sizes first: the files are about to go
-        early.submit([d.path for d in doomed if d.path])
+        let_go(parts, doomed, report, kind, early)
         journalled += len(doomed) * (2 if kind == "appearances" else 1)  # vector + file
         log.debug("retention.batch", kind=kind, rows=len(doomed), last_id=after)
         if journalled >= DRAIN_AT:

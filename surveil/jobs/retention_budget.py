@@ -25,8 +25,8 @@ from surveil.jobs.retention_parts import (
     RetentionParts,
     RetentionReport,
     drain,
+    let_go,
     measure,
-    tally,
 )
 from surveil.jobs.usage import Usage
 from surveil.search.render import iso
@@ -234,9 +234,7 @@ def _delete_ids(
         else parts.store.delete_keyframes_by_id
     )
     for start in range(0, len(ids), size):
-        doomed = delete(ids[start : start + size])
-        tally(parts.files, doomed, report, kind)  # sizes first: the files are about to go
-        early.submit([d.path for d in doomed if d.path])
+        let_go(parts, delete(ids[start : start + size]), report, kind, early)
 
 
 def preview_budget(

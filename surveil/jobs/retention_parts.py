@@ -207,6 +207,19 @@ def tally(
         report.keyframes += len(doomed)
 
 
+def let_go(
+    parts: RetentionParts,
+    doomed: Sequence[Doomed],
+    report: RetentionReport,
+    kind: Literal["appearances", "keyframes"],
+    early: EarlyUnlinks,
+) -> None:
+    """A committed batch's rows: counted first (sizes may come from the files, which are
+    about to go), then their files unlinked in the background."""
+    tally(parts.files, doomed, report, kind)
+    early.submit([d.path for d in doomed if d.path])
+
+
 def drain(parts: RetentionParts, report: RetentionReport, early: EarlyUnlinks | None = None) -> int:
     """Work off the journal: vectors out of the index (saved), files off disk, entries gone.
 

@@ -187,6 +187,8 @@ _DOOMED_APPEARANCE = (
     _A.track_id,
     _A.crop_bytes,
 )
+#: What a deleted keyframe leaves: its file and its size.
+_DOOMED_KEYFRAME = (_K.id, _K.camera_id, _K.image_path, _K.image_bytes)
 
 
 def _appearance_batch(
@@ -204,7 +206,7 @@ def _keyframe_batch(
     policy: RetentionPolicy, after_id: int, limit: int, *, kept_only: bool
 ) -> Select[int, str, str | None, int | None]:
     return (
-        select(_K.id, _K.camera_id, _K.image_path, _K.image_bytes)
+        select(*_DOOMED_KEYFRAME)
         .where(_K.id > after_id, expired_keyframe(policy, kept_only=kept_only))
         .order_by(_K.id)
         .limit(limit)
@@ -213,6 +215,10 @@ def _keyframe_batch(
 
 def _doomed_appearances(rows: Sequence[Any]) -> list[Doomed]:
     return [Doomed(r[0], r[1], r[2], r[3], r[4], r[5], r[6]) for r in rows]
+
+
+def _doomed_keyframes(rows: Sequence[Any]) -> list[Doomed]:
+    return [Doomed(r[0], r[1], r[2], size=r[3]) for r in rows]
 
 
 _NO_ITEM: dict[str, Any] = {"item_id": None, "space": None, "ts": None, "path": None}
@@ -279,7 +285,7 @@ def _delete_appearance_rows(session: Session, dialect: str, stmt: Executable) ->
 
 def _delete_keyframe_rows(session: Session, dialect: str, stmt: Executable) -> list[Doomed]:
     """Delete the keyframes `stmt` selects; journal their files."""
-    doomed = [Doomed(r[0], r[1], r[2], size=r[3]) for r in session.execute(stmt)]
+    doomed = _doomed_keyframes(session.execute(stmt).all())
     if not doomed:
         return []
     session.execute(delete(_K).where(_among(_K.id, [d.id for d in doomed], dialect)))
@@ -311,7 +317,7 @@ class SqlRetention(SweepQueries):
         """Keyframes that expire once this policy's appearances are gone; nothing changes."""
         stmt = _keyframe_batch(policy, after_id, limit, kept_only=True)
         with self._sessions() as session:
-            return [Doomed(r[0], r[1], r[2], size=r[3]) for r in session.execute(stmt)]
+            return _doomed_keyframes(session.execute(stmt).all())
 
     # ---- deleting, journalled ----------------------------------------------------------
 
@@ -336,9 +342,7 @@ class SqlRetention(SweepQueries):
             dialect = self._lock_holds(session)
             evidence = exists().where(AlertRow.appearance_id == _A.id)
             stmt = (
-                select(
-                    _A.id, _A.camera_id, _A.crop_path, _A.space, _A.ts, _A.track_id, _A.crop_bytes
-                )
+                select(*_DOOMED_APPEARANCE)
                 .where(
                     _among(_A.id, ids, dialect),
                     _A.legal_hold.is_(false()),
@@ -366,7 +370,7 @@ class SqlRetention(SweepQueries):
         with self._sessions.begin() as session:
             dialect = self._lock_holds(session)
             stmt = (
-                select(_K.id, _K.camera_id, _K.image_path, _K.image_bytes)
+                select(*_DOOMED_KEYFRAME)
                 .where(
                     _among(_K.id, ids, dialect),
                     ~_camera_held(_K.camera_id),

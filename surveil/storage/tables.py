@@ -116,6 +116,12 @@ class SourceRow(Base):
     )
 
 
+#: Rows without a recorded file size (stored before migration 0011): the partial indexes'
+#: predicates, the same on both databases.
+_UNSIZED_FRAMES = text("image_bytes IS NULL AND image_path IS NOT NULL")
+_UNSIZED_CROPS = text("crop_bytes IS NULL")
+
+
 class KeyframeRow(Base):
     """A stored keyframe; `frame_index` is 0-based within its source."""
 
@@ -129,8 +135,8 @@ class KeyframeRow(Base):
         Index(
             "ix_keyframes_unsized",
             "id",
-            sqlite_where=text("image_bytes IS NULL AND image_path IS NOT NULL"),
-            postgresql_where=text("image_bytes IS NULL AND image_path IS NOT NULL"),
+            sqlite_where=_UNSIZED_FRAMES,
+            postgresql_where=_UNSIZED_FRAMES,
         ),
     )
 
@@ -200,8 +206,8 @@ class AppearanceRow(Base):
         Index(
             "ix_appearances_unsized",
             "id",
-            sqlite_where=text("crop_bytes IS NULL"),
-            postgresql_where=text("crop_bytes IS NULL"),
+            sqlite_where=_UNSIZED_CROPS,
+            postgresql_where=_UNSIZED_CROPS,
         ),
     )
 
